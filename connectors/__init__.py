@@ -1,0 +1,1 @@
+"""learnloop connectors: one package per tool, each with the same shape."""

@@ -1,0 +1,126 @@
+"""Create, read and remove connections; build a connector for one, secrets decrypted."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core import secrets
+from core.contract import Connector, ConnectorFactory
+from core.errors import ConfigError, NotFoundError
+from core.model import Connection
+
+
+def env_overrides(kind: str) -> dict[str, str]:
+    """Config values from LEARNLOOP_<TOOL>__<FIELD> environment variables."""
+    prefix = f"LEARNLOOP_{kind.upper()}__"
+    return {k[len(prefix):].lower(): v for k, v in os.environ.items() if k.startswith(prefix)}
+
+
+def validation_message(exc: ValidationError, what: str) -> str:
+    """One line naming each invalid field, never echoing the values (they may be secrets)."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(config)"
+        parts.append(f"{loc}: {err['msg']}")
+    return f"invalid {what}: " + "; ".join(parts)
+
+
+def validate_config(factory: ConnectorFactory, values: Mapping[str, Any]) -> BaseModel:
+    """Validate raw config values (env overrides win) against the connector's model.
+
+    Raises:
+        ConfigError: naming every invalid or missing field.
+    """
+    merged = {**values, **env_overrides(factory.name)}
+    try:
+        return factory.config_model.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(validation_message(exc, f"{factory.name} config")) from exc
+
+
+def validate_mapping(factory: ConnectorFactory, mapping: Mapping[str, Any]) -> dict[str, Any]:
+    """Check a field mapping names only known core fields and has the required ones.
+
+    Raises:
+        ConfigError: for an unknown core field or a missing required one.
+    """
+    known = {f.name for f in factory.mapping_fields}
+    unknown = sorted(k for k in mapping if k not in known and k != "segments")
+    if unknown:
+        raise ConfigError(
+            f"unknown mapping field(s) {', '.join(unknown)}; "
+            f"{factory.name} maps: {', '.join(sorted(known | {'segments'}))}"
+        )
+    missing = [f.name for f in factory.mapping_fields if f.required and not mapping.get(f.name)]
+    if missing:
+        raise ConfigError(f"mapping is missing required field(s): {', '.join(missing)}")
+    return dict(mapping)
+
+
+def add_connection(
+    session: Session,
+    factory: ConnectorFactory,
+    name: str,
+    config: Mapping[str, Any],
+    mapping: Mapping[str, Any] | None = None,
+    schedule: str | None = None,
+) -> Connection:
+    """Validate and store a new connection, its secrets encrypted.
+
+    Raises:
+        ConfigError: for an invalid config, mapping or a name already taken.
+    """
+    if not name or len(name) > 200:
+        raise ConfigError("a connection needs a name of 1 to 200 characters")
+    if session.scalar(select(Connection.id).where(Connection.name == name)) is not None:
+        raise ConfigError(f"a connection named {name!r} already exists")
+    model = validate_config(factory, config)
+    plain, secret_values = secrets.split_config(model)
+    conn = Connection(
+        kind=factory.name,
+        name=name,
+        config=plain,
+        secrets=secrets.encrypt(secret_values),
+        mapping=validate_mapping(factory, mapping or {}),
+        schedule=schedule,
+    )
+    session.add(conn)
+    session.flush()
+    return conn
+
+
+def get_connection(session: Session, name: str) -> Connection:
+    """The connection called `name`.
+
+    Raises:
+        NotFoundError: naming the connections that do exist.
+    """
+    conn = session.scalar(select(Connection).where(Connection.name == name))
+    if conn is None:
+        names = session.scalars(select(Connection.name).order_by(Connection.name)).all()
+        known = ", ".join(names) if names else "none yet; add one with `learnloop connections add`"
+        raise NotFoundError(f"unknown connection {name!r} (known: {known})")
+    return conn
+
+
+def remove_connection(session: Session, name: str) -> None:
+    """Delete a connection and everything synced from it."""
+    session.delete(get_connection(session, name))
+
+
+def load_config(conn: Connection, factory: ConnectorFactory) -> BaseModel:
+    """The connection's validated config with its secrets decrypted."""
+    return validate_config(factory, {**conn.config, **secrets.decrypt(conn.secrets)})
+
+
+def build_connector(conn: Connection, factory: ConnectorFactory) -> Connector:
+    """A ready connector instance for a stored connection."""
+    if conn.kind != factory.name:
+        raise ConfigError(f"connection {conn.name!r} is a {conn.kind} connection, not {factory.name}")
+    return factory(load_config(conn, factory), conn.mapping)

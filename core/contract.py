@@ -1,0 +1,201 @@
+"""The connector contract: what every connector provides and the records it exchanges."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from pydantic import BaseModel
+
+# Write-back surfaces a connector may support (its `capabilities`).
+FIELDS = "fields"  # quiet per-item values: forecast P80, effort factor, insight
+COMMENT = "comment"  # one comment per item, edited in place
+PROPERTY = "property"  # structured JSON stored on the item
+LINK = "link"  # a link from the item to its learnloop page
+NOTE = "note"  # a note/task on a CRM record
+TEMPLATE = "template"  # a project or sequence template updated after an accepted proposal
+TABLE = "table"  # a copy of a table with learnloop's columns added
+SURFACES = (FIELDS, COMMENT, PROPERTY, LINK, NOTE, TEMPLATE, TABLE)
+
+
+@dataclass(slots=True)
+class ItemRecord:
+    """One item as a connector reads it from its tool, already mapped onto the core model."""
+
+    external_id: str
+    title: str = ""
+    kind: str = "task"
+    url: str | None = None
+    segments: dict[str, str] = field(default_factory=dict)
+    unit: str = "hours"
+    status: str = "open"
+    planned_start: dt.datetime | None = None
+    planned_due: dt.datetime | None = None
+    planned_estimate: float | None = None
+    planned_amount: float | None = None
+    expected_outcome: str | None = None
+    estimated_at: dt.datetime | None = None
+    actual_start: dt.datetime | None = None
+    actual_end: dt.datetime | None = None
+    actual_effort: float | None = None
+    actual_amount: float | None = None
+    outcome: str | None = None
+    source_updated_at: dt.datetime | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class EventRecord:
+    """One action on an item; `external_id` is stable so a re-read never duplicates it."""
+
+    item_external_id: str
+    external_id: str
+    occurred_at: dt.datetime
+    kind: str
+    actor: str | None = None
+    actor_kind: str = "human"
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Problem:
+    """Input that could not become an item: where it is, why, and the raw values."""
+
+    locator: str
+    reason: str
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.locator}: {self.reason}"
+
+
+@dataclass(slots=True)
+class Batch:
+    """A unit of a pull, stored in one transaction together with the cursor after it.
+
+    `snapshot=True` says the pull lists every live item: items of the connection that no
+    batch of a completed snapshot pull mentioned are marked deleted.
+    """
+
+    items: list[ItemRecord] = field(default_factory=list)
+    events: list[EventRecord] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    cursor: dict[str, Any] | None = None
+    snapshot: bool = False
+
+
+@dataclass(slots=True)
+class Health:
+    """The result of a connection test, in plain words."""
+
+    ok: bool
+    message: str
+    missing_permissions: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class FieldInfo:
+    """A field (column, property) the tool reports, offered in the mapping editor."""
+
+    id: str
+    name: str
+    type: str = "string"
+
+
+@dataclass(slots=True)
+class InstallReport:
+    """What an install or uninstall did on the tool side."""
+
+    created: list[str] = field(default_factory=list)
+    existing: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Intent:
+    """A write-back intent as handed to a connector for delivery."""
+
+    id: int
+    target: str
+    surface: str
+    payload: dict[str, Any]
+    tool_ref: str | None = None
+
+
+@dataclass(slots=True)
+class Delivery:
+    """The outcome of delivering one intent.
+
+    `tool_ref` is the tool-side id of what was written (a comment id), kept so the next write
+    edits it in place. `retry_after` (seconds) asks for a later retry; `permanent` says retrying
+    cannot help.
+    """
+
+    intent_id: int
+    ok: bool
+    tool_ref: str | None = None
+    error: str | None = None
+    retry_after: float | None = None
+    permanent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MappingField:
+    """A core field an admin can map a tool field onto."""
+
+    name: str
+    description: str
+    required: bool = False
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """What learnloop needs from a tool. Built by `connector_class(config, mapping)`."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    config_model: ClassVar[type[BaseModel]]
+    capabilities: ClassVar[frozenset[str]]
+    mapping_fields: ClassVar[tuple[MappingField, ...]]
+
+    def check(self) -> Health:
+        """Test that the tool is reachable with this config and say what is missing."""
+        ...
+
+    def install(self) -> InstallReport:
+        """Provision the fields/properties/columns learnloop writes to (idempotent)."""
+        ...
+
+    def uninstall(self) -> InstallReport:
+        """Remove what `install` provisioned."""
+        ...
+
+    def discover_fields(self) -> list[FieldInfo]:
+        """The tool's fields, for the mapping editor."""
+        ...
+
+    def pull(self, cursor: Mapping[str, Any] | None) -> Iterator[Batch]:
+        """Items, events and problems changed since `cursor`, in batches with their cursor."""
+        ...
+
+    def deliver(self, intents: Sequence[Intent]) -> list[Delivery]:
+        """Write intents into the tool; one Delivery per intent, as an upsert."""
+        ...
+
+
+class ConnectorFactory(Protocol):
+    """A connector class: its class attributes and a constructor."""
+
+    name: str
+    title: str
+    config_model: type[BaseModel]
+    capabilities: frozenset[str]
+    mapping_fields: tuple[MappingField, ...]
+
+    def __call__(self, config: BaseModel, mapping: Mapping[str, Any] | None = None) -> Connector:
+        """Build a connector for one connection."""
+        ...

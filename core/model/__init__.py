@@ -1,0 +1,29 @@
+"""The core model: one table per entity of DESIGN.md, SQLAlchemy 2.x typed ORM."""
+
+from __future__ import annotations
+
+from core.model.base import Base, utcnow
+from core.model.learning import Audit, Finding, Forecast, LearningRun
+from core.model.ops import JobRun, WriteIntent
+from core.model.policy import Policy, Proposal, Rule, Template
+from core.model.tracking import Connection, Deviation, Event, Item, QuarantinedRow
+
+__all__ = [
+    "Audit",
+    "Base",
+    "Connection",
+    "Deviation",
+    "Event",
+    "Finding",
+    "Forecast",
+    "Item",
+    "JobRun",
+    "LearningRun",
+    "Policy",
+    "Proposal",
+    "QuarantinedRow",
+    "Rule",
+    "Template",
+    "WriteIntent",
+    "utcnow",
+]

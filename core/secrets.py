@@ -1,0 +1,99 @@
+"""Encrypt connection secrets at rest with a key that never enters the database."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
+from pydantic import BaseModel, SecretStr
+
+from core.errors import ConfigError
+from core.settings import get_settings
+
+KEY_FILE = "secret.key"
+
+
+def _fernet_from_text(text: str) -> Fernet:
+    raw = text.strip().encode()
+    try:
+        return Fernet(raw)
+    except ValueError:
+        # Any passphrase works: derive a Fernet key from it.
+        return Fernet(base64.urlsafe_b64encode(hashlib.sha256(raw).digest()))
+
+
+def load_key(home: Path | None = None) -> Fernet:
+    """The store's Fernet key: LEARNLOOP_SECRET_KEY, else a 0600 key file under the home."""
+    env = os.environ.get("LEARNLOOP_SECRET_KEY")
+    if env:
+        return _fernet_from_text(env)
+    home = home or get_settings().home
+    path = home / KEY_FILE
+    if not path.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(Fernet.generate_key())
+    os.chmod(path, 0o600)
+    return _fernet_from_text(path.read_text())
+
+
+def secret_field_names(model: type[BaseModel]) -> list[str]:
+    """Names of the fields of `model` that hold secrets (typed SecretStr)."""
+    out = []
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        if ann is SecretStr or (getattr(ann, "__args__", None) and SecretStr in ann.__args__):
+            out.append(name)
+    return out
+
+
+def split_config(config: BaseModel) -> tuple[dict[str, Any], dict[str, str]]:
+    """Split a validated config into plain fields (JSON) and secret values (to encrypt)."""
+    secret_names = set(secret_field_names(type(config)))
+    plain = config.model_dump(mode="json", exclude=secret_names)
+    secrets = {}
+    for name in secret_names:
+        value = getattr(config, name)
+        if value is not None:
+            secrets[name] = value.get_secret_value()
+    return plain, secrets
+
+
+def encrypt(secrets: dict[str, str], key: Fernet | None = None) -> str | None:
+    """Encrypt a mapping of secret values; None when there is nothing to keep."""
+    if not secrets:
+        return None
+    return (key or load_key()).encrypt(json.dumps(secrets).encode()).decode()
+
+
+def decrypt(token: str | None, key: Fernet | None = None) -> dict[str, str]:
+    """Decrypt what `encrypt` produced.
+
+    Raises:
+        ConfigError: when the key is not the one the secrets were stored with.
+    """
+    if not token:
+        return {}
+    try:
+        data = (key or load_key()).decrypt(token.encode())
+    except InvalidToken as exc:
+        raise ConfigError(
+            "the stored secrets cannot be decrypted: LEARNLOOP_SECRET_KEY or the key file "
+            "is not the one they were saved with"
+        ) from exc
+    result: dict[str, str] = json.loads(data)
+    return result
+
+
+def redact(text: str, secrets: dict[str, str]) -> str:
+    """Replace every secret value that appears in `text` with ***."""
+    for value in secrets.values():
+        if value and len(value) >= 4:
+            text = text.replace(value, "***")
+    return text

@@ -1,0 +1,228 @@
+"""Run a connector's pull into the store: upserts, events, quarantine, deletions, cursor."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
+
+from core import deviations
+from core.contract import Batch, Connector, ItemRecord, Problem
+from core.errors import LearnloopError
+from core.model import Connection, Event, Item, JobRun, QuarantinedRow, utcnow
+from core.store import unit_of_work
+
+ITEM_FIELDS = [f.name for f in dataclasses.fields(ItemRecord) if f.name != "external_id"]
+CHUNK = 500
+
+
+@dataclass
+class SyncReport:
+    """What one sync did, counted; `problems` lists every quarantined row."""
+
+    connection: str
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    events: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    batches: int = 0
+
+    @property
+    def quarantined(self) -> int:
+        """How many input rows were quarantined."""
+        return len(self.problems)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly summary."""
+        return {
+            "connection": self.connection,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "deleted": self.deleted,
+            "events": self.events,
+            "quarantined": self.quarantined,
+            "problems": [{"where": p.locator, "reason": p.reason} for p in self.problems],
+        }
+
+
+def _apply_item(item: Item, rec: ItemRecord) -> bool:
+    changed = False
+    for name in ITEM_FIELDS:
+        value = getattr(rec, name)
+        if getattr(item, name) != value:
+            setattr(item, name, value)
+            changed = True
+    if item.deleted:
+        item.deleted = False
+        changed = True
+    return changed
+
+
+def _store_batch(session: Session, conn: Connection, batch: Batch, report: SyncReport,
+                 seen: set[str]) -> None:
+    by_ext: dict[str, Item] = {}
+    records = {r.external_id: r for r in batch.items}  # the last record of an id wins
+    ext_ids = list(records) + [e.item_external_id for e in batch.events] + list(batch.deleted)
+    for start in range(0, len(ext_ids), CHUNK):
+        chunk = ext_ids[start:start + CHUNK]
+        for item in session.scalars(
+            select(Item).where(Item.connection_id == conn.id, Item.external_id.in_(chunk))
+        ):
+            by_ext[item.external_id] = item
+    touched: list[Item] = []
+    for ext, rec in records.items():
+        seen.add(ext)
+        item = by_ext.get(ext)
+        if item is None:
+            item = Item(connection_id=conn.id, external_id=ext)
+            _apply_item(item, rec)
+            session.add(item)
+            by_ext[ext] = item
+            report.created += 1
+            touched.append(item)
+        elif _apply_item(item, rec):
+            report.updated += 1
+            touched.append(item)
+        else:
+            report.unchanged += 1
+    for ext in batch.deleted:
+        item = by_ext.get(ext)
+        if item is not None and not item.deleted:
+            item.deleted = True
+            report.deleted += 1
+            touched.append(item)
+    session.flush()
+    _store_events(session, conn, batch, by_ext, report)
+    for problem in batch.problems:
+        _quarantine(session, conn, problem)
+        report.problems.append(problem)
+    deviations.refresh(session, touched)
+    if batch.cursor is not None:
+        conn.cursor = batch.cursor
+
+
+def _store_events(session: Session, conn: Connection, batch: Batch, by_ext: dict[str, Item],
+                  report: SyncReport) -> None:
+    wanted = {e.external_id: e for e in batch.events}
+    if not wanted:
+        return
+    known: set[str] = set()
+    keys = list(wanted)
+    for start in range(0, len(keys), CHUNK):
+        known.update(session.scalars(
+            select(Event.external_id).where(
+                Event.connection_id == conn.id, Event.external_id.in_(keys[start:start + CHUNK])
+            )
+        ))
+    for ext, ev in wanted.items():
+        item = by_ext.get(ev.item_external_id)
+        if ext in known:
+            continue
+        if item is None:
+            report.problems.append(Problem(ext, f"event for unknown item {ev.item_external_id}"))
+            continue
+        session.add(Event(
+            connection_id=conn.id, item_id=item.id, external_id=ext, occurred_at=ev.occurred_at,
+            kind=ev.kind, actor=ev.actor, actor_kind=ev.actor_kind, attributes=ev.attributes,
+        ))
+        report.events += 1
+
+
+def _quarantine(session: Session, conn: Connection, problem: Problem) -> None:
+    row = session.scalar(select(QuarantinedRow).where(
+        QuarantinedRow.connection_id == conn.id, QuarantinedRow.locator == problem.locator
+    ))
+    if row is None:
+        session.add(QuarantinedRow(connection_id=conn.id, locator=problem.locator,
+                                   reason=problem.reason, raw=problem.raw))
+    else:
+        row.reason, row.raw, row.last_seen_at = problem.reason, problem.raw, utcnow()
+
+
+def run_sync(
+    engine: Engine,
+    connection_name: str,
+    connector: Connector,
+    progress: Callable[[int], None] | None = None,
+) -> SyncReport:
+    """Pull from `connector` into the store, one transaction per batch (resumable).
+
+    Args:
+        engine: the store.
+        connection_name: the stored connection the connector was built for.
+        connector: a built connector.
+        progress: called with the number of items stored after each batch.
+
+    Returns:
+        The counts of what changed and every quarantined problem.
+
+    Raises:
+        LearnloopError: when the tool or the input cannot be read at all; batches stored
+            before the failure stay stored and the cursor points after them.
+    """
+    with unit_of_work(engine) as s:
+        conn = s.scalar(select(Connection).where(Connection.name == connection_name))
+        if conn is None:
+            raise LearnloopError(f"unknown connection {connection_name!r}")
+        conn_id, cursor = conn.id, conn.cursor
+        run = JobRun(job="sync", connection_id=conn_id)
+        s.add(run)
+        s.flush()
+        run_id = run.id
+    report = SyncReport(connection_name)
+    seen: set[str] = set()
+    snapshot = False
+    started = utcnow()
+    try:
+        for batch in connector.pull(cursor):
+            snapshot = snapshot or batch.snapshot
+            with unit_of_work(engine) as s:
+                conn = s.get_one(Connection, conn_id)
+                _store_batch(s, conn, batch, report, seen)
+            report.batches += 1
+            if progress:
+                progress(len(batch.items))
+        with unit_of_work(engine) as s:
+            conn = s.get_one(Connection, conn_id)
+            if snapshot:
+                _reconcile_snapshot(s, conn, seen, started, report)
+            conn.last_sync_at, conn.health, conn.last_error = utcnow(), "ok", None
+            _finish(s, run_id, "ok", report, None)
+    except Exception as exc:
+        message = str(exc) if isinstance(exc, LearnloopError) else f"{type(exc).__name__}: {exc}"
+        with unit_of_work(engine) as s:
+            conn = s.get_one(Connection, conn_id)
+            conn.health, conn.last_error = "error", message
+            _finish(s, run_id, "error", report, message)
+        raise
+    return report
+
+
+def _reconcile_snapshot(s: Session, conn: Connection, seen: set[str], started: dt.datetime,
+                        report: SyncReport) -> None:
+    live = s.scalars(select(Item).where(Item.connection_id == conn.id, Item.deleted.is_(False)))
+    gone = [i for i in live if i.external_id not in seen]
+    for item in gone:
+        item.deleted = True
+    report.deleted += len(gone)
+    deviations.refresh(s, gone)
+    # Quarantined rows not reported again by a full snapshot have been fixed at the source.
+    stale = s.scalars(select(QuarantinedRow).where(
+        QuarantinedRow.connection_id == conn.id, QuarantinedRow.last_seen_at < started
+    )).all()
+    for row in stale:
+        s.delete(row)
+
+
+def _finish(s: Session, run_id: int, status: str, report: SyncReport, error: str | None) -> None:
+    s.execute(update(JobRun).where(JobRun.id == run_id).values(
+        status=status, finished_at=utcnow(), stats=report.as_dict(), error=error
+    ))
