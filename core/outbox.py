@@ -158,7 +158,40 @@ def deliver(
         with unit_of_work(engine) as s:
             for intent in intents:
                 row = s.get_one(WriteIntent, intent.id)
-                res = results.get(intent.id)
-                outcome = _settle(row, res, error or ("no result returned" if res is None else None))
+                got = results.get(intent.id)
+                outcome = _settle(row, got, error or ("no result returned" if got is None else None))
                 setattr(report, outcome, getattr(report, outcome) + 1)
     return report
+
+
+def enqueue_many(session: Session, writes: list[tuple[int, str, str, dict[str, Any], int | None]],
+                 ) -> int:
+    """Enqueue many (connection_id, target, surface, payload, item_id) writes at once.
+
+    Same semantics as `enqueue`, with the existing intents read in chunks; returns how many
+    intents are now pending because of this call.
+    """
+    keys = [f"{c}:{t}:{s}" for c, t, s, _, _ in writes]
+    existing: dict[str, WriteIntent] = {}
+    for start in range(0, len(keys), 500):
+        for row in session.scalars(select(WriteIntent).where(
+            WriteIntent.idempotency_key.in_(keys[start:start + 500])
+        )):
+            existing[row.idempotency_key] = row
+    now, changed = utcnow(), 0
+    for key, (conn_id, target, surface, payload, item_id) in zip(keys, writes, strict=True):
+        digest = payload_hash(payload)
+        found = existing.get(key)
+        if found is None:
+            row = WriteIntent(connection_id=conn_id, item_id=item_id, target=target,
+                              surface=surface, idempotency_key=key, payload=payload,
+                              payload_hash=digest, status="pending", next_attempt_at=now)
+            session.add(row)
+            existing[key] = row
+            changed += 1
+        elif found.payload_hash != digest or found.status == "dead":
+            found.payload, found.payload_hash = payload, digest
+            found.status, found.attempts, found.next_attempt_at = "pending", 0, now
+            found.last_error = None
+            changed += 1
+    return changed

@@ -48,7 +48,7 @@ def secret_field_names(model: type[BaseModel]) -> list[str]:
     out = []
     for name, field in model.model_fields.items():
         ann = field.annotation
-        if ann is SecretStr or (getattr(ann, "__args__", None) and SecretStr in ann.__args__):
+        if ann is SecretStr or SecretStr in getattr(ann, "__args__", ()):
             out.append(name)
     return out
 

@@ -80,25 +80,25 @@ def _store_batch(session: Session, conn: Connection, batch: Batch, report: SyncR
     touched: list[Item] = []
     for ext, rec in records.items():
         seen.add(ext)
-        item = by_ext.get(ext)
-        if item is None:
+        existing = by_ext.get(ext)
+        if existing is None:
             item = Item(connection_id=conn.id, external_id=ext)
             _apply_item(item, rec)
             session.add(item)
             by_ext[ext] = item
             report.created += 1
             touched.append(item)
-        elif _apply_item(item, rec):
+        elif _apply_item(existing, rec):
             report.updated += 1
-            touched.append(item)
+            touched.append(existing)
         else:
             report.unchanged += 1
     for ext in batch.deleted:
-        item = by_ext.get(ext)
-        if item is not None and not item.deleted:
-            item.deleted = True
+        gone = by_ext.get(ext)
+        if gone is not None and not gone.deleted:
+            gone.deleted = True
             report.deleted += 1
-            touched.append(item)
+            touched.append(gone)
     session.flush()
     _store_events(session, conn, batch, by_ext, report)
     for problem in batch.problems:

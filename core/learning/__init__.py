@@ -1,0 +1,1 @@
+"""Learning from deviations: segment quantile models, findings, the forecast ledger, runs."""

@@ -1,0 +1,262 @@
+"""One learning run: score the ledger, fit, find, propose, forecast, and queue the write-back."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
+
+from core import insights, outbox, policy
+from core.contract import COMMENT, FIELDS
+from core.learning import dataset, ledger
+from core.learning.findings import SegmentStat, examine
+from core.learning.model import MODEL_VERSION, SegmentQuantileModel
+from core.learning.stats import benjamini_hochberg
+from core.model import Connection, Finding, Item, LearningRun, utcnow
+from core.store import unit_of_work
+
+MIN_TRAIN = 30
+ALPHA = 0.05
+MAX_PROPOSALS = 10
+SHRINK_K = 10.0
+
+
+@dataclass
+class RunReport:
+    """What a learning run did, with the numbers a person needs to trust it."""
+
+    run_id: int
+    finished: dict[str, int] = field(default_factory=dict)
+    open_items: int = 0
+    examined: int = 0
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    proposals: list[dict[str, Any]] = field(default_factory=list)
+    forecasts_issued: int = 0
+    forecasts_scored: int = 0
+    writes_queued: int = 0
+    models: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly copy."""
+        return dict(self.__dict__)
+
+
+def _quantile_params(values: np.ndarray[Any, Any], pooled: np.ndarray[Any, Any]) -> dict[str, float]:
+    """Multipliers P50/P80/P90 of a segment, shrunk toward the pooled distribution."""
+    n = len(values)
+    out = {}
+    for name, q in (("p50", 0.5), ("p80", 0.8), ("p90", 0.9)):
+        seg, allq = float(np.quantile(values, q)), float(np.quantile(pooled, q))
+        out[name] = round(math.exp((n * seg + SHRINK_K * allq) / (n + SHRINK_K)), 3)
+    return out
+
+
+def _fit(obs: list[dataset.Observation], measure: str, report: RunReport
+         ) -> SegmentQuantileModel | None:
+    if len(obs) < MIN_TRAIN:
+        report.notes.append(
+            f"{measure}: {len(obs)} finished items with a plan; at least {MIN_TRAIN} are needed "
+            "before forecasts are issued"
+        )
+        return None
+    model = SegmentQuantileModel.fit([o.sample(measure) for o in obs])
+    report.models[measure] = {
+        "version": model.version, "n_train": model.n_train, "penalty": model.penalty,
+        "validation": model.validation,
+        "dimensions": {d: len(v) for d, v in model.effects().items()},
+    }
+    return model
+
+
+def _forecast_open(s: Session, run: LearningRun, measure: str, model: SegmentQuantileModel,
+                   items: list[Item], report: RunReport) -> None:
+    pairs = []
+    for item in items:
+        smp = dataset.open_sample(item, measure)
+        if smp is not None:
+            pairs.append((item, smp))
+    if not pairs:
+        return
+    preds = model.predict([smp for _, smp in pairs])
+    previous = ledger.latest(s, [i.id for i, _ in pairs], measure)
+    for j, (item, _) in enumerate(pairs):
+        if measure == "effort":
+            assert item.planned_estimate is not None
+            base = item.planned_estimate
+            values = {f"p{round(q * 100)}": base * math.exp(float(preds[q][j])) for q in preds}
+        else:
+            assert item.planned_due is not None
+            due = ledger.to_days(item.planned_due)
+            values = {f"p{round(q * 100)}": due + float(preds[q][j]) for q in preds}
+        seg = ",".join(f"{k}={v}" for k, v in sorted(item.segments.items()))
+        if ledger.issue(s, item, measure, values, model.version, run.id, seg[:300],
+                        previous.get(item.id)):
+            report.forecasts_issued += 1
+
+
+def _store_findings(s: Session, run: LearningRun, stats: list[SegmentStat]) -> list[Finding]:
+    rows = []
+    for st in sorted(stats, key=lambda x: -x.impact):
+        row = Finding(
+            run_id=run.id, kind="estimation", measure=st.measure, segment=st.segment,
+            statement=st.statement(), n=st.n, effect=st.effect, interval_low=st.low,
+            interval_high=st.high, interval_level=0.8, p_value=st.p, q_value=st.q,
+            impact=st.impact, item_ids={"ids": st.item_ids[:5000], "evidence": st.evidence()},
+        )
+        s.add(row)
+        rows.append(row)
+    s.flush()
+    return rows
+
+
+def _propose(s: Session, run: LearningRun, obs: list[dataset.Observation],
+             found: list[tuple[SegmentStat, Finding]], report: RunReport) -> None:
+    pooled = np.log([o.value for o in obs])
+    if len(obs) >= MIN_TRAIN:
+        params = {k: round(math.exp(float(np.quantile(pooled, q))), 3)
+                  for k, q in (("p50", 0.5), ("p80", 0.8), ("p90", 0.9))}
+        params["n"] = len(obs)
+        hyp = (f"Items take {params['p50']:.2g}x their estimate (P80 {params['p80']:.2g}x, "
+               f"n={len(obs)})")
+        p = policy.propose(s, key=policy.GLOBAL_KEY, selector={}, params=params, hypothesis=hyp,
+                           evidence={"n": len(obs)}, title=f"Plan for {params['p80']:.2g}x the "
+                           "estimate to be 80% safe", run_id=run.id)
+        if p is not None:
+            report.proposals.append({"id": p.id, "title": p.title})
+    by_id = {o.item_id: i for i, o in enumerate(obs)}
+    for st, finding in found[:MAX_PROPOSALS]:
+        idx = [by_id[i] for i in st.item_ids if i in by_id]
+        params = _quantile_params(pooled[idx], pooled)
+        params["n"] = st.n
+        key = "effort:" + st.key
+        hyp = (f"{st.phrase()} take {params['p50']:.2g}x their estimate (P80 "
+               f"{params['p80']:.2g}x; n={st.n}, 80% interval {st.low:.2g}-{st.high:.2g}x)")
+        p = policy.propose(s, key=key, selector=st.segment, params=params, hypothesis=hyp,
+                           evidence=st.evidence(), title=f"{st.phrase()}: plan for "
+                           f"{params['p80']:.2g}x the estimate", run_id=run.id,
+                           finding_id=finding.id)
+        if p is not None:
+            report.proposals.append({"id": p.id, "title": p.title})
+
+
+def queue_writeback(s: Session, capabilities: Mapping[str, frozenset[str]],
+                    items: list[Item] | None = None, findings: list[Finding] | None = None) -> int:
+    """Queue the field (and, past the threshold, comment) writes for `items` (default: all)."""
+    conns = {c.id: c for c in s.scalars(select(Connection))}
+    if items is None:
+        items = list(s.scalars(select(Item).where(Item.deleted.is_(False))))
+    if findings is None:
+        findings = current_findings(s)
+    rules = policy.active_rules(s)
+    ids = [i.id for i in items]
+    effort = ledger.latest(s, ids, "effort")
+    finish = ledger.latest(s, ids, "finish")
+    writes: list[tuple[int, str, str, dict[str, Any], int | None]] = []
+    for item in items:
+        caps = capabilities.get(conns[item.connection_id].kind, frozenset())
+        if FIELDS not in caps:
+            continue
+        ins = insights.for_item(item, effort.get(item.id), finish.get(item.id), rules, findings)
+        writes.append((item.connection_id, item.external_id, FIELDS, ins.fields, item.id))
+        if ins.comment and COMMENT in caps:
+            writes.append((item.connection_id, item.external_id, COMMENT,
+                           {"text": ins.comment}, item.id))
+    return outbox.enqueue_many(s, writes)
+
+
+def current_findings(s: Session) -> list[Finding]:
+    """The findings of the newest successful learning run."""
+    run_id = s.scalar(select(LearningRun.id).where(LearningRun.status == "ok")
+                      .order_by(LearningRun.id.desc()).limit(1))
+    if run_id is None:
+        return []
+    return list(s.scalars(select(Finding).where(Finding.run_id == run_id)
+                          .order_by(Finding.impact.desc())))
+
+
+def run_learning(engine: Engine, capabilities: Mapping[str, frozenset[str]] | None = None,
+                 progress: Callable[[str], None] | None = None) -> RunReport:
+    """Run one learning cycle over the whole store.
+
+    Args:
+        engine: the store.
+        capabilities: write-back surfaces per connector kind; writes are queued only for these.
+        progress: called with the name of each step as it starts.
+
+    Returns:
+        The run's report (also stored on the LearningRun row).
+    """
+    capabilities = capabilities or {}
+    with unit_of_work(engine) as s:
+        run = LearningRun(model_version=MODEL_VERSION,
+                          policy_version=policy.current_policy(s).version)
+        s.add(run)
+        s.flush()
+        run_id = run.id
+    report = RunReport(run_id)
+    try:
+        with unit_of_work(engine) as s:
+            run = s.get_one(LearningRun, run_id)
+            _steps(s, run, report, capabilities, progress or (lambda _: None))
+            run.status, run.finished_at = "ok", utcnow()
+            run.outputs, run.timings = report.as_dict(), report.timings
+            run.inputs = {"finished": report.finished, "open": report.open_items}
+    except Exception as exc:
+        with unit_of_work(engine) as s:
+            s.execute(update(LearningRun).where(LearningRun.id == run_id).values(
+                status="error", finished_at=utcnow(), error=f"{type(exc).__name__}: {exc}"))
+        raise
+    return report
+
+
+def _steps(s: Session, run: LearningRun, report: RunReport,
+           capabilities: Mapping[str, frozenset[str]], progress: Callable[[str], None]) -> None:
+    def timed(name: str) -> None:
+        progress(name)
+        report.timings[name] = time.perf_counter()
+
+    def close(name: str) -> None:
+        report.timings[name] = round(time.perf_counter() - report.timings[name], 3)
+
+    timed("score ledger")
+    report.forecasts_scored = ledger.score_pending(s)
+    close("score ledger")
+    timed("load")
+    obs = {m: dataset.finished(s, m) for m in dataset.MEASURES}
+    report.finished = {m: len(v) for m, v in obs.items()}
+    open_items = dataset.open_items(s)
+    report.open_items = len(open_items)
+    close("load")
+    timed("findings")
+    stats = [st for m, o in obs.items() for st in examine(o, m)]
+    report.examined = len(stats)
+    for st, q in zip(stats, benjamini_hochberg([st.p for st in stats]), strict=True):
+        st.q = q
+    kept = [st for st in stats if st.q <= ALPHA]
+    rows = _store_findings(s, run, kept)
+    pairs = list(zip(sorted(kept, key=lambda x: -x.impact), rows, strict=True))
+    report.findings = [{"id": f.id, "statement": f.statement, "q": f.q_value} for f in rows]
+    close("findings")
+    for measure, o in obs.items():
+        timed(f"fit {measure}")
+        model = _fit(o, measure, report)
+        close(f"fit {measure}")
+        if model is not None:
+            timed(f"forecast {measure}")
+            _forecast_open(s, run, measure, model, open_items, report)
+            close(f"forecast {measure}")
+    timed("proposals")
+    _propose(s, run, obs["effort"], [(st, f) for st, f in pairs if st.measure == "effort"], report)
+    close("proposals")
+    timed("write-back")
+    s.flush()
+    report.writes_queued = queue_writeback(s, capabilities, findings=rows)
+    close("write-back")

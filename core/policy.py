@@ -1,0 +1,227 @@
+"""The versioned policy: rules, template rendering, proposals and their acceptance."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core.errors import LearnloopError, NotFoundError
+from core.model import Policy, Proposal, Rule, Template, utcnow
+
+GLOBAL_KEY = "effort:all"
+CHANGE_THRESHOLD = 0.10  # relative move of the P80 multiplier that is worth a proposal
+
+
+def current_policy(session: Session) -> Policy:
+    """The newest policy version; version 1 (empty) is created on first use."""
+    policy = session.scalar(select(Policy).order_by(Policy.version.desc()).limit(1))
+    if policy is None:
+        policy = Policy(version=1, created_by="learnloop", note="initial, empty policy")
+        session.add(policy)
+        session.flush()
+    return policy
+
+
+def active_rules(session: Session) -> dict[str, Rule]:
+    """The current policy's active rules by key."""
+    return {r.key: r for r in current_policy(session).rules if r.status == "active"}
+
+
+def rule_for(rules: Mapping[str, Rule], segments: Mapping[str, Any],
+             kind: str = "effort") -> Rule | None:
+    """The most specific active rule whose selector matches `segments`."""
+    best: Rule | None = None
+    for rule in rules.values():
+        if not rule.key.startswith(kind + ":"):
+            continue
+        sel = rule.selector
+        if not all(str(segments.get(k)) == str(v) for k, v in sel.items()):
+            continue
+        rank = (len(sel), rule.evidence.get("n", 0))
+        if best is None or rank > (len(best.selector), best.evidence.get("n", 0)):
+            best = rule
+    return best
+
+
+def render_template(template: Template, rules: Mapping[str, Rule]) -> list[dict[str, Any]]:
+    """A template's tasks with the estimate the policy says to plan for (P50 and P80)."""
+    out = []
+    for task in template.body.get("tasks", []):
+        estimate = task.get("estimate")
+        rule = rule_for(rules, task.get("segments", {}))
+        row = {"name": task.get("name", ""), "estimate": estimate}
+        if rule is not None and isinstance(estimate, int | float):
+            row["plan_p50"] = round(estimate * float(rule.params["p50"]), 1)
+            row["plan_p80"] = round(estimate * float(rule.params["p80"]), 1)
+            row["rule"] = rule.key
+        out.append(row)
+    return out
+
+
+def _render_text(rendered: list[dict[str, Any]]) -> list[str]:
+    return [
+        f"{t['name']}: estimate {t['estimate']}"
+        + (f", plan P50 {t['plan_p50']}, P80 {t['plan_p80']} ({t['rule']})" if "rule" in t else "")
+        for t in rendered
+    ]
+
+
+def latest_templates(session: Session) -> list[Template]:
+    """The newest version of every template."""
+    newest = (
+        select(Template.name, func.max(Template.version).label("v")).group_by(Template.name)
+    ).subquery()
+    return list(session.scalars(
+        select(Template).join(newest, (Template.name == newest.c.name)
+                              & (Template.version == newest.c.v)).order_by(Template.name)
+    ))
+
+
+class _Draft:
+    """A rule that is not stored: what a proposal would make active."""
+
+    def __init__(self, key: str, selector: dict[str, Any], params: dict[str, Any],
+                 evidence: dict[str, Any]) -> None:
+        self.key, self.selector, self.params, self.evidence = key, selector, params, evidence
+        self.status = "active"
+
+
+def _with_change(rules: Mapping[str, Rule], change: Mapping[str, Any]) -> dict[str, Rule]:
+    new = dict(rules)
+    draft = _Draft(change["rule_key"], change["selector"], change["new"], change.get("evidence", {}))
+    new[change["rule_key"]] = draft  # type: ignore[assignment]
+    return new
+
+
+def change_diff(session: Session, change: Mapping[str, Any]) -> str:
+    """The old -> new diff of the rule and of every template it changes, as unified text."""
+    old_rule = change.get("old")
+    lines = [
+        f"rule {change['rule_key']}: {change.get('hypothesis', '')}",
+        f"- {json.dumps(old_rule, sort_keys=True) if old_rule else '(no rule)'}",
+        f"+ {json.dumps(change['new'], sort_keys=True)}",
+    ]
+    rules = active_rules(session)
+    after = _with_change(rules, change)
+    for template in latest_templates(session):
+        before_text = _render_text(render_template(template, rules))
+        after_text = _render_text(render_template(template, after))
+        if before_text != after_text:
+            lines += list(difflib.unified_diff(
+                before_text, after_text, f"template {template.name} v{template.version}",
+                f"template {template.name} v{template.version + 1}", lineterm="",
+            ))
+    return "\n".join(lines)
+
+
+def propose(session: Session, *, key: str, selector: dict[str, Any], params: dict[str, Any],
+            hypothesis: str, evidence: dict[str, Any], title: str,
+            run_id: int | None = None, finding_id: int | None = None) -> Proposal | None:
+    """Propose a rule change when it moves the P80 beyond the threshold (or adds a rule).
+
+    A pending proposal for the same rule is superseded by a newer one, not piled up.
+
+    Returns:
+        The new proposal, or None when there is nothing new to propose (the change is too
+        small, or the same change is already pending).
+    """
+    rule = active_rules(session).get(key)
+    if rule is not None:
+        old_p80 = float(rule.params.get("p80", 0) or 0)
+        if old_p80 > 0 and abs(float(params["p80"]) / old_p80 - 1) < CHANGE_THRESHOLD:
+            return None
+    pending = session.scalars(select(Proposal).where(
+        Proposal.dedupe_key == key, Proposal.status == "pending"
+    )).all()
+    for old in pending:
+        if old.change.get("new") == params:
+            return None
+        old.status = "superseded"
+    change = {"rule_key": key, "selector": selector, "old": rule.params if rule else None,
+              "new": params, "hypothesis": hypothesis, "evidence": evidence}
+    proposal = Proposal(
+        run_id=run_id, finding_id=finding_id, kind="rule", dedupe_key=key, title=title,
+        rationale=hypothesis, change=change, evidence=evidence, diff=change_diff(session, change),
+    )
+    session.add(proposal)
+    session.flush()
+    return proposal
+
+
+def get_proposal(session: Session, proposal_id: int) -> Proposal:
+    """The proposal with this id.
+
+    Raises:
+        NotFoundError: if there is none.
+    """
+    proposal = session.get(Proposal, proposal_id)
+    if proposal is None:
+        raise NotFoundError(f"no proposal #{proposal_id}")
+    return proposal
+
+
+def _decidable(proposal: Proposal) -> None:
+    if proposal.status != "pending":
+        raise LearnloopError(f"proposal #{proposal.id} is {proposal.status}, not pending")
+
+
+def accept(session: Session, proposal_id: int, by: str, note: str | None = None,
+           params: dict[str, Any] | None = None) -> Policy:
+    """Accept a pending proposal (optionally with edited parameters): a new policy version.
+
+    Templates the change affects get a new version rendered from the new policy.
+
+    Raises:
+        NotFoundError: for an unknown proposal.
+        LearnloopError: when the proposal is not pending.
+    """
+    proposal = get_proposal(session, proposal_id)
+    _decidable(proposal)
+    change = dict(proposal.change)
+    if params is not None:
+        change["new"] = {**change["new"], **params}
+        proposal.change = change
+    old = current_policy(session)
+    before = active_rules(session)
+    new = Policy(version=old.version + 1, created_by=by,
+                 note=f"proposal #{proposal.id}: {proposal.title}")
+    for rule in old.rules:
+        if rule.key != change["rule_key"]:
+            new.rules.append(Rule(key=rule.key, kind=rule.kind, hypothesis=rule.hypothesis,
+                                  selector=rule.selector, params=rule.params,
+                                  evidence=rule.evidence, owner=rule.owner, status=rule.status))
+    new.rules.append(Rule(key=change["rule_key"], kind="estimation",
+                          hypothesis=change.get("hypothesis", ""), selector=change["selector"],
+                          params=change["new"], evidence=change.get("evidence", {}), owner=by))
+    session.add(new)
+    session.flush()
+    after = {r.key: r for r in new.rules if r.status == "active"}
+    for template in latest_templates(session):
+        rendered_before = render_template(template, before)
+        rendered_after = render_template(template, after)
+        if rendered_before != rendered_after:
+            session.add(Template(
+                name=template.name, version=template.version + 1, kind=template.kind,
+                connection_id=template.connection_id, external_id=template.external_id,
+                body={**template.body, "rendered": rendered_after,
+                      "changed_by": f"proposal #{proposal.id}"},
+                policy_version=new.version,
+            ))
+    proposal.status, proposal.decided_by, proposal.decided_at = "accepted", by, utcnow()
+    proposal.decision_note, proposal.policy_version = note, new.version
+    session.flush()
+    return new
+
+
+def reject(session: Session, proposal_id: int, by: str, note: str | None = None) -> Proposal:
+    """Reject a pending proposal, recording who and why."""
+    proposal = get_proposal(session, proposal_id)
+    _decidable(proposal)
+    proposal.status, proposal.decided_by, proposal.decided_at = "rejected", by, utcnow()
+    proposal.decision_note = note
+    return proposal

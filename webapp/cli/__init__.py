@@ -1,0 +1,42 @@
+"""The `learnloop` command line."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from core.errors import LearnloopError
+from webapp.cli.app import app
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; user errors become one line on stderr and a non-zero exit code."""
+    try:
+        result = app(args=argv, standalone_mode=False, prog_name="learnloop")
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        sys.stderr.write("aborted\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except LearnloopError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    except Exception as exc:
+        if os.environ.get("LEARNLOOP_DEBUG"):
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        sys.stderr.write(f"error: unexpected {type(exc).__name__}: {first} "
+                         "(set LEARNLOOP_DEBUG=1 to see the traceback)\n")
+        return 70
+    return result if isinstance(result, int) else 0
+
+
+__all__ = ["app", "main"]

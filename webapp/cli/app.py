@@ -1,0 +1,172 @@
+"""The top-level `learnloop` commands."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from sqlalchemy import select
+
+from connectors import runtime
+from core.learning.ledger import calibration
+from core.learning.run import current_findings
+from core.model import Connection, QuarantinedRow
+from core.settings import get_settings
+from core.store import unit_of_work
+from webapp.cli import connections, proposals
+from webapp.cli.common import JSON_HELP, emit_json, err, out, progress, store
+
+app = typer.Typer(
+    help="learnloop: learn from planned vs actual and write the learning back into your tools.",
+    no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+)
+app.add_typer(connections.app, name="connections")
+app.add_typer(proposals.app, name="proposals")
+
+
+@app.command()
+def init() -> None:
+    """Create the learnloop home, its secret key and the store."""
+    from core.secrets import load_key
+
+    settings = get_settings()
+    engine = store()
+    load_key()
+    out.print(f"store ready at {engine.url.render_as_string(hide_password=True)}")
+    out.print(f"home: {settings.home}")
+
+
+@app.command()
+def sync(
+    names: Annotated[list[str] | None, typer.Argument(help="Connections (default: all).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Pull plans, actuals and events from connections into the store.
+
+    Rows that cannot be read are quarantined with their reason and counted; good rows are
+    kept. The exit code is 1 when anything was quarantined.
+    """
+    engine = store()
+    targets = names or runtime.connection_names(engine)
+    if not targets:
+        raise typer.BadParameter("there are no connections yet; add one first")
+    reports = []
+    with progress() as bar:
+        for name in targets:
+            task = bar.add_task(f"sync {name}", total=None)
+            reports.append(runtime.sync(engine, name, lambda n, t=task: bar.advance(t, n)))
+    if as_json:
+        emit_json([r.as_dict() for r in reports])
+    for r in reports:
+        if not as_json:
+            out.print(f"{r.connection}: {r.created} new, {r.updated} updated, {r.unchanged} "
+                      f"unchanged, {r.deleted} deleted, {r.events} events, "
+                      f"{r.quarantined} rows quarantined")
+        if r.problems:
+            shown = "; ".join(str(p) for p in r.problems[:3])
+            more = f" (and {len(r.problems) - 3} more: learnloop quarantine {r.connection})" \
+                if len(r.problems) > 3 else ""
+            err.print(f"error: {r.connection}: {len(r.problems)} rows quarantined, good rows kept: "
+                      f"{shown}{more}", markup=False)
+    if any(r.problems for r in reports):
+        raise typer.Exit(1)
+
+
+@app.command()
+def learn(
+    no_deliver: Annotated[bool, typer.Option("--no-deliver", help="Only queue the write-back.")]
+    = False,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Run a learning cycle: score past forecasts, find, propose, forecast, write back."""
+    engine = store()
+    with progress() as bar:
+        task = bar.add_task("learning", total=None)
+        report = runtime.learn(engine, lambda step: bar.update(task, description=step))
+    delivery = None if no_deliver else runtime.deliver(engine)
+    if as_json:
+        emit_json({**report.as_dict(), "delivery": delivery.as_dict() if delivery else None})
+        return
+    out.print(f"learning run #{report.run_id}: {report.finished.get('effort', 0)} finished items "
+              f"with an estimate, {report.open_items} open; {report.examined} segments examined")
+    for note in report.notes:
+        out.print(f"  note: {note}")
+    for f in report.findings[:10]:
+        out.print(f"  finding: {f['statement']}", markup=False)
+    for p in report.proposals:
+        out.print(f"  proposal #{p['id']}: {p['title']}", markup=False)
+    out.print(f"  {report.forecasts_issued} forecasts issued, {report.forecasts_scored} scored, "
+              f"{report.writes_queued} writes queued")
+    if delivery:
+        out.print(f"  write-back: {delivery.delivered} delivered, {delivery.retrying} to retry, "
+                  f"{delivery.dead} failed")
+
+
+@app.command()
+def deliver(as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False) -> None:
+    """Deliver the queued write-back into the tools."""
+    report = runtime.deliver(store())
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        out.print(f"{report.delivered} delivered, {report.retrying} to retry, {report.dead} failed")
+
+
+@app.command()
+def findings(
+    limit: Annotated[int, typer.Option(help="How many to show.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Show what the newest learning run found, most impactful first, with evidence."""
+    engine = store()
+    with unit_of_work(engine) as s:
+        rows: list[dict[str, Any]] = [
+            {"id": f.id, "measure": f.measure, "segment": f.segment, "statement": f.statement,
+             "n": f.n, "effect": f.effect, "interval_80": [f.interval_low, f.interval_high],
+             "p_value": f.p_value, "q_value": f.q_value, "impact": f.impact}
+            for f in current_findings(s)[:limit]
+        ]
+        cal = calibration(s)
+    if as_json:
+        emit_json({"findings": rows, "calibration": cal})
+        return
+    if not rows:
+        out.print("no findings yet: sync some connections and run `learnloop learn`")
+    for r in rows:
+        out.print(f"- {r['statement']} (q={r['q_value']:.2g})", markup=False)
+    if cal["n"]:
+        out.print(f"forecast ledger: {cal['n']} effort forecasts scored; P80 covered "
+                  f"{cal['p80']['coverage']:.0%} of actuals (target 80%)")
+
+
+@app.command()
+def quarantine(
+    name: Annotated[str | None, typer.Argument(help="A connection (default: all).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """List input rows that could not be read, with the reason."""
+    with unit_of_work(store()) as s:
+        query = select(QuarantinedRow, Connection.name).join(
+            Connection, Connection.id == QuarantinedRow.connection_id).order_by(QuarantinedRow.id)
+        if name:
+            query = query.where(Connection.name == name)
+        rows = [{"connection": cname, "where": q.locator, "reason": q.reason, "raw": q.raw}
+                for q, cname in s.execute(query).tuples()]
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        out.print("nothing quarantined")
+    for r in rows:
+        out.print(f"{r['connection']}: {r['where']}: {r['reason']}", markup=False)
+
+
+@app.command()
+def demo(
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Stop after printing.")] = False,
+    items: Annotated[int, typer.Option(help="How many sample tasks to generate.")] = 1200,
+) -> None:
+    """Build a sample workspace and run the whole loop on it (no credentials, no network)."""
+    from webapp.demo import run_demo
+
+    run_demo(items=items, serve=not no_serve)

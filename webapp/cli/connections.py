@@ -1,0 +1,128 @@
+"""`learnloop connections add|list|test|remove`."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Annotated, Any
+
+import typer
+from sqlalchemy import func, select
+
+from connectors import registry
+from connectors.runtime import test_connection
+from core.connections import add_connection, env_overrides, get_connection, remove_connection
+from core.errors import ConfigError
+from core.model import Connection, Item, QuarantinedRow
+from core.secrets import secret_field_names
+from core.store import unit_of_work
+from webapp.cli.common import JSON_HELP, emit_json, err, fmt_time, out, parse_pairs, store
+
+app = typer.Typer(help="Install, list, test and remove connections to tools.", no_args_is_help=True)
+
+
+def _value(raw: str) -> Any:
+    if raw[:1] in "[{":
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            return raw
+    return raw
+
+
+@app.command("add")
+def add(
+    kind: Annotated[str, typer.Argument(help="Connector: file, jira, ...")],
+    name: Annotated[str, typer.Argument(help="A name for this connection.")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Config KEY=VALUE.")] = None,
+    map_: Annotated[list[str] | None, typer.Option(
+        "--map", help="Mapping FIELD=Column (segments=ColA,ColB).")] = None,
+    secret: Annotated[list[str] | None, typer.Option(
+        "--secret", help="A secret config field to prompt for (hidden input).")] = None,
+    schedule: Annotated[str | None, typer.Option(help="Sync schedule, e.g. 'every 15m'.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Add a connection: validate its config and mapping, store secrets encrypted."""
+    factory = registry.get(kind)
+    secret_names = set(secret_field_names(factory.config_model))
+    config: dict[str, Any] = {k: _value(v) for k, v in parse_pairs(set_, "--set").items()}
+    leaked = sorted(secret_names & set(config))
+    if leaked:
+        env = f"LEARNLOOP_{kind.upper()}__{leaked[0].upper()}"
+        raise ConfigError(f"pass {', '.join(leaked)} with --secret {leaked[0]} (prompted, hidden) "
+                          f"or the environment variable {env}, not on the command line")
+    for field in secret or []:
+        if field not in secret_names:
+            raise ConfigError(f"{field!r} is not a secret field of {kind} "
+                              f"(secret fields: {', '.join(sorted(secret_names)) or 'none'})")
+        if field not in env_overrides(kind):
+            config[field] = typer.prompt(field, hide_input=True)
+    mapping: dict[str, Any] = dict(parse_pairs(map_, "--map"))
+    if "segments" in mapping:
+        mapping["segments"] = [c.strip() for c in mapping["segments"].split(",") if c.strip()]
+    with unit_of_work(store()) as s:
+        conn = add_connection(s, factory, name, config, mapping, schedule)
+        result = {"name": conn.name, "kind": conn.kind, "id": conn.id}
+    if as_json:
+        emit_json(result)
+    else:
+        out.print(f"added {kind} connection [bold]{name}[/bold]; next: learnloop sync {name}")
+
+
+@app.command("list")
+def list_(as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False) -> None:
+    """List connections with their health, last sync and item counts."""
+    rows = []
+    with unit_of_work(store()) as s:
+        items = dict(s.execute(select(Item.connection_id, func.count()).where(
+            Item.deleted.is_(False)).group_by(Item.connection_id)).tuples().all())
+        bad = dict(s.execute(select(QuarantinedRow.connection_id, func.count())
+                             .group_by(QuarantinedRow.connection_id)).tuples().all())
+        for c in s.scalars(select(Connection).order_by(Connection.name)):
+            rows.append({"name": c.name, "kind": c.kind, "health": c.health,
+                         "last_sync_at": c.last_sync_at, "last_error": c.last_error,
+                         "items": items.get(c.id, 0), "quarantined": bad.get(c.id, 0),
+                         "schedule": c.schedule})
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        out.print("no connections yet; add one with: learnloop connections add KIND NAME --set ...")
+    for r in rows:
+        out.print(f"{r['name']} ({r['kind']}): {r['health']}, {r['items']} items, "
+                  f"{r['quarantined']} quarantined rows, last sync {fmt_time(r['last_sync_at'])}"
+                  + (f"\n  last error: {r['last_error']}" if r["last_error"] else ""))
+
+
+@app.command("test")
+def test(
+    name: str,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Check that a connection reaches its tool; exit 1 when it does not."""
+    health = test_connection(store(), name)
+    if as_json:
+        emit_json({"name": name, "ok": health.ok, "message": health.message,
+                   "missing_permissions": health.missing_permissions})
+    elif health.ok:
+        out.print(f"{name}: ok, {health.message}")
+    else:
+        err.print(f"{name}: not working: {health.message}")
+    if not health.ok:
+        raise typer.Exit(1)
+
+
+@app.command("remove")
+def remove(
+    name: str,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+) -> None:
+    """Remove a connection and everything synced from it."""
+    engine = store()
+    with unit_of_work(engine) as s:
+        get_connection(s, name)
+    if not yes and os.isatty(0):
+        typer.confirm(f"remove {name} and every item synced from it?", abort=True)
+    with unit_of_work(engine) as s:
+        remove_connection(s, name)
+    out.print(f"removed {name}")

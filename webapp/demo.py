@@ -1,0 +1,111 @@
+"""`learnloop demo`: a sample workspace, the whole loop through the real code paths."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import shutil
+
+from sqlalchemy import select
+
+from connectors import registry, runtime
+from core import policy
+from core.connections import add_connection
+from core.learning.ledger import calibration
+from core.learning.run import queue_writeback
+from core.model import Proposal, Template
+from core.settings import get_settings
+from core.store import open_store, unit_of_work
+from webapp.cli.common import out
+from webapp.demo_data import TEMPLATE_TASKS, generate, write_snapshot
+
+MAPPING = {
+    "id": "Key", "title": "Summary", "estimated_at": "Estimated on", "planned_due": "Due",
+    "planned_estimate": "Estimate (h)", "actual_start": "Started", "actual_end": "Done",
+    "actual_effort": "Time spent (h)", "status": "Status",
+    "segments": {"team": "Team", "type": "Type", "component": "Component",
+                 "assignee": "Assignee"},
+}
+
+
+def run_demo(items: int = 1200, serve: bool = True) -> None:
+    """Build the demo workspace from scratch and run two cycles of the loop on it."""
+    home = get_settings().home / "demo"
+    if home.exists():
+        shutil.rmtree(home)
+    home.mkdir(parents=True)
+    engine = open_store(f"sqlite:///{home / 'learnloop.db'}")
+    plan = home / "plan.csv"
+    tasks = generate(items)
+    out.print("[bold]learnloop demo[/bold]: the data below is GENERATED (not real): "
+              f"{items} tasks of three teams over 18 months, in {plan}")
+    first, second = dt.date(2026, 1, 31), dt.date(2026, 4, 30)
+    done, opened = write_snapshot(tasks, first, plan)
+    with unit_of_work(engine) as s:
+        add_connection(s, registry.get("file"), "demo-plan",
+                       {"path": str(plan), "dayfirst": True}, MAPPING)
+        s.add(Template(name="PAY bug fix", kind="project", body={"tasks": TEMPLATE_TASKS}))
+
+    out.print(f"\n[bold]1. Sync[/bold] the plan as of {first}: {done} done, {opened} open tasks")
+    report = runtime.sync(engine, "demo-plan")
+    out.print(f"   stored {report.created} items; {report.quarantined} rows quarantined "
+              "(deliberately broken rows, kept aside with their reason):")
+    for p in report.problems:
+        out.print(f"   - {p}", markup=False)
+
+    out.print("\n[bold]2. Learn[/bold] from the deviations")
+    learned = runtime.learn(engine)
+    for f in learned.findings[:5]:
+        out.print(f"   finding: {f['statement']}", markup=False)
+    out.print(f"   {learned.forecasts_issued} forecasts issued for open tasks (kept in the ledger)")
+
+    with unit_of_work(engine) as s:
+        pending = s.scalars(select(Proposal).where(Proposal.status == "pending")
+                            .order_by(Proposal.finding_id.is_(None), Proposal.id)).all()
+        chosen = pending[0] if pending else None
+        out.print(f"\n[bold]3. Proposals[/bold]: {len(pending)} pending")
+        for p in pending[:5]:
+            out.print(f"   #{p.id} {p.title}", markup=False)
+        if chosen is not None:
+            out.print(f"\n[bold]4. Accept[/bold] #{chosen.id} as the template owner:", markup=True)
+            out.print(chosen.diff, markup=False)
+            version = policy.accept(s, chosen.id, "demo template owner", "accepted in the demo")
+            queued = queue_writeback(s, runtime.capabilities())
+            out.print(f"   policy is now version {version.version}; {queued} writes queued")
+
+    out.print("\n[bold]5. Write-back[/bold] through the outbox")
+    delivered = runtime.deliver(engine)
+    copy = home / "plan.learnloop.csv"
+    out.print(f"   {delivered.delivered} delivered, {delivered.dead} failed -> {copy}")
+    _show_copy(copy)
+
+    out.print(f"\n[bold]6. Three months later[/bold] ({second}): sync again, score the forecasts")
+    write_snapshot(tasks, second, plan)
+    report = runtime.sync(engine, "demo-plan")
+    out.print(f"   {report.created} new, {report.updated} updated items")
+    learned = runtime.learn(engine)
+    runtime.deliver(engine)
+    with unit_of_work(engine) as s:
+        cal = calibration(s)
+    if cal["n"]:
+        out.print(f"   {learned.forecasts_scored} forecasts scored against what happened: P80 "
+                  f"covered {cal['p80']['coverage']:.0%} of actuals (n={cal['n']}, target 80%); "
+                  f"P50 {cal['p50']['coverage']:.0%}")
+    out.print(f"\nDemo workspace: {home} (rebuilt on every run). Explore it with:\n"
+              f"   LEARNLOOP_DATABASE_URL=sqlite:///{home / 'learnloop.db'} learnloop findings")
+    if serve:
+        out.print("\nThe web UI is not built yet (issue 7); nothing to serve. Done.")
+
+
+def _show_copy(path: object) -> None:
+    from pathlib import Path
+
+    p = Path(str(path))
+    if not p.exists():
+        return
+    with p.open(encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    shown = [r for r in rows if r.get("learnloop P80")][:3]
+    for r in shown:
+        out.print(f"   {r['Key']}: estimate {r['Estimate (h)']} h, P80 {r['learnloop P80']} h; "
+                  f"{r.get('learnloop insight', '')}", markup=False)
