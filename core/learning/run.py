@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from core import insights, outbox, policy
 from core.contract import COMMENT, FIELDS
 from core.learning import dataset, ledger
-from core.learning.findings import SegmentStat, examine
+from core.learning.findings import SegmentStat, describe, examine
 from core.learning.model import MODEL_VERSION, SegmentQuantileModel
 from core.learning.stats import benjamini_hochberg
 from core.model import Connection, Finding, Item, LearningRun, utcnow
@@ -240,7 +240,7 @@ def _steps(s: Session, run: LearningRun, report: RunReport,
     report.examined = len(stats)
     for st, q in zip(stats, benjamini_hochberg([st.p for st in stats]), strict=True):
         st.q = q
-    kept = [st for st in stats if st.q <= ALPHA]
+    kept = [describe(st, obs[st.measure]) for st in stats if st.q <= ALPHA]
     rows = _store_findings(s, run, kept)
     pairs = list(zip(sorted(kept, key=lambda x: -x.impact), rows, strict=True))
     report.findings = [{"id": f.id, "statement": f.statement, "q": f.q_value} for f in rows]

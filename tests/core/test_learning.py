@@ -210,3 +210,22 @@ def test_examine_ignores_segments_below_minimum(engine: Engine) -> None:
     del engine
     assert examine([], "effort") == []
     assert T0.tzinfo is not None
+
+
+def test_rank_test_from_global_ranks_matches_scipy() -> None:
+    from scipy.stats import mannwhitneyu
+
+    from core.learning.dataset import Observation
+
+    rng = random.Random(12)
+    obs = []
+    for i in range(300):
+        kind = rng.choice(["a", "b", "c"])
+        value = round(math.exp(rng.gauss(0.3 if kind == "a" else 0, 0.5)), 1) or 0.1
+        obs.append(Observation(i, T0, {"kind": kind}, 1.0, value, value, 1.0))
+    stats = {st.key: st for st in examine(obs, "effort")}
+    y = np.log([o.value for o in obs])
+    inside = np.array([o.segments["kind"] == "a" for o in obs])
+    expected = mannwhitneyu(y[inside], y[~inside], method="asymptotic").pvalue
+    assert stats["kind=a"].p == pytest.approx(expected, rel=1e-6)
+    assert stats["kind=a"].effect == pytest.approx(float(np.exp(np.median(y[inside]))))

@@ -1,0 +1,162 @@
+"""The `learnloop` CLI as a person uses it: clear one-line errors, nothing good lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from webapp.cli import main
+
+HEADER = "Key,Summary,Type,Team,Estimate,Spent,Due,Done,Status\n"
+
+
+def _rows(n: int, start: int = 0) -> str:
+    lines = []
+    for i in range(start, start + n):
+        kind = "Bug" if i % 3 == 0 else "Story"
+        spent = 8 if kind == "Bug" else 4
+        done = f"2025-02-{1 + i % 27:02d}" if i % 10 else ""
+        lines.append(f"T-{i},Task {i},{kind},{'AB'[i % 2]},4,{spent if done else ''},"
+                     f"2025-01-{1 + i % 27:02d},{done},{'Done' if done else 'Open'}\n")
+    return "".join(lines)
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], use_store: str):
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        captured = capsys.readouterr()
+        assert "Traceback" not in captured.err
+        return code, captured.out, captured.err
+    return run
+
+
+def _add(cli, path: Path, name: str = "plan") -> None:
+    code, _, err = cli("connections", "add", "file", name, "--set", f"path={path}",
+                       "--map", "id=Key", "--map", "title=Summary", "--map",
+                       "planned_estimate=Estimate", "--map", "actual_effort=Spent",
+                       "--map", "planned_due=Due", "--map", "actual_end=Done",
+                       "--map", "status=Status", "--map", "segments=Type,Team")
+    assert code == 0, err
+
+
+def test_init_creates_store_and_private_key(cli, learnloop_home: Path) -> None:
+    code, out, _ = cli("init")
+    assert code == 0 and "store ready" in out
+    mode = stat.S_IMODE(os.stat(learnloop_home / "secret.key").st_mode)
+    assert mode == 0o600
+
+
+def test_connections_add_list_test_remove(cli, tmp_path: Path) -> None:
+    plan = tmp_path / "plan.csv"
+    plan.write_text(HEADER + _rows(20))
+    _add(cli, plan)
+    code, out, _ = cli("connections", "list", "--json")
+    assert code == 0
+    (row,) = json.loads(out)
+    assert row["name"] == "plan" and row["kind"] == "file"
+    assert cli("connections", "test", "plan")[0] == 0
+    code, _, err = cli("connections", "add", "file", "plan", "--set", f"path={plan}",
+                       "--map", "id=Key")
+    assert code == 2 and err.count("\n") == 1 and "already exists" in err
+    assert cli("connections", "remove", "plan", "--yes")[0] == 0
+    assert json.loads(cli("connections", "list", "--json")[1]) == []
+
+
+def test_bad_connection_input_gets_one_line(cli, tmp_path: Path) -> None:
+    code, _, err = cli("connections", "add", "nosuchtool", "x")
+    assert code == 2 and "unknown connector 'nosuchtool'" in err and err.count("\n") == 1
+    code, _, err = cli("connections", "add", "file", "x", "--map", "id=Key")
+    assert code == 2 and "path" in err and err.count("\n") == 1
+    code, _, err = cli("sync", "nope")
+    assert code == 2 and "unknown connection 'nope'" in err
+
+
+def test_sync_quarantines_bad_rows_and_keeps_good_ones(cli, tmp_path: Path) -> None:
+    plan = tmp_path / "plan.csv"
+    bad = ("T-900,Bad date,Bug,A,4,,31/31/2025,,Open\n"
+           "T-901,Zero estimate,Bug,A,0,,2025-01-05,,Open\n")
+    plan.write_text(HEADER + _rows(30) + bad)
+    _add(cli, plan)
+    code, _, err = cli("sync")
+    assert code == 1
+    assert err.count("\n") == 1 and "2 rows quarantined" in err and "row 32" in err
+    code, out, _ = cli("connections", "list", "--json")
+    (row,) = json.loads(out)
+    assert row["items"] == 30 and row["quarantined"] == 2
+    code, out, _ = cli("quarantine", "--json")
+    reasons = {r["where"]: r["reason"] for r in json.loads(out)}
+    assert any("Due" in r for r in reasons.values())
+    assert any("Estimate" in r for r in reasons.values())
+    code, out, _ = cli("sync", "--json")  # unchanged file: nothing new, nothing duplicated
+    assert code == 0 and json.loads(out)[0]["created"] == 0
+
+
+def test_missing_column_is_one_line_and_loses_nothing(cli, tmp_path: Path) -> None:
+    plan = tmp_path / "plan.csv"
+    plan.write_text(HEADER + _rows(25))
+    _add(cli, plan)
+    assert cli("sync")[0] == 0
+    plan.write_text(HEADER.replace(",Due", ",When") + _rows(26))
+    code, _, err = cli("sync")
+    assert code == 2 and err.count("\n") == 1 and "Due" in err and "plan.csv" in err
+    (row,) = json.loads(cli("connections", "list", "--json")[1])
+    assert row["items"] == 25 and row["health"] == "error"
+
+
+def test_wrong_encoding_is_named(cli, tmp_path: Path) -> None:
+    plan = tmp_path / "plan.csv"
+    plan.write_bytes((HEADER + "T-1,Caf\xe9 \x96 fix,Bug,A,4,5,2025-01-02,2025-01-03,Done\n")
+                     .encode("cp1252"))
+    code, _, err = cli("connections", "add", "file", "plan", "--set", f"path={plan}",
+                       "--set", "encoding=utf-8", "--map", "id=Key")
+    assert code == 0, err
+    code, _, err = cli("sync")
+    assert code == 2 and "utf-8" in err and err.count("\n") == 1
+
+
+def test_learn_findings_and_proposals(cli, tmp_path: Path) -> None:
+    plan = tmp_path / "plan.csv"
+    plan.write_text(HEADER + _rows(300))
+    _add(cli, plan)
+    assert cli("sync")[0] == 0
+    code, out, err = cli("learn", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["findings"], report
+    assert report["delivery"]["delivered"] > 0
+    code, out, _ = cli("findings", "--json")
+    assert json.loads(out)["findings"][0]["n"] >= 8
+    proposals = json.loads(cli("proposals", "list", "--json")[1])
+    assert proposals
+    pid = str(proposals[0]["id"])
+    code, out, _ = cli("proposals", "show", pid, "--json")
+    assert "rule effort:" in json.loads(out)["diff"]
+    code, out, err = cli("proposals", "accept", pid, "--by", "owner", "--note", "ok")
+    assert code == 0 and "policy is now version 2" in out, err
+    code, _, err = cli("proposals", "accept", pid)
+    assert code == 2 and "not pending" in err
+    code, _, err = cli("proposals", "show", "9999")
+    assert code == 2 and "no proposal #9999" in err
+    copy = tmp_path / "plan.learnloop.csv"
+    assert "learnloop P80" in copy.read_text(encoding="utf-8-sig").splitlines()[0]
+
+
+@pytest.mark.slow
+def test_demo_runs_twice_from_the_console_script(tmp_path: Path) -> None:
+    exe = Path(sys.executable).parent / "learnloop"
+    env = {**os.environ, "LEARNLOOP_HOME": str(tmp_path / "home")}
+    env.pop("LEARNLOOP_DATABASE_URL", None)
+    for _ in range(2):
+        result = subprocess.run([str(exe), "demo", "--no-serve", "--items", "600"],
+                                capture_output=True, text=True, env=env, timeout=300)
+        assert result.returncode == 0, result.stderr
+        assert "GENERATED" in result.stdout
+        assert "finding:" in result.stdout and "policy is now version 2" in result.stdout
+        assert "Traceback" not in result.stderr
