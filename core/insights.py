@@ -53,7 +53,7 @@ def for_item(item: Item, effort: Forecast | None, finish: Forecast | None,
     if item.status == "done":
         if item.actual_effort is not None and item.planned_estimate:
             fields["delta"] = _num(item.actual_effort - item.planned_estimate, 2)
-            parts.append(f"took {item.actual_effort / item.planned_estimate:.2g}x its estimate")
+            parts.append(f"took {item.actual_effort / item.planned_estimate:.1f}x its estimate")
         elif item.actual_end is not None and item.planned_due is not None:
             fields["delta"] = _num((item.actual_end - item.planned_due).total_seconds() / 86400)
             parts.append(f"finished {fields['delta']:+} days against its due date")
@@ -64,7 +64,7 @@ def for_item(item: Item, effort: Forecast | None, finish: Forecast | None,
             fields["forecast_p90"] = _num(effort.p90)
             factor = effort.p80 / item.planned_estimate
             parts.append(
-                f"P80 for this item: {effort.p80:.1f} {unit} ({factor:.2g}x the estimate of "
+                f"P80 for this item: {effort.p80:.1f} {unit} ({factor:.1f}x the estimate of "
                 f"{item.planned_estimate:g})"
             )
             if effort.p95 and effort.p95 > 3 * effort.p50:

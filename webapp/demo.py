@@ -64,8 +64,8 @@ def run_demo(items: int = 1200, serve: bool = True) -> None:
                             .order_by(Proposal.finding_id.is_(None), Proposal.id)).all()
         chosen = pending[0] if pending else None
         out.print(f"\n[bold]3. Proposals[/bold]: {len(pending)} pending")
-        for p in pending[:5]:
-            out.print(f"   #{p.id} {p.title}", markup=False)
+        for prop in pending[:5]:
+            out.print(f"   #{prop.id} {prop.title}", markup=False)
         if chosen is not None:
             out.print(f"\n[bold]4. Accept[/bold] #{chosen.id} as the template owner:", markup=True)
             out.print(chosen.diff, markup=False)
@@ -81,8 +81,8 @@ def run_demo(items: int = 1200, serve: bool = True) -> None:
 
     out.print(f"\n[bold]6. Three months later[/bold] ({second}): sync again, score the forecasts")
     write_snapshot(tasks, second, plan)
-    report = runtime.sync(engine, "demo-plan")
-    out.print(f"   {report.created} new, {report.updated} updated items")
+    again = runtime.sync(engine, "demo-plan")
+    out.print(f"   {again.created} new, {again.updated} updated items")
     learned = runtime.learn(engine)
     runtime.deliver(engine)
     with unit_of_work(engine) as s:

@@ -57,9 +57,9 @@ class SegmentStat:
         """The finding in one sentence a non-statistician can read, with its numbers."""
         if self.measure == "effort":
             text = (
-                f"{self.phrase()} took {self.effect:.2g}x their estimate "
-                f"(n={self.n}, 80% interval {self.low:.2g}-{self.high:.2g}x; "
-                f"other items {self.rest:.2g}x)"
+                f"{self.phrase()} took {self.effect:.1f}x their estimate "
+                f"(n={self.n}, 80% interval {self.low:.1f}-{self.high:.1f}x; "
+                f"other items {self.rest:.1f}x)"
             )
             if self.tie_share >= 0.3:
                 text += f"; {self.tie_share:.0%} logged exactly the estimate"

@@ -124,10 +124,10 @@ def _propose(s: Session, run: LearningRun, obs: list[dataset.Observation],
         params = {k: round(math.exp(float(np.quantile(pooled, q))), 3)
                   for k, q in (("p50", 0.5), ("p80", 0.8), ("p90", 0.9))}
         params["n"] = len(obs)
-        hyp = (f"Items take {params['p50']:.2g}x their estimate (P80 {params['p80']:.2g}x, "
+        hyp = (f"Items take {params['p50']:.1f}x their estimate (P80 {params['p80']:.1f}x, "
                f"n={len(obs)})")
         p = policy.propose(s, key=policy.GLOBAL_KEY, selector={}, params=params, hypothesis=hyp,
-                           evidence={"n": len(obs)}, title=f"Plan for {params['p80']:.2g}x the "
+                           evidence={"n": len(obs)}, title=f"Plan for {params['p80']:.1f}x the "
                            "estimate to be 80% safe", run_id=run.id)
         if p is not None:
             report.proposals.append({"id": p.id, "title": p.title})
@@ -137,11 +137,11 @@ def _propose(s: Session, run: LearningRun, obs: list[dataset.Observation],
         params = _quantile_params(pooled[idx], pooled)
         params["n"] = st.n
         key = "effort:" + st.key
-        hyp = (f"{st.phrase()} take {params['p50']:.2g}x their estimate (P80 "
-               f"{params['p80']:.2g}x; n={st.n}, 80% interval {st.low:.2g}-{st.high:.2g}x)")
+        hyp = (f"{st.phrase()} take {params['p50']:.1f}x their estimate (P80 "
+               f"{params['p80']:.1f}x; n={st.n}, 80% interval {st.low:.1f}-{st.high:.1f}x)")
         p = policy.propose(s, key=key, selector=st.segment, params=params, hypothesis=hyp,
                            evidence=st.evidence(), title=f"{st.phrase()}: plan for "
-                           f"{params['p80']:.2g}x the estimate", run_id=run.id,
+                           f"{params['p80']:.1f}x the estimate", run_id=run.id,
                            finding_id=finding.id)
         if p is not None:
             report.proposals.append({"id": p.id, "title": p.title})

@@ -112,7 +112,7 @@ def test_missing_column_is_one_line_and_loses_nothing(cli, tmp_path: Path) -> No
 
 def test_wrong_encoding_is_named(cli, tmp_path: Path) -> None:
     plan = tmp_path / "plan.csv"
-    plan.write_bytes((HEADER + "T-1,Caf\xe9 \x96 fix,Bug,A,4,5,2025-01-02,2025-01-03,Done\n")
+    plan.write_bytes((HEADER + "T-1,Caf\xe9 \u2013 fix,Bug,A,4,5,2025-01-02,2025-01-03,Done\n")
                      .encode("cp1252"))
     code, _, err = cli("connections", "add", "file", "plan", "--set", f"path={plan}",
                        "--set", "encoding=utf-8", "--map", "id=Key")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.progress import TaskID
 from sqlalchemy import select
 
 from connectors import runtime
@@ -14,7 +15,7 @@ from core.model import Connection, QuarantinedRow
 from core.settings import get_settings
 from core.store import unit_of_work
 from webapp.cli import connections, proposals
-from webapp.cli.common import JSON_HELP, emit_json, err, out, progress, store
+from webapp.cli.common import JSON_HELP, emit_json, error_line, out, progress, store
 
 app = typer.Typer(
     help="learnloop: learn from planned vs actual and write the learning back into your tools.",
@@ -54,7 +55,11 @@ def sync(
     with progress() as bar:
         for name in targets:
             task = bar.add_task(f"sync {name}", total=None)
-            reports.append(runtime.sync(engine, name, lambda n, t=task: bar.advance(t, n)))
+
+            def advance(n: int, t: TaskID = task) -> None:
+                bar.advance(t, n)
+
+            reports.append(runtime.sync(engine, name, advance))
     if as_json:
         emit_json([r.as_dict() for r in reports])
     for r in reports:
@@ -66,8 +71,8 @@ def sync(
             shown = "; ".join(str(p) for p in r.problems[:3])
             more = f" (and {len(r.problems) - 3} more: learnloop quarantine {r.connection})" \
                 if len(r.problems) > 3 else ""
-            err.print(f"error: {r.connection}: {len(r.problems)} rows quarantined, good rows kept: "
-                      f"{shown}{more}", markup=False)
+            error_line(f"{r.connection}: {len(r.problems)} rows quarantined, good rows kept: "
+                       f"{shown}{more}")
     if any(r.problems for r in reports):
         raise typer.Exit(1)
 
@@ -151,7 +156,7 @@ def quarantine(
         if name:
             query = query.where(Connection.name == name)
         rows = [{"connection": cname, "where": q.locator, "reason": q.reason, "raw": q.raw}
-                for q, cname in s.execute(query).tuples()]
+                for q, cname in s.execute(query)]
     if as_json:
         emit_json(rows)
         return

@@ -47,7 +47,13 @@ def emit_json(data: Any) -> None:
 def progress() -> Progress:
     """A progress display on stderr (so --json output stays clean)."""
     return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                    MofNCompleteColumn(), console=err, transient=True)
+                    MofNCompleteColumn(), console=err, transient=True,
+                    disable=not sys.stderr.isatty())
+
+
+def error_line(message: str) -> None:
+    """One plain line on stderr (no markup, no wrapping)."""
+    sys.stderr.write(f"error: {message}\n")
 
 
 def parse_pairs(values: list[str] | None, option: str) -> dict[str, str]:

@@ -72,12 +72,12 @@ def add(
 @app.command("list")
 def list_(as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False) -> None:
     """List connections with their health, last sync and item counts."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     with unit_of_work(store()) as s:
-        items = dict(s.execute(select(Item.connection_id, func.count()).where(
-            Item.deleted.is_(False)).group_by(Item.connection_id)).tuples().all())
-        bad = dict(s.execute(select(QuarantinedRow.connection_id, func.count())
-                             .group_by(QuarantinedRow.connection_id)).tuples().all())
+        items: dict[int, int] = dict(s.execute(select(Item.connection_id, func.count()).where(
+            Item.deleted.is_(False)).group_by(Item.connection_id)).all())
+        bad: dict[int, int] = dict(s.execute(select(QuarantinedRow.connection_id, func.count())
+                             .group_by(QuarantinedRow.connection_id)).all())
         for c in s.scalars(select(Connection).order_by(Connection.name)):
             rows.append({"name": c.name, "kind": c.kind, "health": c.health,
                          "last_sync_at": c.last_sync_at, "last_error": c.last_error,

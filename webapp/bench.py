@@ -1,0 +1,104 @@
+"""`learnloop bench learn`: time one learning run over N synthetic items in a fresh store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing as mp
+import resource
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, insert
+
+from core.model import Connection, Deviation, Item
+from core.store import open_store, unit_of_work
+
+DIMENSIONS = {"project": 20, "type": 6, "team": 12, "assignee": 80, "component": 30,
+              "priority": 5}
+OPEN_SHARE = 0.1
+T0 = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+
+
+def fill(engine: Engine, n: int, seed: int = 1, chunk: int = 20_000) -> None:
+    """Insert `n` synthetic items (10% open) with their deviations, in bulk."""
+    rng = np.random.default_rng(seed)
+    with unit_of_work(engine) as s:
+        conn = Connection(kind="bench", name="bench")
+        s.add(conn)
+        s.flush()
+        conn_id = conn.id
+    effects = {d: rng.normal(0, 0.25, k) for d, k in DIMENSIONS.items()}
+    next_id = 1
+    for start in range(0, n, chunk):
+        m = min(chunk, n - start)
+        codes = {d: rng.integers(0, k, m) for d, k in DIMENSIONS.items()}
+        est = rng.choice([0.5, 1, 2, 3, 5, 8, 13, 20], m)
+        log_ratio = sum(effects[d][codes[d]] for d in DIMENSIONS) + rng.normal(0.1, 0.5, m)
+        tie = rng.random(m) < 0.3
+        actual = np.where(tie, est, np.round(est * np.exp(log_ratio), 2))
+        slip = np.round(rng.normal(1, 4, m) + 2 * effects["team"][codes["team"]])
+        is_open = rng.random(m) < OPEN_SHARE
+        items, devs = [], []
+        for j in range(m):
+            when = T0 + dt.timedelta(minutes=int((start + j) * 1440 * 1500 / n))
+            due = when + dt.timedelta(days=7)
+            seg = {d: f"{d}-{codes[d][j]}" for d in DIMENSIONS}
+            done = not is_open[j]
+            end = due + dt.timedelta(days=float(slip[j])) if done else None
+            items.append({
+                "id": next_id + j, "connection_id": conn_id, "external_id": f"B-{start + j}",
+                "kind": "task", "title": "", "segments": seg, "unit": "hours",
+                "status": "done" if done else "open", "planned_estimate": float(est[j]),
+                "estimated_at": when, "planned_due": due, "actual_end": end,
+                "actual_effort": float(actual[j]) if done else None, "deleted": False,
+                "raw": {}, "created_at": when, "updated_at": when,
+            })
+            if done:
+                devs.append({"item_id": next_id + j, "measure": "effort_ratio",
+                             "planned": float(est[j]), "actual": float(actual[j]),
+                             "value": float(actual[j] / est[j]), "computed_at": when})
+                devs.append({"item_id": next_id + j, "measure": "slip_days", "planned": 0.0,
+                             "actual": float(slip[j]), "value": float(slip[j]),
+                             "computed_at": when})
+        with engine.begin() as c:
+            c.execute(insert(Item), items)
+            c.execute(insert(Deviation), devs)
+        next_id += m
+
+
+
+def _child(url: str, queue: Any) -> None:
+    from core.learning.run import run_learning
+
+    engine = open_store(url)
+    started = time.perf_counter()
+    report = run_learning(engine, {"bench": frozenset({"fields"})})
+    seconds = time.perf_counter() - started
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    queue.put({"seconds": round(seconds, 2), "peak_mb": round(peak_kb / 1024, 1),
+               "timings": report.timings, "findings": len(report.findings),
+               "forecasts_issued": report.forecasts_issued, "writes_queued": report.writes_queued})
+
+
+def bench_learn(items: int, url: str | None = None) -> dict[str, Any]:
+    """Fill a fresh store (SQLite in a temp dir unless `url`) and time one learning run.
+
+    The run happens in a child process so its peak memory is its own.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        url = url or f"sqlite:///{Path(tmp) / 'bench.db'}"
+        engine = open_store(url)
+        t0 = time.perf_counter()
+        fill(engine, items)
+        fill_s = time.perf_counter() - t0
+        engine.dispose()
+        ctx = mp.get_context("spawn")
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_child, args=(url, queue))
+        proc.start()
+        result: dict[str, Any] = queue.get()
+        proc.join()
+    return {"items": items, **result, "fill_seconds": round(fill_s, 1)}
