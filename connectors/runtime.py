@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
 from sqlalchemy import Engine, select
@@ -52,9 +53,10 @@ def sync(engine: Engine, name: str, progress: Callable[[int], None] | None = Non
     return run_sync(engine, name, connector, progress)
 
 
-def learn(engine: Engine, progress: Callable[[str], None] | None = None) -> RunReport:
+def learn(engine: Engine, progress: Callable[[str], None] | None = None,
+          as_of: dt.datetime | None = None) -> RunReport:
     """Run a learning cycle, queueing write-back for the surfaces each connector supports."""
-    return run_learning(engine, capabilities(), progress)
+    return run_learning(engine, capabilities(), progress, as_of)
 
 
 def deliver(engine: Engine, rounds: int = 100) -> outbox.DeliveryReport:

@@ -36,10 +36,11 @@ def run_demo(items: int = 1200, serve: bool = True) -> None:
     home.mkdir(parents=True)
     engine = open_store(f"sqlite:///{home / 'learnloop.db'}")
     plan = home / "plan.csv"
-    tasks = generate(items)
+    today = dt.datetime.now(dt.UTC).date()
+    tasks = generate(items, today)
     out.print("[bold]learnloop demo[/bold]: the data below is GENERATED (not real): "
               f"{items} tasks of three teams over 18 months, in {plan}")
-    first, second = dt.date(2026, 1, 31), dt.date(2026, 4, 30)
+    first, second = today - dt.timedelta(days=60), today
     done, opened = write_snapshot(tasks, first, plan)
     with unit_of_work(engine) as s:
         add_connection(s, registry.get("file"), "demo-plan",
@@ -54,7 +55,8 @@ def run_demo(items: int = 1200, serve: bool = True) -> None:
         out.print(f"   - {p}", markup=False)
 
     out.print("\n[bold]2. Learn[/bold] from the deviations")
-    learned = runtime.learn(engine)
+    then = dt.datetime.combine(first, dt.time(18), tzinfo=dt.UTC)
+    learned = runtime.learn(engine, as_of=then)
     for f in learned.findings[:5]:
         out.print(f"   finding: {f['statement']}", markup=False)
     out.print(f"   {learned.forecasts_issued} forecasts issued for open tasks (kept in the ledger)")
@@ -79,7 +81,7 @@ def run_demo(items: int = 1200, serve: bool = True) -> None:
     out.print(f"   {delivered.delivered} delivered, {delivered.dead} failed -> {copy}")
     _show_copy(copy)
 
-    out.print(f"\n[bold]6. Three months later[/bold] ({second}): sync again, score the forecasts")
+    out.print(f"\n[bold]6. Two months later[/bold] ({second}): sync again, score the forecasts")
     write_snapshot(tasks, second, plan)
     again = runtime.sync(engine, "demo-plan")
     out.print(f"   {again.created} new, {again.updated} updated items")

@@ -20,7 +20,7 @@ SPECIAL = {("PAY", "Bug"): 1.6}  # the planted finding: bugs in PAY run well ove
 COMPONENTS = ["api", "ui", "billing", "reports", "auth"]
 PEOPLE = ["ana", "ben", "chen", "dara", "eli", "fay", "gus", "hana"]
 ESTIMATES = [0.5, 1, 1, 2, 2, 3, 4, 4, 6, 8, 8, 12, 16, 24]
-START = dt.date(2025, 1, 6)
+DAYS = 540
 COLUMNS = ["Key", "Summary", "Team", "Type", "Component", "Assignee", "Estimated on",
            "Due", "Estimate (h)", "Started", "Done", "Time spent (h)", "Status"]
 
@@ -43,9 +43,10 @@ class Task:
     spent: float
 
 
-def generate(n: int, seed: int = 7) -> list[Task]:
-    """`n` tasks over about 18 months, in the order they were estimated."""
+def generate(n: int, end: dt.date, seed: int = 7) -> list[Task]:
+    """`n` tasks estimated over the 18 months before `end`, in the order they were estimated."""
     rng = random.Random(seed)
+    start = end - dt.timedelta(days=DAYS)
     tasks = []
     for i in range(n):
         team = rng.choice(list(TEAMS))
@@ -57,10 +58,10 @@ def generate(n: int, seed: int = 7) -> list[Task]:
         else:
             spent = estimate * factor * math.exp(rng.gauss(0, 0.45))
             spent = max(0.25, round(spent * 4) / 4)
-        estimated = START + dt.timedelta(days=int(i * 540 / n) + rng.randint(0, 3))
+        estimated = start + dt.timedelta(days=int(i * DAYS / n) + rng.randint(0, 3))
         due = estimated + dt.timedelta(days=max(1, math.ceil(estimate / 4)) + rng.randint(2, 6))
         started = estimated + dt.timedelta(days=rng.randint(0, 4))
-        done = started + dt.timedelta(days=max(0, math.ceil(spent / 4 * factor)) + rng.randint(0, 5))
+        done = started + dt.timedelta(days=max(0, math.ceil(spent / 3 * factor)) + rng.randint(0, 12))
         tasks.append(Task(
             key=f"{team}-{100 + i}", summary=f"{kind} in {rng.choice(COMPONENTS)} #{i}",
             team=team, type=kind, component=rng.choice(COMPONENTS), assignee=rng.choice(PEOPLE),

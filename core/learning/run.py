@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -76,8 +77,23 @@ def _fit(obs: list[dataset.Observation], measure: str, report: RunReport
     return model
 
 
+def conditional(levels: list[float], values: list[float], floor: float) -> list[float]:
+    """Quantiles given that the value already exceeds `floor` (an open item past its due date).
+
+    The predicted quantile curve is extended to levels 0 and 1, its CDF at `floor` is F0, and
+    level p becomes level F0 + p (1 - F0) of the unconditional curve (never below `floor`).
+    """
+    lo = values[0] - (values[-1] - values[0])
+    hi = values[-1] + 2 * (values[-1] - values[-2] if len(values) > 1 else 1.0)
+    xs, ps = [lo, *values, hi], [0.0, *levels, 1.0]
+    f0 = float(np.interp(floor, xs, ps)) if floor > lo else 0.0
+    if f0 <= 0.0:
+        return list(values)
+    return [max(float(np.interp(f0 + p * (1 - f0), ps, xs)), floor) for p in levels]
+
+
 def _forecast_open(s: Session, run: LearningRun, measure: str, model: SegmentQuantileModel,
-                   items: list[Item], report: RunReport) -> None:
+                   items: list[Item], report: RunReport, as_of: dt.datetime) -> None:
     pairs = []
     for item in items:
         smp = dataset.open_sample(item, measure)
@@ -95,7 +111,10 @@ def _forecast_open(s: Session, run: LearningRun, measure: str, model: SegmentQua
         else:
             assert item.planned_due is not None
             due = ledger.to_days(item.planned_due)
-            values = {f"p{round(q * 100)}": due + float(preds[q][j]) for q in preds}
+            levels = sorted(preds)
+            elapsed = ledger.to_days(as_of) - due
+            slips = conditional(levels, [float(preds[q][j]) for q in levels], elapsed)
+            values = {f"p{round(q * 100)}": due + v for q, v in zip(levels, slips, strict=True)}
         seg = ",".join(f"{k}={v}" for k, v in sorted(item.segments.items()))
         if ledger.issue(s, item, measure, values, model.version, run.id, seg[:300],
                         previous.get(item.id)):
@@ -183,13 +202,16 @@ def current_findings(s: Session) -> list[Finding]:
 
 
 def run_learning(engine: Engine, capabilities: Mapping[str, frozenset[str]] | None = None,
-                 progress: Callable[[str], None] | None = None) -> RunReport:
+                 progress: Callable[[str], None] | None = None,
+                 as_of: dt.datetime | None = None) -> RunReport:
     """Run one learning cycle over the whole store.
 
     Args:
         engine: the store.
         capabilities: write-back surfaces per connector kind; writes are queued only for these.
         progress: called with the name of each step as it starts.
+        as_of: the time forecasts are made at (default: now); open items already past their
+            due date get finish forecasts conditional on not being done by then.
 
     Returns:
         The run's report (also stored on the LearningRun row).
@@ -205,7 +227,7 @@ def run_learning(engine: Engine, capabilities: Mapping[str, frozenset[str]] | No
     try:
         with unit_of_work(engine) as s:
             run = s.get_one(LearningRun, run_id)
-            _steps(s, run, report, capabilities, progress or (lambda _: None))
+            _steps(s, run, report, capabilities, progress or (lambda _: None), as_of or utcnow())
             run.status, run.finished_at = "ok", utcnow()
             run.outputs, run.timings = report.as_dict(), report.timings
             run.inputs = {"finished": report.finished, "open": report.open_items}
@@ -218,7 +240,8 @@ def run_learning(engine: Engine, capabilities: Mapping[str, frozenset[str]] | No
 
 
 def _steps(s: Session, run: LearningRun, report: RunReport,
-           capabilities: Mapping[str, frozenset[str]], progress: Callable[[str], None]) -> None:
+           capabilities: Mapping[str, frozenset[str]], progress: Callable[[str], None],
+           as_of: dt.datetime) -> None:
     def timed(name: str) -> None:
         progress(name)
         report.timings[name] = time.perf_counter()
@@ -251,7 +274,7 @@ def _steps(s: Session, run: LearningRun, report: RunReport,
         close(f"fit {measure}")
         if model is not None:
             timed(f"forecast {measure}")
-            _forecast_open(s, run, measure, model, open_items, report)
+            _forecast_open(s, run, measure, model, open_items, report, as_of)
             close(f"forecast {measure}")
     timed("proposals")
     _propose(s, run, obs["effort"], [(st, f) for st, f in pairs if st.measure == "effort"], report)

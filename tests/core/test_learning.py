@@ -229,3 +229,13 @@ def test_rank_test_from_global_ranks_matches_scipy() -> None:
     expected = mannwhitneyu(y[inside], y[~inside], method="asymptotic").pvalue
     assert stats["kind=a"].p == pytest.approx(expected, rel=1e-6)
     assert stats["kind=a"].effect == pytest.approx(float(np.exp(np.median(y[inside]))))
+
+
+def test_finish_forecast_of_an_overdue_item_is_conditional_on_not_being_done() -> None:
+    from core.learning.run import conditional
+
+    levels, slips = [0.5, 0.8, 0.9, 0.95], [1.0, 4.0, 6.0, 9.0]
+    assert conditional(levels, slips, -10.0) == slips  # not yet due: unchanged
+    late = conditional(levels, slips, 5.0)  # already 5 days late
+    assert all(v >= 5.0 for v in late)
+    assert late == sorted(late) and late[0] > 5.0 and late[-1] <= 9.0 + 2 * 3.0
