@@ -32,6 +32,16 @@ def payload_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _refresh(row: WriteIntent, payload: dict[str, Any], digest: str, now: dt.datetime) -> bool:
+    """Point an existing intent at a new payload; True when it must be written again."""
+    if row.payload_hash == digest and row.status != "dead":
+        return False
+    row.payload, row.payload_hash, row.last_error = payload, digest, None
+    if row.status != "delivering":  # a worker holding it will see the new hash when it settles
+        row.status, row.attempts, row.next_attempt_at = "pending", 0, now
+    return True
+
+
 def enqueue(
     session: Session,
     connection_id: int,
@@ -55,10 +65,8 @@ def enqueue(
                           surface=surface, idempotency_key=key, payload=payload,
                           payload_hash=digest, status="pending", next_attempt_at=utcnow())
         session.add(row)
-    elif row.payload_hash != digest or row.status == "dead":
-        row.payload, row.payload_hash = payload, digest
-        row.status, row.attempts, row.next_attempt_at = "pending", 0, utcnow()
-        row.last_error = None
+    else:
+        _refresh(row, payload, digest, utcnow())
     return row
 
 
@@ -101,13 +109,17 @@ def claim(engine: Engine, limit: int = 100, connection_id: int | None = None,
         return [r.id for r in rows]
 
 
-def _settle(row: WriteIntent, result: Delivery | None, error: str | None) -> str:
+def _settle(row: WriteIntent, result: Delivery | None, error: str | None, sent_hash: str) -> str:
     row.attempts += 1
     row.claimed_by = None
     if result is not None and result.ok:
-        row.status, row.delivered_at, row.last_error = "delivered", utcnow(), None
         if result.tool_ref:
             row.tool_ref = result.tool_ref
+        if row.payload_hash != sent_hash:
+            # A newer payload arrived while this one was being written: write that one too.
+            row.status, row.attempts, row.next_attempt_at = "pending", 0, utcnow()
+            return "retrying"
+        row.status, row.delivered_at, row.last_error = "delivered", utcnow(), None
         return "delivered"
     row.last_error = (result.error if result else error) or "unknown error"
     if (result is not None and result.permanent) or row.attempts >= MAX_ATTEMPTS:
@@ -145,6 +157,7 @@ def deliver(
             cid: [Intent(r.id, r.target, r.surface, dict(r.payload), r.tool_ref) for r in group]
             for cid, group in groups.items()
         }
+        sent = {r.id: r.payload_hash for r in rows}
     for cid, intents in snapshots.items():
         results: dict[int, Delivery] = {}
         error = None
@@ -159,7 +172,8 @@ def deliver(
             for intent in intents:
                 row = s.get_one(WriteIntent, intent.id)
                 got = results.get(intent.id)
-                outcome = _settle(row, got, error or ("no result returned" if got is None else None))
+                outcome = _settle(row, got, error or ("no result returned" if got is None else None),
+                                  sent[intent.id])
                 setattr(report, outcome, getattr(report, outcome) + 1)
     return report
 
@@ -189,9 +203,6 @@ def enqueue_many(session: Session, writes: list[tuple[int, str, str, dict[str, A
             session.add(row)
             existing[key] = row
             changed += 1
-        elif found.payload_hash != digest or found.status == "dead":
-            found.payload, found.payload_hash = payload, digest
-            found.status, found.attempts, found.next_attempt_at = "pending", 0, now
-            found.last_error = None
+        elif _refresh(found, payload, digest, now):
             changed += 1
     return changed
