@@ -118,8 +118,8 @@ class FakeConnector:
     def pull(self, cursor: Mapping[str, Any] | None) -> Iterator[Batch]:
         offset = int((cursor or {}).get("offset", 0))
         recs = self.records()
-        done = 0
-        for start in range(offset, len(recs), self.config.batch_size):
+        starts = range(offset, len(recs), self.config.batch_size)
+        for done, start in enumerate(starts):
             if self.config.fail_pull_after is not None and done >= self.config.fail_pull_after:
                 raise RuntimeError("fake tool went away mid-sync")
             self._call()
@@ -127,7 +127,6 @@ class FakeConnector:
             events = [EventRecord(r.external_id, f"{r.external_id}:created", T0, "created")
                       for r in chunk]
             yield Batch(items=chunk, events=events, cursor={"offset": start + len(chunk)})
-            done += 1
 
     def deliver(self, intents: Sequence[Intent]) -> list[Delivery]:
         self._call()

@@ -45,7 +45,7 @@ class FakeHarness:
         return int(target in self.tool.fields)
 
 
-KINDS = sorted(registry.available()) + ["fake"]
+KINDS = [*sorted(registry.available()), "fake"]
 
 
 def _factory(kind: str) -> Any:

@@ -16,8 +16,7 @@ from sqlalchemy.engine import Engine
 from core import policy
 from core.learning.findings import examine
 from core.learning.ledger import calibration, pit
-from core.learning.model import Sample, SegmentQuantileModel
-from core.learning.model import pinball
+from core.learning.model import Sample, SegmentQuantileModel, pinball
 from core.learning.run import run_learning
 from core.learning.stats import benjamini_hochberg
 from core.model import Finding, Forecast, Proposal, Template, WriteIntent

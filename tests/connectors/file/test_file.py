@@ -38,10 +38,10 @@ def _pull(path: Path, mapping: dict | None = None, **config: object) -> tuple[li
 def test_cp1252_file_reads_with_auto_encoding(tmp_path: Path) -> None:
     p = tmp_path / "plan.csv"
     p.write_bytes("Key;Summary;Type;Estimate;Spent;Due;Done\n"
-                  "A-1;Café – fix;Bug;4;5,5;02-Nov-04;16-Nov-04\n".encode("cp1252"))
+                  "A-1;Caf\u00e9 \u2013 fix;Bug;4;5,5;02-Nov-04;16-Nov-04\n".encode("cp1252"))
     (item,), problems = _pull(p)
     assert problems == []
-    assert item.title == "Café – fix" and item.actual_effort == 5.5
+    assert item.title == "Caf\u00e9 \u2013 fix" and item.actual_effort == 5.5
     assert item.planned_due == dt.datetime(2004, 11, 2, tzinfo=dt.UTC)
     assert item.status == "done" and item.segments == {"Type": "Bug"}
 
