@@ -30,7 +30,7 @@ test: lint
 	$(BIN)/pytest -n 2 -q
 
 bench: $(VENV)/.dev
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) dist build .pytest_cache .mypy_cache .ruff_cache

@@ -160,3 +160,34 @@ def test_demo_runs_twice_from_the_console_script(tmp_path: Path) -> None:
         assert "GENERATED" in result.stdout
         assert "finding:" in result.stdout and "policy is now version 2" in result.stdout
         assert "Traceback" not in result.stderr
+
+
+def test_backtest_reports_learnloop_and_baselines(cli, tmp_path: Path) -> None:
+    import random
+
+    rng = random.Random(3)
+    lines = ["when,plan,actual,kind"]
+    for i in range(400):
+        kind = rng.choice(["a", "b"])
+        plan = rng.choice([1, 2, 4, 8])
+        actual = round(plan * (2.0 if kind == "a" else 1.0) * rng.lognormvariate(0, 0.3), 2)
+        lines.append(f"2024-01-{1 + i % 28:02d}T{i % 24:02d}:00,{plan},{actual},{kind}")
+    lines += ["2024-02-01,0,3,a", "2024-02-01,,3,a", "someday,2,3,a"]
+    f = tmp_path / "history.csv"
+    f.write_text("\n".join(lines) + "\n")
+    code, out, err = cli("backtest", str(f), "--planned", "plan", "--actual", "actual",
+                         "--time", "when", "--segment", "kind", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert (result["n_train"], result["n_test"]) == (280, 120)
+    assert result["dropped"] == {"planned <= 0": 1, "planned missing": 1,
+                                 "time missing or unparseable": 1}
+    p80 = result["quantiles"]["0.8"]
+    assert set(p80) == {"learnloop", "raw_plan", "global_multiplier"}
+    assert p80["learnloop"]["pinball"] < p80["global_multiplier"]["pinball"]
+    code, _, err = cli("backtest", str(f), "--planned", "plan", "--actual", "nope",
+                       "--time", "when")
+    assert code == 2 and "missing column 'nope'" in err and err.count("\n") == 1
+    code, text, _ = cli("backtest", str(f), "--planned", "plan", "--actual", "actual",
+                        "--time", "when")
+    assert code == 0 and "global_multiplier" in text and "P80" in text

@@ -14,7 +14,7 @@ from core.learning.run import current_findings
 from core.model import Connection, QuarantinedRow
 from core.settings import get_settings
 from core.store import unit_of_work
-from webapp.cli import connections, proposals
+from webapp.cli import backtest, bench, connections, proposals
 from webapp.cli.common import JSON_HELP, emit_json, error_line, out, progress, store
 
 app = typer.Typer(
@@ -23,6 +23,8 @@ app = typer.Typer(
 )
 app.add_typer(connections.app, name="connections")
 app.add_typer(proposals.app, name="proposals")
+app.command("backtest")(backtest.run)
+app.add_typer(bench.app, name="bench")
 
 
 @app.command()

@@ -1,0 +1,30 @@
+"""`learnloop bench learn --items N`: one learning run over N synthetic items, timed."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from webapp.cli.common import JSON_HELP, emit_json, out
+
+app = typer.Typer(help="Measure learnloop on synthetic data.", no_args_is_help=True)
+
+
+@app.command("learn")
+def learn(
+    items: Annotated[int, typer.Option(min=100, help="How many items to generate.")] = 100_000,
+    url: Annotated[str | None, typer.Option(help="Database URL (default: a temporary SQLite).")]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Fill a fresh store with N items (10% open, 6 segment dimensions) and time one run."""
+    from webapp.bench import bench_learn
+
+    result = bench_learn(items, url)
+    if as_json:
+        emit_json({k: result[k] for k in ("items", "seconds", "peak_mb")} | {"detail": result})
+        return
+    out.print(f"{result['items']} items: learning run {result['seconds']} s, peak "
+              f"{result['peak_mb']} MB (fill {result['fill_seconds']} s); steps: "
+              + ", ".join(f"{k} {v}s" for k, v in result["timings"].items()))
