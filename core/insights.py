@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.learning.ledger import from_days
-from core.model import Finding, Forecast, Item, Rule
+from core.learning.ledger import ForecastLike, from_days
+from core.model import Finding, Item, Rule
 from core.policy import rule_for
 
 COMMENT_FACTOR = 1.5  # a comment is posted only when the P80 is at least 1.5x the plan
@@ -25,20 +25,39 @@ def _num(value: float | None, digits: int = 1) -> float | None:
     return None if value is None else round(float(value), digits)
 
 
+class FindingIndex:
+    """The highest-impact finding per segment, looked up by an item's segments."""
+
+    def __init__(self, findings: Sequence[Finding], measure: str) -> None:
+        self.best: dict[frozenset[tuple[str, str]], Finding] = {}
+        for f in findings:
+            if f.measure != measure:
+                continue
+            key = frozenset((k, str(v)) for k, v in f.segment.items())
+            if key not in self.best or f.impact > self.best[key].impact:
+                self.best[key] = f
+
+    def match(self, item: Item) -> Finding | None:
+        """The highest-impact finding whose segment (one or two dimensions) holds the item."""
+        if not self.best:
+            return None
+        pairs = [(k, str(v)) for k, v in item.segments.items()]
+        found: Finding | None = None
+        for i, a in enumerate(pairs):
+            for key in (frozenset((a,)), *(frozenset((a, b)) for b in pairs[i + 1:])):
+                f = self.best.get(key)
+                if f is not None and (found is None or f.impact > found.impact):
+                    found = f
+        return found
+
+
 def matching_finding(item: Item, findings: Sequence[Finding], measure: str) -> Finding | None:
     """The highest-impact finding of `measure` whose segment contains the item."""
-    best = None
-    for f in findings:
-        if f.measure != measure:
-            continue
-        matches = all(str(item.segments.get(k)) == str(v) for k, v in f.segment.items())
-        if matches and (best is None or f.impact > best.impact):
-            best = f
-    return best
+    return FindingIndex(findings, measure).match(item)
 
 
-def for_item(item: Item, effort: Forecast | None, finish: Forecast | None,
-             rules: Mapping[str, Rule], findings: Sequence[Finding]) -> ItemInsight:
+def for_item(item: Item, effort: ForecastLike | None, finish: ForecastLike | None,
+             rules: Mapping[str, Rule], findings: FindingIndex) -> ItemInsight:
     """Build the write-back for one item from its newest forecasts, the policy and findings."""
     unit = item.unit or "hours"
     rule = rule_for(rules, item.segments)
@@ -48,7 +67,7 @@ def for_item(item: Item, effort: Forecast | None, finish: Forecast | None,
         "effort_factor": _num(float(rule.params["p80"]), 2) if rule else None,
     }
     parts: list[str] = []
-    finding = matching_finding(item, findings, "effort")
+    finding = findings.match(item)
     comment = None
     if item.status == "done":
         if item.actual_effort is not None and item.planned_estimate:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, or_, select
+from sqlalchemy import Engine, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.contract import Connector, Delivery, Intent
@@ -182,27 +182,41 @@ def enqueue_many(session: Session, writes: list[tuple[int, str, str, dict[str, A
                  ) -> int:
     """Enqueue many (connection_id, target, surface, payload, item_id) writes at once.
 
-    Same semantics as `enqueue`, with the existing intents read in chunks; returns how many
-    intents are now pending because of this call.
+    Same semantics as `enqueue`, in bulk statements (a learning run queues thousands);
+    returns how many intents must now be written because of this call.
     """
     keys = [f"{c}:{t}:{s}" for c, t, s, _, _ in writes]
-    existing: dict[str, WriteIntent] = {}
-    for start in range(0, len(keys), 500):
-        for row in session.scalars(select(WriteIntent).where(
-            WriteIntent.idempotency_key.in_(keys[start:start + 500])
-        )):
-            existing[row.idempotency_key] = row
-    now, changed = utcnow(), 0
+    existing: dict[str, tuple[int, str, str]] = {}
+    for start in range(0, len(keys), 1000):
+        for row in session.execute(
+            select(WriteIntent.idempotency_key, WriteIntent.id, WriteIntent.payload_hash,
+                   WriteIntent.status)
+            .where(WriteIntent.idempotency_key.in_(keys[start:start + 1000]))
+        ):
+            existing[row[0]] = (row[1], row[2], row[3])
+    now = utcnow()
+    inserts: dict[str, dict[str, Any]] = {}
+    updates: list[dict[str, Any]] = []
     for key, (conn_id, target, surface, payload, item_id) in zip(keys, writes, strict=True):
         digest = payload_hash(payload)
         found = existing.get(key)
         if found is None:
-            row = WriteIntent(connection_id=conn_id, item_id=item_id, target=target,
-                              surface=surface, idempotency_key=key, payload=payload,
-                              payload_hash=digest, status="pending", next_attempt_at=now)
-            session.add(row)
-            existing[key] = row
-            changed += 1
-        elif _refresh(found, payload, digest, now):
-            changed += 1
-    return changed
+            inserts[key] = {
+                "connection_id": conn_id, "item_id": item_id, "target": target,
+                "surface": surface, "idempotency_key": key, "payload": payload,
+                "payload_hash": digest, "status": "pending", "attempts": 0,
+                "next_attempt_at": now, "created_at": now}
+        elif found[1] != digest or found[2] == "dead":
+            change: dict[str, Any] = {"id": found[0], "payload": payload, "payload_hash": digest,
+                                      "last_error": None}
+            if found[2] != "delivering":
+                change.update(status="pending", attempts=0, next_attempt_at=now)
+            updates.append(change)
+    if inserts:
+        session.execute(insert(WriteIntent), list(inserts.values()))
+    by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for change in updates:
+        by_shape.setdefault(tuple(sorted(change)), []).append(change)
+    for rows in by_shape.values():
+        session.execute(update(WriteIntent), rows)
+    return len(inserts) + len(updates)

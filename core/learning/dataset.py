@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.learning.model import Sample
@@ -40,37 +40,47 @@ class Observation:
         return Sample(y=y, size=self.size, segments=self.segments)
 
 
-def _plan_time(item: Item) -> dt.datetime:
-    for value in (item.estimated_at, item.planned_start, item.actual_start, item.actual_end,
-                  item.created_at):
-        if value is not None:
-            return value
-    return EPOCH
+def _days(start: dt.datetime | None, end: dt.datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    days = (end - start).total_seconds() / 86400
+    return days if days > 0 else None
+
+
+def finished_all(session: Session) -> dict[str, list[Observation]]:
+    """Finished, live items with a deviation, per measure, oldest plan first.
+
+    One query of plain columns (no ORM objects): this is the hot path of a learning run.
+    """
+    when = func.coalesce(Item.estimated_at, Item.planned_start, Item.actual_start,
+                         Item.actual_end, Item.created_at)
+    rows = session.execute(
+        select(Item.id, Item.segments, when, Item.planned_estimate, Item.planned_start,
+               Item.planned_due, Deviation.measure, Deviation.planned, Deviation.actual,
+               Deviation.value)
+        .join(Deviation, Deviation.item_id == Item.id)
+        .where(Item.deleted.is_(False), Deviation.measure.in_(list(MEASURES.values())))
+        .order_by(when, Item.id)
+    )
+    by_measure = {m: [] for m in MEASURES}  # type: dict[str, list[Observation]]
+    measure_of = {v: k for k, v in MEASURES.items()}
+    for item_id, segments, at, estimate, p_start, p_due, dev, planned, actual, value in rows:
+        measure = measure_of[dev]
+        size = estimate if measure == "effort" else (_days(p_start, p_due) or estimate)
+        by_measure[measure].append(
+            Observation(item_id, at or EPOCH, segments, planned, actual, value, size))
+    return by_measure
+
+
+def finished(session: Session, measure: str) -> list[Observation]:
+    """Finished, live items with a deviation on `measure`, oldest plan first."""
+    return finished_all(session)[measure]
 
 
 def _size(item: Item, measure: str) -> float | None:
     if measure == "effort":
         return item.planned_estimate
-    if item.planned_start is not None and item.planned_due is not None:
-        days = (item.planned_due - item.planned_start).total_seconds() / 86400
-        return days if days > 0 else None
-    return item.planned_estimate
-
-
-def finished(session: Session, measure: str) -> list[Observation]:
-    """Finished, live items with a deviation on `measure`, oldest plan first."""
-    rows = session.execute(
-        select(Item, Deviation)
-        .join(Deviation, Deviation.item_id == Item.id)
-        .where(Deviation.measure == MEASURES[measure], Item.deleted.is_(False))
-    ).all()
-    obs = [
-        Observation(item.id, _plan_time(item), dict(item.segments), dev.planned, dev.actual,
-                    dev.value, _size(item, measure))
-        for item, dev in rows
-    ]
-    obs.sort(key=lambda o: (o.when, o.item_id))
-    return obs
+    return _days(item.planned_start, item.planned_due) or item.planned_estimate
 
 
 def open_items(session: Session) -> list[Item]:

@@ -42,6 +42,7 @@ class SegmentStat:
     impact: float = 0.0
     item_ids: list[int] = field(default_factory=list)
     positions: NDArray[np.intp] | None = None  # rows of the examined observations (a view)
+    context: _Prepared | None = None
     q: float = 1.0
 
     @property
@@ -99,6 +100,7 @@ class _Prepared:
     ties: NDArray[np.bool_]
     ids: NDArray[np.int64]
     ysorted: NDArray[np.float64]
+    scale: float
 
 
 def _prepare(obs: Sequence[Observation], measure: str) -> _Prepared:
@@ -110,7 +112,10 @@ def _prepare(obs: Sequence[Observation], measure: str) -> _Prepared:
     tie_term = float(np.sum(counts.astype(np.float64) ** 3 - counts) / (n * (n - 1)))
     ties = np.fromiter((o.planned == o.actual for o in obs), dtype=bool, count=n)
     ids = np.fromiter((o.item_id for o in obs), dtype=np.int64, count=n)
-    return _Prepared(y, ranks, tie_term, ties, ids, np.sort(y))
+    ysorted = np.sort(y)
+    med = float(ysorted[n // 2])
+    scale = float(np.median(np.abs(y - med))) or float(np.std(y)) or 1.0
+    return _Prepared(y, ranks, tie_term, ties, ids, ysorted, scale)
 
 
 def _codes(obs: Sequence[Observation]) -> dict[str, tuple[NDArray[np.int64], list[str]]]:
@@ -185,20 +190,35 @@ def examine(obs: Sequence[Observation], measure: str, min_n: int = MIN_N) -> lis
                 p=float(p[g]), tie_share=float(tie_sum[g] / sizes[g]),
             ))
             out[-1].positions = order[starts[g]:starts[g] + sizes[g]]
+            out[-1].context = prep
     return out
 
 
-def describe(stat: SegmentStat, obs: Sequence[Observation]) -> SegmentStat:
+def _kth_of_rest(everything: NDArray[np.float64], inside: NDArray[np.float64], k: int) -> float:
+    """The k-th smallest (0-based) value of `everything` minus the multiset `inside` (both
+    sorted), by binary search on counts: no copy of the complement is made."""
+    lo, hi = 0, len(everything) - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        v = everything[mid]
+        rest_le = int(np.searchsorted(everything, v, "right") - np.searchsorted(inside, v, "right"))
+        if rest_le >= k + 1:
+            hi = mid
+        else:
+            lo = mid + 1
+    return float(everything[lo])
+
+
+def describe(stat: SegmentStat) -> SegmentStat:
     """Fill in the rest-of-items median, the impact and the item ids of a kept finding."""
-    y_all = np.asarray([math.log(o.value) if stat.measure == "effort" else o.value for o in obs])
-    mask = np.zeros(len(obs), dtype=bool)
-    if stat.positions is not None:
-        mask[stat.positions] = True
-    inside, outside = y_all[mask], y_all[~mask]
-    rest = float(np.median(outside))
+    prep, pos = stat.context, stat.positions
+    assert prep is not None and pos is not None
+    inside = prep.y[pos]  # sorted: groups are ordered by value
+    m = len(prep.y) - len(inside)
+    rest = (_kth_of_rest(prep.ysorted, inside, (m - 1) // 2)
+            + _kth_of_rest(prep.ysorted, inside, m // 2)) / 2
     stat.rest = math.exp(rest) if stat.measure == "effort" else rest
-    scale = float(np.median(np.abs(y_all - np.median(y_all)))) or float(np.std(y_all)) or 1.0
-    stat.impact = stat.n * abs(float(np.median(inside)) - rest) / scale
-    stat.item_ids = [obs[int(i)].item_id for i in np.flatnonzero(mask)[:MAX_ITEM_IDS]]
-    stat.positions = None
+    stat.impact = stat.n * abs(float(np.median(inside)) - rest) / prep.scale
+    stat.item_ids = prep.ids[pos[:MAX_ITEM_IDS]].tolist()
+    stat.positions, stat.context = None, None
     return stat

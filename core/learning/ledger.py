@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from core.model import Forecast, Item, utcnow
@@ -27,35 +27,45 @@ def from_days(days: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(days * DAY, tz=dt.UTC)
 
 
-def latest(session: Session, item_ids: list[int], measure: str) -> dict[int, Forecast]:
-    """The newest forecast of each item for `measure`."""
-    out: dict[int, Forecast] = {}
-    for start in range(0, len(item_ids), 500):
-        chunk = item_ids[start:start + 500]
-        for f in session.scalars(select(Forecast).where(
-            Forecast.item_id.in_(chunk), Forecast.measure == measure
-        ).order_by(Forecast.issued_at, Forecast.id)):
-            out[f.item_id] = f
+class ForecastLike(Protocol):
+    """What readers of the ledger need of a forecast (an ORM row or a plain result row)."""
+
+    p50: float
+    p80: float
+    p90: float
+    p95: float | None
+    model_version: str
+    actual: float | None
+
+
+def latest(session: Session, item_ids: list[int], measure: str) -> dict[int, ForecastLike]:
+    """The newest forecast of each item for `measure` (plain rows, read in chunks)."""
+    out: dict[int, ForecastLike] = {}
+    for start in range(0, len(item_ids), 1000):
+        chunk = item_ids[start:start + 1000]
+        for row in session.execute(
+            select(Forecast.item_id, Forecast.model_version, Forecast.p50, Forecast.p80,
+                   Forecast.p90, Forecast.p95, Forecast.actual)
+            .where(Forecast.item_id.in_(chunk), Forecast.measure == measure)
+            .order_by(Forecast.issued_at, Forecast.id)
+        ):
+            out[row.item_id] = row
     return out
 
 
-def issue(session: Session, item: Item, measure: str, values: Mapping[str, float],
-          model_version: str, run_id: int | None, segment: str,
-          previous: Forecast | None) -> Forecast | None:
-    """Record a forecast unless it repeats the item's previous one (same model, within 1%)."""
-    planned = item.planned_estimate if measure == "effort" else (
-        to_days(item.planned_due) if item.planned_due else None)
-    if previous is not None and previous.actual is None and previous.model_version == model_version:
-        same = all(
-            math.isclose(getattr(previous, k) or 0.0, v, rel_tol=0.01, abs_tol=0.05)
-            for k, v in values.items()
-        )
-        if same:
-            return None
-    forecast = Forecast(item_id=item.id, run_id=run_id, measure=measure, model_version=model_version,
-                        segment=segment, planned=planned, issued_at=utcnow(), **values)
-    session.add(forecast)
-    return forecast
+def repeats(previous: ForecastLike | None, values: Mapping[str, float], model_version: str) -> bool:
+    """Whether `values` repeat the item's previous forecast (same model, within 1%)."""
+    if previous is None or previous.actual is not None or previous.model_version != model_version:
+        return False
+    return all(math.isclose(getattr(previous, k) or 0.0, v, rel_tol=0.01, abs_tol=0.05)
+               for k, v in values.items())
+
+
+def issue_many(session: Session, rows: list[dict[str, Any]]) -> int:
+    """Insert forecast rows in bulk; returns how many."""
+    if rows:
+        session.execute(insert(Forecast), rows)
+    return len(rows)
 
 
 def pit(actual: float, quantiles: Mapping[float, float]) -> float:

@@ -23,7 +23,9 @@ from core.learning.additive import FloatArray, IntArray, fit_additive
 QUANTILES = (0.5, 0.8, 0.9, 0.95)
 PSEUDO_COUNTS = (3.0, 6.0, 12.0, 25.0, 50.0)
 MIN_SEGMENT_COUNT = 5
-MAX_TRAIN = 100_000
+MAX_TRAIN = 50_000
+MAX_SELECT = 20_000  # the pseudo-count is chosen on at most this many recent items
+MAX_HOLDOUT = 10_000
 SIZE_BANDS = 8
 SIZE = "plan size"
 OTHER = "\x00other"  # rare, unseen and missing values of a dimension
@@ -95,14 +97,18 @@ class SegmentQuantileModel:
         return cls(dims=dims, size_edges=edges, n_train=len(samples))
 
     @classmethod
-    def _fit_at(cls, samples: Sequence[Sample], quantiles: Sequence[float],
-                k: float) -> SegmentQuantileModel:
+    def _fit_at(cls, samples: Sequence[Sample], quantiles: Sequence[float], k: float,
+                warm: SegmentQuantileModel | None = None) -> SegmentQuantileModel:
         model = cls._shape(samples)
         model.penalty = k
         codes = model.encode(samples)
         y = np.fromiter((s.y for s in samples), dtype=np.float64, count=len(samples))
+        same_shape = warm is not None and warm.dims == model.dims \
+            and warm.size_edges == model.size_edges
         for q in quantiles:
-            model.fits[q] = fit_additive(y, codes, model._sizes(), q, k)
+            # Warm starts only from the same level: across levels the fit stalls elsewhere.
+            init = warm.fits.get(q) if warm is not None and same_shape else None
+            model.fits[q] = fit_additive(y, codes, model._sizes(), q, k, init=init)
         return model
 
     @classmethod
@@ -110,8 +116,9 @@ class SegmentQuantileModel:
             penalties: Sequence[float] = PSEUDO_COUNTS) -> SegmentQuantileModel:
         """Fit on `samples`, which must be in time order (oldest first).
 
-        The most recent quarter (at most 20,000) is held out to choose the pseudo-count and to
-        check calibration; the final fit uses every sample (the most recent MAX_TRAIN).
+        The most recent quarter (at most MAX_HOLDOUT) is held out to choose the pseudo-count
+        (on at most MAX_SELECT items before it) and to check calibration; the final fit uses
+        the most recent MAX_TRAIN samples.
 
         Raises:
             ValueError: with fewer than 10 samples.
@@ -119,18 +126,19 @@ class SegmentQuantileModel:
         samples = list(samples)[-MAX_TRAIN:]
         if len(samples) < 10:
             raise ValueError("at least 10 finished items are needed to learn from")
-        cut = max(int(len(samples) * 0.75), len(samples) - 20_000)
-        early, late = samples[:cut], samples[cut:]
+        cut = max(int(len(samples) * 0.75), len(samples) - MAX_HOLDOUT)
+        early, late = samples[:cut][-MAX_SELECT:], samples[cut:]
         y_late = np.fromiter((s.y for s in late), dtype=np.float64, count=len(late))
-        best: tuple[float, float] | None = None
+        best: tuple[float, float, SegmentQuantileModel] | None = None
+        trial: SegmentQuantileModel | None = None
         for k in penalties:
-            trial = cls._fit_at(early, [0.8], k)
+            trial = cls._fit_at(early, [0.8], k, warm=trial)
             loss = pinball(y_late, trial._raw(trial.encode(late), 0.8), 0.8)
             if best is None or loss < best[0]:
-                best = (loss, k)
+                best = (loss, k, trial)
         assert best is not None
-        loss, k = best
-        held = cls._fit_at(early, quantiles, k)
+        loss, k, chosen = best
+        held = cls._fit_at(early, quantiles, k, warm=chosen)
         codes_late = held.encode(late)
         validation = {"n_holdout": float(len(late)), "pinball_p80": loss}
         shifts: dict[float, float] = {}
@@ -141,7 +149,7 @@ class SegmentQuantileModel:
             se = math.sqrt(q * (1 - q) / len(late))
             # Shift only when the held-out coverage is clearly off: drift, not noise.
             shifts[q] = float(np.quantile(resid, q)) if abs(coverage - q) > 2 * se else 0.0
-        model = cls._fit_at(samples, quantiles, k)
+        model = cls._fit_at(samples, quantiles, k, warm=held)
         model.shifts, model.validation = shifts, validation
         return model
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.orm import Session
 
 from core import insights, outbox, policy
@@ -25,7 +25,9 @@ from core.store import unit_of_work
 MIN_TRAIN = 30
 ALPHA = 0.05
 MAX_PROPOSALS = 10
+MAX_FINDINGS = 200  # stored per run, most impactful first; all are counted
 SHRINK_K = 10.0
+RECENT_DAYS = 30
 
 
 @dataclass
@@ -36,6 +38,7 @@ class RunReport:
     finished: dict[str, int] = field(default_factory=dict)
     open_items: int = 0
     examined: int = 0
+    findings_total: int = 0
     findings: list[dict[str, Any]] = field(default_factory=list)
     proposals: list[dict[str, Any]] = field(default_factory=list)
     forecasts_issued: int = 0
@@ -102,23 +105,28 @@ def _forecast_open(s: Session, run: LearningRun, measure: str, model: SegmentQua
     if not pairs:
         return
     preds = model.predict([smp for _, smp in pairs])
+    levels = sorted(preds)
     previous = ledger.latest(s, [i.id for i, _ in pairs], measure)
+    now = utcnow()
+    rows: list[dict[str, Any]] = []
     for j, (item, _) in enumerate(pairs):
         if measure == "effort":
             assert item.planned_estimate is not None
-            base = item.planned_estimate
-            values = {f"p{round(q * 100)}": base * math.exp(float(preds[q][j])) for q in preds}
+            planned = item.planned_estimate
+            values = {f"p{round(q * 100)}": planned * math.exp(float(preds[q][j])) for q in levels}
         else:
             assert item.planned_due is not None
-            due = ledger.to_days(item.planned_due)
-            levels = sorted(preds)
-            elapsed = ledger.to_days(as_of) - due
+            planned = ledger.to_days(item.planned_due)
+            elapsed = ledger.to_days(as_of) - planned
             slips = conditional(levels, [float(preds[q][j]) for q in levels], elapsed)
-            values = {f"p{round(q * 100)}": due + v for q, v in zip(levels, slips, strict=True)}
+            values = {f"p{round(q * 100)}": planned + v for q, v in zip(levels, slips, strict=True)}
+        if ledger.repeats(previous.get(item.id), values, model.version):
+            continue
         seg = ",".join(f"{k}={v}" for k, v in sorted(item.segments.items()))
-        if ledger.issue(s, item, measure, values, model.version, run.id, seg[:300],
-                        previous.get(item.id)):
-            report.forecasts_issued += 1
+        rows.append({"item_id": item.id, "run_id": run.id, "measure": measure,
+                     "model_version": model.version, "segment": seg[:300], "planned": planned,
+                     "issued_at": now, **values})
+    report.forecasts_issued += ledger.issue_many(s, rows)
 
 
 def _store_findings(s: Session, run: LearningRun, stats: list[SegmentStat]) -> list[Finding]:
@@ -166,14 +174,29 @@ def _propose(s: Session, run: LearningRun, obs: list[dataset.Observation],
             report.proposals.append({"id": p.id, "title": p.title})
 
 
+def writeback_items(s: Session, as_of: dt.datetime | None = None) -> list[Item]:
+    """What the write-back covers: open items, and items finished in the last RECENT_DAYS.
+
+    Items closed long ago are left alone: re-writing years of closed issues on every run
+    would only mail their watchers.
+    """
+    cutoff = (as_of or utcnow()) - dt.timedelta(days=RECENT_DAYS)
+    return list(s.scalars(select(Item).where(
+        Item.deleted.is_(False),
+        or_(Item.status == "open", Item.actual_end >= cutoff,
+            (Item.actual_end.is_(None)) & (Item.updated_at >= cutoff)),
+    ).order_by(Item.id)))
+
+
 def queue_writeback(s: Session, capabilities: Mapping[str, frozenset[str]],
-                    items: list[Item] | None = None, findings: list[Finding] | None = None) -> int:
-    """Queue the field (and, past the threshold, comment) writes for `items` (default: all)."""
+                    items: list[Item] | None = None, findings: list[Finding] | None = None,
+                    as_of: dt.datetime | None = None) -> int:
+    """Queue the field (and, past the threshold, comment) writes for `items`
+    (default: `writeback_items`)."""
     conns = {c.id: c for c in s.scalars(select(Connection))}
     if items is None:
-        items = list(s.scalars(select(Item).where(Item.deleted.is_(False))))
-    if findings is None:
-        findings = current_findings(s)
+        items = writeback_items(s, as_of)
+    index = insights.FindingIndex(current_findings(s) if findings is None else findings, "effort")
     rules = policy.active_rules(s)
     ids = [i.id for i in items]
     effort = ledger.latest(s, ids, "effort")
@@ -183,7 +206,7 @@ def queue_writeback(s: Session, capabilities: Mapping[str, frozenset[str]],
         caps = capabilities.get(conns[item.connection_id].kind, frozenset())
         if FIELDS not in caps:
             continue
-        ins = insights.for_item(item, effort.get(item.id), finish.get(item.id), rules, findings)
+        ins = insights.for_item(item, effort.get(item.id), finish.get(item.id), rules, index)
         writes.append((item.connection_id, item.external_id, FIELDS, ins.fields, item.id))
         if ins.comment and COMMENT in caps:
             writes.append((item.connection_id, item.external_id, COMMENT,
@@ -253,7 +276,7 @@ def _steps(s: Session, run: LearningRun, report: RunReport,
     report.forecasts_scored = ledger.score_pending(s)
     close("score ledger")
     timed("load")
-    obs = {m: dataset.finished(s, m) for m in dataset.MEASURES}
+    obs = dataset.finished_all(s)
     report.finished = {m: len(v) for m, v in obs.items()}
     open_items = dataset.open_items(s)
     report.open_items = len(open_items)
@@ -263,7 +286,9 @@ def _steps(s: Session, run: LearningRun, report: RunReport,
     report.examined = len(stats)
     for st, q in zip(stats, benjamini_hochberg([st.p for st in stats]), strict=True):
         st.q = q
-    kept = [describe(st, obs[st.measure]) for st in stats if st.q <= ALPHA]
+    kept = sorted((describe(st) for st in stats if st.q <= ALPHA), key=lambda x: -x.impact)
+    report.findings_total = len(kept)
+    kept = kept[:MAX_FINDINGS]
     rows = _store_findings(s, run, kept)
     pairs = list(zip(sorted(kept, key=lambda x: -x.impact), rows, strict=True))
     report.findings = [{"id": f.id, "statement": f.statement, "q": f.q_value} for f in rows]
@@ -281,5 +306,5 @@ def _steps(s: Session, run: LearningRun, report: RunReport,
     close("proposals")
     timed("write-back")
     s.flush()
-    report.writes_queued = queue_writeback(s, capabilities, findings=rows)
+    report.writes_queued = queue_writeback(s, capabilities, findings=rows, as_of=as_of)
     close("write-back")

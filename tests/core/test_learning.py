@@ -96,7 +96,8 @@ def test_learning_run_finds_proposes_forecasts_and_queues_writeback(engine: Engi
         assert s.scalar(select(func.count()).select_from(Forecast)) == 120
         keys = set(s.scalars(select(Proposal.dedupe_key).where(Proposal.status == "pending")))
         assert {"effort:all", "effort:type=Bug"} <= keys
-        assert s.scalar(select(func.count()).select_from(WriteIntent)) == 600
+        # Open items only: items closed long ago are not rewritten (no recent finishes here).
+        assert s.scalar(select(func.count()).select_from(WriteIntent)) == 60
     assert len(connector.delivered) == 0  # queued, not delivered, by a run
     again = run_learning(engine, CAPS)
     assert again.forecasts_issued == 0
@@ -218,3 +219,27 @@ def test_finish_forecast_of_an_overdue_item_is_conditional_on_not_being_done() -
     late = conditional(levels, slips, 5.0)  # already 5 days late
     assert all(v >= 5.0 for v in late)
     assert late == sorted(late) and late[0] > 5.0 and late[-1] <= 9.0 + 2 * 3.0
+
+
+def test_rest_median_by_binary_search_matches_numpy() -> None:
+    from core.learning.findings import _kth_of_rest
+
+    rng = np.random.default_rng(5)
+    everything = np.sort(rng.integers(0, 20, 501).astype(float))
+    pick = np.sort(rng.choice(501, 120, replace=False))
+    inside = everything[pick]
+    rest = np.delete(everything, pick)
+    for k in (0, 57, len(rest) - 1):
+        assert _kth_of_rest(everything, inside, k) == rest[k]
+
+
+def test_write_back_covers_open_and_recently_finished_items(engine: Engine) -> None:
+    recs = records(200, seed=6)
+    recent = dataclasses.replace(recs[0], external_id="RECENT",
+                                 actual_end=dt.datetime.now(dt.UTC) - dt.timedelta(days=3))
+    load(engine, [*recs, recent])
+    report = run_learning(engine, CAPS)
+    assert report.writes_queued == 21  # 20 open + the one finished three days ago
+    with unit_of_work(engine) as s:
+        row = s.scalars(select(WriteIntent).where(WriteIntent.target == "RECENT")).one()
+        assert row.payload["delta"] is not None and row.payload["forecast_p80"] is None
