@@ -63,6 +63,8 @@ def _apply_item(item: Item, rec: ItemRecord) -> bool:
     if item.deleted:
         item.deleted = False
         changed = True
+    if changed:
+        item.planned_at = item.plan_time()
     return changed
 
 

@@ -52,7 +52,7 @@ def fill(engine: Engine, n: int, seed: int = 1, chunk: int = 20_000) -> None:
                 "id": next_id + j, "connection_id": conn_id, "external_id": f"B-{start + j}",
                 "kind": "task", "title": "", "segments": seg, "unit": "hours",
                 "status": "done" if done else "open", "planned_estimate": float(est[j]),
-                "estimated_at": when, "planned_due": due, "actual_end": end,
+                "estimated_at": when, "planned_at": when, "planned_due": due, "actual_end": end,
                 "actual_effort": float(actual[j]) if done else None, "deleted": False,
                 "raw": {}, "created_at": when, "updated_at": when,
             })

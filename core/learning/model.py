@@ -23,8 +23,8 @@ from core.learning.additive import FloatArray, IntArray, fit_additive
 QUANTILES = (0.5, 0.8, 0.9, 0.95)
 PSEUDO_COUNTS = (3.0, 6.0, 12.0, 25.0, 50.0)
 MIN_SEGMENT_COUNT = 5
-MAX_TRAIN = 50_000
-MAX_SELECT = 20_000  # the pseudo-count is chosen on at most this many recent items
+MAX_TRAIN = 30_000
+MAX_SELECT = 15_000  # the pseudo-count is chosen on at most this many recent items
 MAX_HOLDOUT = 10_000
 SIZE_BANDS = 8
 SIZE = "plan size"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
+from types import SimpleNamespace
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,47 +87,76 @@ def conditional(levels: list[float], values: list[float], floor: float) -> list[
     The predicted quantile curve is extended to levels 0 and 1, its CDF at `floor` is F0, and
     level p becomes level F0 + p (1 - F0) of the unconditional curve (never below `floor`).
     """
-    lo = values[0] - (values[-1] - values[0])
-    hi = values[-1] + 2 * (values[-1] - values[-2] if len(values) > 1 else 1.0)
-    xs, ps = [lo, *values, hi], [0.0, *levels, 1.0]
-    f0 = float(np.interp(floor, xs, ps)) if floor > lo else 0.0
-    if f0 <= 0.0:
-        return list(values)
-    return [max(float(np.interp(f0 + p * (1 - f0), ps, xs)), floor) for p in levels]
+    out = conditional_many(levels, np.asarray([values], dtype=np.float64),
+                           np.asarray([floor], dtype=np.float64))
+    return [float(v) for v in out[0]]
+
+
+def _interp_rows(x: np.ndarray[Any, Any], xs: np.ndarray[Any, Any],
+                 ys: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Row-wise linear interpolation of x[i] on the increasing points (xs[i], ys[i])."""
+    out = np.where(x <= xs[:, 0], ys[:, 0], ys[:, -1])
+    for j in range(xs.shape[1] - 1):
+        x0, x1, y0, y1 = xs[:, j], xs[:, j + 1], ys[:, j], ys[:, j + 1]
+        inside = (x > x0) & (x <= x1)
+        width = np.where(x1 > x0, x1 - x0, 1.0)
+        out = np.where(inside, y0 + (y1 - y0) * (x - x0) / width, out)
+    return out
+
+
+def conditional_many(levels: list[float], values: np.ndarray[Any, Any],
+                     floors: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """`conditional` for many items at once: values is items x levels."""
+    lo = values[:, :1] - (values[:, -1:] - values[:, :1])
+    tail = values[:, -1:] - values[:, -2:-1] if values.shape[1] > 1 else np.ones_like(lo)
+    xs = np.hstack([lo, values, values[:, -1:] + 2 * tail])
+    ps = np.tile(np.asarray([0.0, *levels, 1.0]), (len(values), 1))
+    f0 = np.clip(_interp_rows(floors, xs, ps), 0.0, 1.0)
+    f0 = np.where(floors > lo[:, 0], f0, 0.0)
+    out = np.empty_like(values)
+    for j, p in enumerate(levels):
+        out[:, j] = np.maximum(_interp_rows(f0 + p * (1 - f0), ps, xs), floors)
+    return np.where((f0 > 0)[:, None], out, values)
 
 
 def _forecast_open(s: Session, run: LearningRun, measure: str, model: SegmentQuantileModel,
-                   items: list[Item], report: RunReport, as_of: dt.datetime) -> None:
+                   items: list[Item], report: RunReport, as_of: dt.datetime
+                   ) -> dict[int, SimpleNamespace]:
+    """Issue forecasts for open items (skipping repeats); returns every item's current one."""
     pairs = []
     for item in items:
         smp = dataset.open_sample(item, measure)
         if smp is not None:
             pairs.append((item, smp))
     if not pairs:
-        return
+        return {}
     preds = model.predict([smp for _, smp in pairs])
     levels = sorted(preds)
+    grid = np.column_stack([preds[q] for q in levels])
+    if measure == "effort":
+        planned = np.array([i.planned_estimate for i, _ in pairs], dtype=np.float64)
+        values = planned[:, None] * np.exp(grid)
+    else:
+        planned = np.array([ledger.to_days(i.planned_due) for i, _ in pairs  # type: ignore[arg-type]
+                            ], dtype=np.float64)
+        floors = ledger.to_days(as_of) - planned
+        values = planned[:, None] + conditional_many(levels, grid, floors)
+    names = [f"p{round(q * 100)}" for q in levels]
     previous = ledger.latest(s, [i.id for i, _ in pairs], measure)
     now = utcnow()
     rows: list[dict[str, Any]] = []
+    current: dict[int, SimpleNamespace] = {}
     for j, (item, _) in enumerate(pairs):
-        if measure == "effort":
-            assert item.planned_estimate is not None
-            planned = item.planned_estimate
-            values = {f"p{round(q * 100)}": planned * math.exp(float(preds[q][j])) for q in levels}
-        else:
-            assert item.planned_due is not None
-            planned = ledger.to_days(item.planned_due)
-            elapsed = ledger.to_days(as_of) - planned
-            slips = conditional(levels, [float(preds[q][j]) for q in levels], elapsed)
-            values = {f"p{round(q * 100)}": planned + v for q, v in zip(levels, slips, strict=True)}
-        if ledger.repeats(previous.get(item.id), values, model.version):
+        forecast = dict(zip(names, (float(v) for v in values[j]), strict=True))
+        current[item.id] = SimpleNamespace(model_version=model.version, actual=None, **forecast)
+        if ledger.repeats(previous.get(item.id), forecast, model.version):
             continue
         seg = ",".join(f"{k}={v}" for k, v in sorted(item.segments.items()))
         rows.append({"item_id": item.id, "run_id": run.id, "measure": measure,
-                     "model_version": model.version, "segment": seg[:300], "planned": planned,
-                     "issued_at": now, **values})
+                     "model_version": model.version, "segment": seg[:300],
+                     "planned": float(planned[j]), "issued_at": now, **forecast})
     report.forecasts_issued += ledger.issue_many(s, rows)
+    return current
 
 
 def _store_findings(s: Session, run: LearningRun, stats: list[SegmentStat]) -> list[Finding]:
@@ -174,33 +204,40 @@ def _propose(s: Session, run: LearningRun, obs: list[dataset.Observation],
             report.proposals.append({"id": p.id, "title": p.title})
 
 
+def finished_recently(s: Session, as_of: dt.datetime | None = None) -> list[Item]:
+    """Live items that finished in the RECENT_DAYS before `as_of` (default: now)."""
+    cutoff = (as_of or utcnow()) - dt.timedelta(days=RECENT_DAYS)
+    return list(s.scalars(select(Item).where(
+        Item.deleted.is_(False), Item.status != "open",
+        or_(Item.actual_end >= cutoff, Item.actual_end.is_(None) & (Item.updated_at >= cutoff)),
+    ).order_by(Item.id)))
+
+
 def writeback_items(s: Session, as_of: dt.datetime | None = None) -> list[Item]:
     """What the write-back covers: open items, and items finished in the last RECENT_DAYS.
 
     Items closed long ago are left alone: re-writing years of closed issues on every run
     would only mail their watchers.
     """
-    cutoff = (as_of or utcnow()) - dt.timedelta(days=RECENT_DAYS)
-    return list(s.scalars(select(Item).where(
-        Item.deleted.is_(False),
-        or_(Item.status == "open", Item.actual_end >= cutoff,
-            (Item.actual_end.is_(None)) & (Item.updated_at >= cutoff)),
-    ).order_by(Item.id)))
+    return dataset.open_items(s) + finished_recently(s, as_of)
 
 
 def queue_writeback(s: Session, capabilities: Mapping[str, frozenset[str]],
                     items: list[Item] | None = None, findings: list[Finding] | None = None,
-                    as_of: dt.datetime | None = None) -> int:
+                    as_of: dt.datetime | None = None,
+                    forecasts: Mapping[str, Mapping[int, ledger.ForecastLike]] | None = None,
+                    ) -> int:
     """Queue the field (and, past the threshold, comment) writes for `items`
-    (default: `writeback_items`)."""
+    (default: `writeback_items`), with `forecasts` per measure (default: the ledger's)."""
     conns = {c.id: c for c in s.scalars(select(Connection))}
     if items is None:
         items = writeback_items(s, as_of)
     index = insights.FindingIndex(current_findings(s) if findings is None else findings, "effort")
     rules = policy.active_rules(s)
-    ids = [i.id for i in items]
-    effort = ledger.latest(s, ids, "effort")
-    finish = ledger.latest(s, ids, "finish")
+    if forecasts is None:
+        open_ids = [i.id for i in items if i.status == "open"]
+        forecasts = {m: ledger.latest(s, open_ids, m) for m in ("effort", "finish")}
+    effort, finish = forecasts.get("effort", {}), forecasts.get("finish", {})
     writes: list[tuple[int, str, str, dict[str, Any], int | None]] = []
     for item in items:
         caps = capabilities.get(conns[item.connection_id].kind, frozenset())
@@ -293,18 +330,21 @@ def _steps(s: Session, run: LearningRun, report: RunReport,
     pairs = list(zip(sorted(kept, key=lambda x: -x.impact), rows, strict=True))
     report.findings = [{"id": f.id, "statement": f.statement, "q": f.q_value} for f in rows]
     close("findings")
+    current: dict[str, dict[int, SimpleNamespace]] = {}
     for measure, o in obs.items():
         timed(f"fit {measure}")
         model = _fit(o, measure, report)
         close(f"fit {measure}")
         if model is not None:
             timed(f"forecast {measure}")
-            _forecast_open(s, run, measure, model, open_items, report, as_of)
+            current[measure] = _forecast_open(s, run, measure, model, open_items, report, as_of)
             close(f"forecast {measure}")
     timed("proposals")
     _propose(s, run, obs["effort"], [(st, f) for st, f in pairs if st.measure == "effort"], report)
     close("proposals")
     timed("write-back")
     s.flush()
-    report.writes_queued = queue_writeback(s, capabilities, findings=rows, as_of=as_of)
+    report.writes_queued = queue_writeback(
+        s, capabilities, items=open_items + finished_recently(s, as_of), findings=rows,
+        as_of=as_of, forecasts=current)
     close("write-back")

@@ -63,12 +63,21 @@ class Item(Base):
     actual_amount: Mapped[float | None]
     outcome: Mapped[str | None] = mapped_column(Text)
     source_updated_at: Mapped[dt.datetime | None]
+    planned_at: Mapped[dt.datetime | None] = mapped_column(
+        index=True, doc="when the plan was made: estimated_at, else the first known date")
     deleted: Mapped[bool] = mapped_column(default=False)
     raw: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     connection: Mapped[Connection] = relationship(back_populates="items")
+
+    def plan_time(self) -> dt.datetime | None:
+        """When the plan was made: estimated_at, else planned start, actual start or end."""
+        for value in (self.estimated_at, self.planned_start, self.actual_start, self.actual_end):
+            if value is not None:
+                return value
+        return None
 
 
 class Event(Base):
