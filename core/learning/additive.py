@@ -24,7 +24,7 @@ def _update(r: FloatArray, codes: IntArray, counts: IntArray, q: float, k: float
     """The exact coordinate optimum of every group's effect (one sort for all groups)."""
     n_groups = len(counts)
     low, width = float(r.min()), float(r.max() - r.min()) + 1.0
-    order = np.argsort(codes * width + (r - low), kind="stable")  # by group, then residual
+    order = np.argsort(codes * width + (r - low))  # by group, then residual
     ranked = r[order]
     starts = np.r_[0, np.cumsum(counts)[:-1]]
     safe = np.maximum(counts, 1)

@@ -98,11 +98,12 @@ class SegmentQuantileModel:
 
     @classmethod
     def _fit_at(cls, samples: Sequence[Sample], quantiles: Sequence[float], k: float,
-                warm: SegmentQuantileModel | None = None) -> SegmentQuantileModel:
-        model = cls._shape(samples)
-        model.penalty = k
-        codes = model.encode(samples)
-        y = np.fromiter((s.y for s in samples), dtype=np.float64, count=len(samples))
+                warm: SegmentQuantileModel | None = None,
+                prepared: tuple[SegmentQuantileModel, list[IntArray], FloatArray] | None = None,
+                ) -> SegmentQuantileModel:
+        shape, codes, y = prepared or cls._prepare(samples)
+        model = cls(dims=shape.dims, size_edges=shape.size_edges, n_train=shape.n_train,
+                    penalty=k)
         same_shape = warm is not None and warm.dims == model.dims \
             and warm.size_edges == model.size_edges
         for q in quantiles:
@@ -110,6 +111,13 @@ class SegmentQuantileModel:
             init = warm.fits.get(q) if warm is not None and same_shape else None
             model.fits[q] = fit_additive(y, codes, model._sizes(), q, k, init=init)
         return model
+
+    @classmethod
+    def _prepare(cls, samples: Sequence[Sample]
+                 ) -> tuple[SegmentQuantileModel, list[IntArray], FloatArray]:
+        shape = cls._shape(samples)
+        y = np.fromiter((s.y for s in samples), dtype=np.float64, count=len(samples))
+        return shape, shape.encode(samples), y
 
     @classmethod
     def fit(cls, samples: Sequence[Sample], quantiles: Sequence[float] = QUANTILES,
@@ -131,14 +139,15 @@ class SegmentQuantileModel:
         y_late = np.fromiter((s.y for s in late), dtype=np.float64, count=len(late))
         best: tuple[float, float, SegmentQuantileModel] | None = None
         trial: SegmentQuantileModel | None = None
+        prepared = cls._prepare(early)
         for k in penalties:
-            trial = cls._fit_at(early, [0.8], k, warm=trial)
+            trial = cls._fit_at(early, [0.8], k, warm=trial, prepared=prepared)
             loss = pinball(y_late, trial._raw(trial.encode(late), 0.8), 0.8)
             if best is None or loss < best[0]:
                 best = (loss, k, trial)
         assert best is not None
         loss, k, chosen = best
-        held = cls._fit_at(early, quantiles, k, warm=chosen)
+        held = cls._fit_at(early, quantiles, k, warm=chosen, prepared=prepared)
         codes_late = held.encode(late)
         validation = {"n_holdout": float(len(late)), "pinball_p80": loss}
         shifts: dict[float, float] = {}

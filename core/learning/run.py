@@ -207,10 +207,9 @@ def _propose(s: Session, run: LearningRun, obs: list[dataset.Observation],
 def finished_recently(s: Session, as_of: dt.datetime | None = None) -> list[Item]:
     """Live items that finished in the RECENT_DAYS before `as_of` (default: now)."""
     cutoff = (as_of or utcnow()) - dt.timedelta(days=RECENT_DAYS)
-    return list(s.scalars(select(Item).where(
-        Item.deleted.is_(False), Item.status != "open",
-        or_(Item.actual_end >= cutoff, Item.actual_end.is_(None) & (Item.updated_at >= cutoff)),
-    ).order_by(Item.id)))
+    return dataset.item_views(
+        s, Item.deleted.is_(False), Item.status != "open",
+        or_(Item.actual_end >= cutoff, Item.actual_end.is_(None) & (Item.updated_at >= cutoff)))
 
 
 def writeback_items(s: Session, as_of: dt.datetime | None = None) -> list[Item]:
