@@ -11,7 +11,9 @@ from sqlalchemy import select
 from connectors import registry, runtime
 from core import policy
 from core.connections import add_connection
-from core.learning.ledger import calibration
+from core.learning import ledger
+from core.learning.gap import gap_by_cycle
+from core.learning.montecarlo import group_forecast
 from core.learning.run import queue_writeback
 from core.model import Proposal, Template
 from core.settings import get_settings
@@ -88,11 +90,19 @@ def run_demo(items: int = 1200, serve: bool = True) -> None:
     learned = runtime.learn(engine)
     runtime.deliver(engine)
     with unit_of_work(engine) as s:
-        cal = calibration(s)
+        cal = ledger.report(s)["overall"]
+        gap = gap_by_cycle(s)
+        group = group_forecast(s, {"team": "PAY"}, dt.datetime.now(dt.UTC))
     if cal["n"]:
+        p80 = cal["p80"]
         out.print(f"   {learned.forecasts_scored} forecasts scored against what happened: P80 "
-                  f"covered {cal['p80']['coverage']:.0%} of actuals (n={cal['n']}, target 80%); "
-                  f"P50 {cal['p50']['coverage']:.0%}")
+                  f"covered {p80['coverage']:.0%} of actuals (n={p80['n']}, 90% interval "
+                  f"{p80['interval_90'][0]:.0%}-{p80['interval_90'][1]:.0%}, target 80%)")
+    out.print(f"   plan-vs-actual gap over {len(gap['cycles'])} months: {gap['trend']['verdict']}")
+    for method in ("bottom_up", "throughput"):
+        r = group[method]
+        when = r.get("note") or f"P50 {r['p50']}, P80 {r['p80']}, P90 {r['p90']}"
+        out.print(f"   team PAY's {group['open_items']} open tasks done by ({method}): {when}")
     out.print(f"\nDemo workspace: {home} (rebuilt on every run). Explore it with:\n"
               f"   LEARNLOOP_DATABASE_URL=sqlite:///{home / 'learnloop.db'} learnloop findings")
     if serve:

@@ -130,3 +130,89 @@ def calibration(session: Session, measure: str = "effort") -> dict[str, Any]:
         hits = [s["covered"][k] for s in scores if s and k in s.get("covered", {})]
         out[k] = {"coverage": (sum(hits) / len(hits)) if hits else None, "n": len(hits)}
     return out
+
+
+def _segment_pairs(segment: str) -> list[str]:
+    return [part for part in segment.split(",") if "=" in part]
+
+
+def report(session: Session, measure: str = "effort", min_n: int = 20) -> dict[str, Any]:
+    """How the issued forecasts fared: per cycle (learning run), per segment value, overall.
+
+    Every figure carries its n; coverage comes with a 90% Wilson interval so a person can
+    tell noise from a failing quantile.
+    """
+    rows = session.execute(
+        select(Forecast.run_id, Forecast.segment, Forecast.score)
+        .where(Forecast.measure == measure, Forecast.scored_at.is_not(None))
+        .order_by(Forecast.run_id)
+    ).all()
+    cycles: dict[int, list[dict[str, Any]]] = {}
+    segments: dict[str, list[dict[str, Any]]] = {}
+    for run_id, segment, score in rows:
+        cycles.setdefault(run_id or 0, []).append(score)
+        for part in _segment_pairs(segment):
+            segments.setdefault(part, []).append(score)
+    return {
+        "measure": measure,
+        "overall": summarise([r[2] for r in rows]),
+        "cycles": [{"run_id": k, **summarise(v)} for k, v in sorted(cycles.items())],
+        "segments": {k: summarise(v) for k, v in sorted(segments.items()) if len(v) >= min_n},
+    }
+
+
+def wilson(hits: int, n: int, z: float = 1.645) -> tuple[float, float]:
+    """Wilson score interval of a proportion (90% by default)."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def summarise(scores: list[dict[str, Any]]) -> dict[str, Any]:
+    """Coverage (with interval) and mean pinball per quantile, and the PIT histogram."""
+    out: dict[str, Any] = {"n": len(scores)}
+    for k in LEVELS:
+        hits = [bool(s["covered"][k]) for s in scores if s and k in s.get("covered", {})]
+        losses = [float(s["pinball"][k]) for s in scores if s and k in s.get("pinball", {})]
+        lo, hi = wilson(sum(hits), len(hits))
+        out[k] = {
+            "n": len(hits),
+            "coverage": round(sum(hits) / len(hits), 4) if hits else None,
+            "interval_90": [round(lo, 4), round(hi, 4)] if hits else None,
+            "pinball": round(sum(losses) / len(losses), 4) if losses else None,
+        }
+    pits = [float(s["pit"]) for s in scores if s and "pit" in s]
+    out["pit_histogram"] = np.histogram(pits, bins=10, range=(0, 1))[0].tolist() if pits else []
+    return out
+
+
+def recalibration(session: Session, min_n: int = 30) -> dict[str, dict[str, float]]:
+    """Segments whose issued effort P80 keeps failing (or is needlessly wide), with the
+    factor that would have made it cover 80%: fed back into the next forecasts.
+
+    A segment is recalibrated only when the 90% interval of its P80 coverage excludes 0.8.
+    """
+    rows = session.execute(
+        select(Forecast.segment, Forecast.p80, Forecast.actual)
+        .where(Forecast.measure == "effort", Forecast.scored_at.is_not(None),
+               Forecast.actual.is_not(None), Forecast.p80 > 0)
+    ).all()
+    ratios: dict[str, list[float]] = {}
+    for segment, p80, actual in rows:
+        for part in _segment_pairs(segment):
+            ratios.setdefault(part, []).append(float(actual or 0.0) / p80)
+    out: dict[str, dict[str, float]] = {}
+    for part, values in ratios.items():
+        n = len(values)
+        if n < min_n:
+            continue
+        hits = sum(1 for v in values if v <= 1 + 1e-9)
+        lo, hi = wilson(hits, n)
+        if lo <= 0.8 <= hi:
+            continue
+        factor = float(np.quantile(values, 0.8))
+        out[part] = {"factor": round(factor, 4), "n": n, "coverage": round(hits / n, 4)}
+    return out

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
-from types import SimpleNamespace
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,7 @@ class RunReport:
     open_items: int = 0
     examined: int = 0
     findings_total: int = 0
+    recalibrated: dict[str, Any] = field(default_factory=dict)
     findings: list[dict[str, Any]] = field(default_factory=list)
     proposals: list[dict[str, Any]] = field(default_factory=list)
     forecasts_issued: int = 0
@@ -119,10 +120,25 @@ def conditional_many(levels: list[float], values: np.ndarray[Any, Any],
     return np.where((f0 > 0)[:, None], out, values)
 
 
+def _recal_factor(segments: Mapping[str, Any], recal: Mapping[str, Mapping[str, float]]) -> float:
+    """The ledger's correction for an item: that of its best-evidenced failing segment."""
+    best: Mapping[str, float] | None = None
+    for k, v in segments.items():
+        entry = recal.get(f"{k}={v}")
+        if entry is not None and (best is None or entry["n"] > best["n"]):
+            best = entry
+    return float(best["factor"]) if best else 1.0
+
+
 def _forecast_open(s: Session, run: LearningRun, measure: str, model: SegmentQuantileModel,
-                   items: list[Item], report: RunReport, as_of: dt.datetime
+                   items: list[Item], report: RunReport, as_of: dt.datetime,
+                   recal: Mapping[str, Mapping[str, float]] | None = None,
                    ) -> dict[int, SimpleNamespace]:
-    """Issue forecasts for open items (skipping repeats); returns every item's current one."""
+    """Issue forecasts for open items (skipping repeats); returns every item's current one.
+
+    Effort P80 and above are multiplied by the ledger's recalibration factor of the item's
+    segment when that segment's issued P80s kept failing.
+    """
     pairs = []
     for item in items:
         smp = dataset.open_sample(item, measure)
@@ -136,6 +152,13 @@ def _forecast_open(s: Session, run: LearningRun, measure: str, model: SegmentQua
     if measure == "effort":
         planned = np.array([i.planned_estimate for i, _ in pairs], dtype=np.float64)
         values = planned[:, None] * np.exp(grid)
+        if recal:
+            upper = np.asarray([q >= 0.8 for q in levels])
+            for j, (item, _) in enumerate(pairs):
+                fix = _recal_factor(item.segments, recal)
+                if fix != 1.0:
+                    values[j, upper] *= fix
+                    values[j] = np.maximum.accumulate(values[j])
     else:
         planned = np.array([ledger.to_days(i.planned_due) for i, _ in pairs  # type: ignore[arg-type]
                             ], dtype=np.float64)
@@ -310,6 +333,9 @@ def _steps(s: Session, run: LearningRun, report: RunReport,
 
     timed("score ledger")
     report.forecasts_scored = ledger.score_pending(s)
+    s.flush()
+    recal = ledger.recalibration(s)
+    report.recalibrated = recal
     close("score ledger")
     timed("load")
     obs = dataset.finished_all(s)
@@ -336,7 +362,8 @@ def _steps(s: Session, run: LearningRun, report: RunReport,
         close(f"fit {measure}")
         if model is not None:
             timed(f"forecast {measure}")
-            current[measure] = _forecast_open(s, run, measure, model, open_items, report, as_of)
+            current[measure] = _forecast_open(s, run, measure, model, open_items, report, as_of,
+                                              recal if measure == "effort" else None)
             close(f"forecast {measure}")
     timed("proposals")
     _propose(s, run, obs["effort"], [(st, f) for st, f in pairs if st.measure == "effort"], report)

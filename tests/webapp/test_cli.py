@@ -132,7 +132,16 @@ def test_learn_findings_and_proposals(cli, tmp_path: Path) -> None:
     assert report["findings"], report
     assert report["delivery"]["delivered"] > 0
     code, out, _ = cli("findings", "--json")
-    assert json.loads(out)["findings"][0]["n"] >= 8
+    found = json.loads(out)
+    assert found["findings"][0]["n"] >= 8
+    assert {"overall", "cycles", "segments"} <= set(found["calibration"])
+    assert "trend" in found["gap"]
+    code, out, _ = cli("forecast", "--group", "Type=Bug", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["group"] == {"Type": "Bug"} and result["open_items"] == 10
+    assert result["bottom_up"]["p50"] <= result["bottom_up"]["p90"]
+    code, text, _ = cli("forecast")
+    assert code == 0 and "bottom_up" in text and "throughput" in text
     proposals = json.loads(cli("proposals", "list", "--json")[1])
     assert proposals
     pid = str(proposals[0]["id"])

@@ -9,13 +9,15 @@ from rich.progress import TaskID
 from sqlalchemy import select
 
 from connectors import runtime
-from core.learning.ledger import calibration
+from core.learning import ledger
+from core.learning.gap import gap_by_cycle
+from core.learning.montecarlo import group_forecast
 from core.learning.run import current_findings
-from core.model import Connection, QuarantinedRow
+from core.model import Connection, QuarantinedRow, utcnow
 from core.settings import get_settings
 from core.store import unit_of_work
 from webapp.cli import backtest, bench, connections, proposals
-from webapp.cli.common import JSON_HELP, emit_json, error_line, out, progress, store
+from webapp.cli.common import JSON_HELP, emit_json, error_line, out, parse_pairs, progress, store
 
 app = typer.Typer(
     help="learnloop: learn from planned vs actual and write the learning back into your tools.",
@@ -133,17 +135,50 @@ def findings(
              "p_value": f.p_value, "q_value": f.q_value, "impact": f.impact}
             for f in current_findings(s)[:limit]
         ]
-        cal = calibration(s)
+        cal = ledger.report(s)
+        gap = gap_by_cycle(s)
     if as_json:
-        emit_json({"findings": rows, "calibration": cal})
+        emit_json({"findings": rows, "calibration": cal, "gap": gap})
         return
     if not rows:
         out.print("no findings yet: sync some connections and run `learnloop learn`")
     for r in rows:
         out.print(f"- {r['statement']} (q={r['q_value']:.2g})", markup=False)
-    if cal["n"]:
-        out.print(f"forecast ledger: {cal['n']} effort forecasts scored; P80 covered "
-                  f"{cal['p80']['coverage']:.0%} of actuals (target 80%)")
+    overall = cal["overall"]
+    if overall["n"]:
+        p80 = overall["p80"]
+        out.print(f"forecast ledger: {overall['n']} effort forecasts scored; P80 covered "
+                  f"{p80['coverage']:.0%} of actuals (90% interval {p80['interval_90'][0]:.0%}-"
+                  f"{p80['interval_90'][1]:.0%}; target 80%)")
+    if gap["cycles"]:
+        last = gap["cycles"][-1]
+        out.print(f"plan-vs-actual gap: {last['cycle']} median {last['median_gap_factor']}x off "
+                  f"plan, {last['within_20pct']:.0%} within 20% (n={last['n']}); trend over "
+                  f"{len(gap['cycles'])} months: {gap['trend']['verdict']}")
+
+
+@app.command()
+def forecast(
+    group: Annotated[list[str] | None, typer.Option(
+        help="Segment KEY=VALUE selecting the group (repeatable; default: everything open).")]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """When will a group be done? Bottom-up Monte Carlo and throughput resampling."""
+    selector = parse_pairs(group, "--group")
+    with unit_of_work(store()) as s:
+        result = group_forecast(s, selector, utcnow())
+    if as_json:
+        emit_json(result)
+        return
+    name = ", ".join(f"{k}={v}" for k, v in selector.items()) or "everything open"
+    out.print(f"{name}: {result['open_items']} open items ({result['trials']} trials)")
+    for method in ("bottom_up", "throughput"):
+        r = result[method]
+        if "note" in r:
+            out.print(f"  {method}: {r['note']}")
+        else:
+            out.print(f"  {method}: P50 {r['p50']}, P80 {r['p80']}, P90 {r['p90']}")
 
 
 @app.command()
