@@ -1,0 +1,1 @@
+"""Learning from outreach experiments: arm statistics, decisions, segment policies."""
