@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.experiments.allocation import thompson
 from core.experiments.stats import Moments, compare, srm_p
 from core.learning.stats import benjamini_hochberg
 
@@ -77,7 +78,8 @@ def analyze_test(test: Experiment, dispersion: float = 1.0) -> dict[str, Any]:
         elif treatments and all(primary_calls.get(a) == -1 for a in treatments):
             winner = test.control
         decision = "winner" if winner else "no_decision"
-    out.update(decision=decision, winner=winner, primary_metric=metrics[0])
+    out.update(decision=decision, winner=winner, primary_metric=metrics[0],
+               allocation=thompson({a: test.arms[a][metrics[0]] for a in arms}, draws=2000))
     return out
 
 

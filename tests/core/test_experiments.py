@@ -69,3 +69,14 @@ def test_identical_arms_rarely_win_even_when_over_dispersed() -> None:
     assert winners <= 0.05 * len(tests)
     naive = sum(analyze_test(t, 1.0)["decision"] == "winner" for t in tests)
     assert naive > winners  # ignoring the dispersion would over-claim
+
+
+def test_thompson_weights_favour_the_better_arm_with_a_floor() -> None:
+    from core.experiments.allocation import thompson
+
+    weights = thompson({"A": Moments(2000, 100, 100, True), "B": Moments(2000, 160, 160, True),
+                        "C": Moments(2000, 20, 20, True)})
+    assert sum(weights.values()) == pytest.approx(1.0)
+    assert weights["B"] > 0.9 and weights["C"] == pytest.approx(0.01, abs=1e-3)
+    assert thompson({"A": Moments(50, 5, 5, True), "B": Moments(2000, 1, 1, True)}) == \
+        {"A": 0.5, "B": 0.5}

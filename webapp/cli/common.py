@@ -39,9 +39,9 @@ def _default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def emit_json(data: Any) -> None:
-    """Write `data` as JSON to stdout."""
-    sys.stdout.write(json.dumps(data, default=_default, indent=2, sort_keys=False) + "\n")
+def emit_json(data: Any, compact: bool = False) -> None:
+    """Write `data` as JSON to stdout (indented, unless `compact` for large outputs)."""
+    sys.stdout.write(json.dumps(data, default=_default, indent=None if compact else 2) + "\n")
 
 
 def progress() -> Progress:

@@ -180,7 +180,7 @@ def analyze(
         result = {"tests": [analyze_test(one)],
                   "segment_findings": segment_findings(one, observational)}
     if as_json:
-        emit_json(result)
+        emit_json(result, compact=len(result["tests"]) > 50)
         return
     _print(result)
 
