@@ -7,9 +7,9 @@ and segments, so any analysis can be reproduced from the stored statistics alone
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from scipy import special
 from scipy import stats as sps
