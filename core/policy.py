@@ -49,7 +49,13 @@ def rule_for(rules: Mapping[str, Rule], segments: Mapping[str, Any],
 
 
 def render_template(template: Template, rules: Mapping[str, Rule]) -> list[dict[str, Any]]:
-    """A template's tasks with the estimate the policy says to plan for (P50 and P80)."""
+    """A template rendered from the policy: a project template's tasks with the estimate to
+    plan for (P50 and P80); a sequence template's variant per segment (playbook rules)."""
+    if template.kind == "sequence":
+        prefix = f"playbook:{template.body.get('test', template.name)}:"
+        return [{"name": f"segment {','.join(f'{k}={v}' for k, v in sorted(r.selector.items()) if k != 'test') or 'all'}",
+                 "estimate": None, "variant": r.params.get("variant"), "rule": r.key}
+                for r in sorted(rules.values(), key=lambda r: r.key) if r.key.startswith(prefix)]
     out = []
     for task in template.body.get("tasks", []):
         estimate = task.get("estimate")
@@ -64,11 +70,14 @@ def render_template(template: Template, rules: Mapping[str, Rule]) -> list[dict[
 
 
 def _render_text(rendered: list[dict[str, Any]]) -> list[str]:
-    return [
-        f"{t['name']}: estimate {t['estimate']}"
-        + (f", plan P50 {t['plan_p50']}, P80 {t['plan_p80']} ({t['rule']})" if "rule" in t else "")
-        for t in rendered
-    ]
+    lines = []
+    for t in rendered:
+        if "variant" in t:
+            lines.append(f"{t['name']}: send variant {t['variant']} ({t['rule']})")
+            continue
+        lines.append(f"{t['name']}: estimate {t['estimate']}" + (
+            f", plan P50 {t['plan_p50']}, P80 {t['plan_p80']} ({t['rule']})" if "rule" in t else ""))
+    return lines
 
 
 def latest_templates(session: Session) -> list[Template]:
@@ -131,10 +140,12 @@ def propose(session: Session, *, key: str, selector: dict[str, Any], params: dic
         small, or the same change is already pending).
     """
     rule = active_rules(session).get(key)
-    if rule is not None:
+    if rule is not None and "p80" in params:
         old_p80 = float(rule.params.get("p80", 0) or 0)
         if old_p80 > 0 and abs(float(params["p80"]) / old_p80 - 1) < CHANGE_THRESHOLD:
             return None
+    if rule is not None and "variant" in params and rule.params.get("variant") == params["variant"]:
+        return None
     pending = session.scalars(select(Proposal).where(
         Proposal.dedupe_key == key, Proposal.status == "pending"
     )).all()
@@ -195,9 +206,15 @@ def accept(session: Session, proposal_id: int, by: str, note: str | None = None,
             new.rules.append(Rule(key=rule.key, kind=rule.kind, hypothesis=rule.hypothesis,
                                   selector=rule.selector, params=rule.params,
                                   evidence=rule.evidence, owner=rule.owner, status=rule.status))
-    new.rules.append(Rule(key=change["rule_key"], kind="estimation",
+    params_new = dict(change["new"])
+    if change["rule_key"].startswith("playbook:"):
+        params_new["since"] = utcnow().isoformat()  # new evidence is counted from here
+        change["new"] = params_new
+    new.rules.append(Rule(key=change["rule_key"],
+                          kind="playbook" if change["rule_key"].startswith("playbook:")
+                          else "estimation",
                           hypothesis=change.get("hypothesis", ""), selector=change["selector"],
-                          params=change["new"], evidence=change.get("evidence", {}), owner=by))
+                          params=params_new, evidence=change.get("evidence", {}), owner=by))
     session.add(new)
     session.flush()
     after = {r.key: r for r in new.rules if r.status == "active"}

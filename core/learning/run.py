@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from core import insights, outbox, policy
 from core.contract import COMMENT, FIELDS
+from core.experiments.learn import learn_experiments
 from core.learning import dataset, ledger
 from core.learning.findings import SegmentStat, describe, examine
 from core.learning.model import MODEL_VERSION, SegmentQuantileModel
@@ -41,6 +42,7 @@ class RunReport:
     examined: int = 0
     findings_total: int = 0
     recalibrated: dict[str, Any] = field(default_factory=dict)
+    experiments: dict[str, Any] = field(default_factory=dict)
     findings: list[dict[str, Any]] = field(default_factory=list)
     proposals: list[dict[str, Any]] = field(default_factory=list)
     forecasts_issued: int = 0
@@ -368,6 +370,9 @@ def _steps(s: Session, run: LearningRun, report: RunReport,
     timed("proposals")
     _propose(s, run, obs["effort"], [(st, f) for st, f in pairs if st.measure == "effort"], report)
     close("proposals")
+    timed("experiments")
+    report.experiments = learn_experiments(s, run.id)
+    close("experiments")
     timed("write-back")
     s.flush()
     report.writes_queued = queue_writeback(
