@@ -109,7 +109,7 @@ def _p_normal(z: float) -> float:
 
 
 def segment_findings(test: Experiment, observational: bool = False,
-                     fdr: float = FDR) -> list[dict[str, Any]]:
+                     fdr: float = FDR, dispersion: float = 1.0) -> list[dict[str, Any]]:
     """Segment policies: in segment S, arm A beats the runner-up B, with enough data, the
     within-segment difference and the difference from the rest of the population (the
     interaction) both surviving Benjamini-Hochberg over every segment x metric cell examined.
@@ -131,9 +131,10 @@ def segment_findings(test: Experiment, observational: bool = False,
             rest_b = _minus(test.arms[best][metric], mb)
             rest_r = _minus(test.arms[runner][metric], mr)
             d_out, v_out = _diff(rest_b, rest_r)
+            v_in, v_out = v_in * dispersion, v_out * dispersion
             if v_in <= 0 or v_in + v_out <= 0:
                 continue
-            versus = compare(mr, mb)
+            versus = compare(mr, mb, dispersion)
             cells.append(_Cell(
                 seg, tuple(seg.split(",")), (mb, mr), metric, best, runner, _p_normal(d_in / math.sqrt(v_in)),
                 _p_normal((d_in - d_out) / math.sqrt(v_in + v_out)),

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from core import policy
 from core.experiments.analyze import Experiment, analyze_test, segment_findings
-from core.experiments.stats import Moments, compare
+from core.experiments.stats import Moments, compare, dispersion_over_days
 from core.learning import dataset
 from core.model import Finding, Item
 
@@ -36,6 +36,7 @@ class StoredExperiment:
     experiment: Experiment
     randomized: bool
     items: list[Item]
+    dispersion: float = 1.0
 
 
 def _moments(items: Sequence[Item]) -> dict[str, Moments]:
@@ -77,7 +78,12 @@ def from_store(session: Session) -> list[StoredExperiment]:
                         for seg, by_arm in cells.items()}
         randomized = all(str(i.segments.get("assignment", "")).lower() == "random"
                          for i in members)
-        out.append(StoredExperiment(exp, randomized, members))
+        days: dict[tuple[str, str], list[float]] = defaultdict(list)
+        for item in members:
+            when = item.planned_at or item.actual_end or item.updated_at
+            days[(str(item.segments[ARM]), when.date().isoformat())].append(_reply(item))
+        phi = dispersion_over_days([(a, len(v), sum(v)) for (a, _), v in days.items()])
+        out.append(StoredExperiment(exp, randomized, members, phi))
     return out
 
 
@@ -154,10 +160,12 @@ def learn_experiments(session: Session, run_id: int) -> dict[str, Any]:
     stored = from_store(session)
     summary: dict[str, Any] = {"tests": [], "proposals": 0}
     for s in stored:
-        result = analyze_test(s.experiment)
+        result = analyze_test(s.experiment, s.dispersion)
         summary["tests"].append({"test": s.experiment.name, "decision": result["decision"],
-                                 "winner": result["winner"], "randomized": s.randomized})
-        for f in segment_findings(s.experiment, observational=not s.randomized):
+                                 "winner": result["winner"], "randomized": s.randomized,
+                                 "dispersion": round(s.dispersion, 3)})
+        for f in segment_findings(s.experiment, observational=not s.randomized,
+                                  dispersion=s.dispersion):
             segment = dict(part.split("=", 1) for part in f["segment"].split(","))
             session.add(Finding(
                 run_id=run_id, kind="experiment" if s.randomized else "hypothesis",

@@ -154,3 +154,22 @@ def dispersion_across_tests(tests: Sequence[Sequence[tuple[int, float]]]) -> flo
     median = ratios[len(ratios) // 2]
     expected = float(sps.chi2.ppf(0.5, median[1]) / median[1])
     return max(1.0, median[0] / expected)
+
+
+def dispersion_over_days(cells: Sequence[tuple[str, int, float]]) -> float:
+    """Over-dispersion of a proportion within one test, from (arm, units, conversions) per
+    day: Pearson chi-square of the days against each arm's overall rate over its degrees of
+    freedom (1 when days vary no more than binomial noise, or with too few days)."""
+    arms: dict[str, list[tuple[int, float]]] = {}
+    for arm, n, c in cells:
+        if n > 0:
+            arms.setdefault(arm, []).append((n, c))
+    chi2, df = 0.0, 0
+    for days in arms.values():
+        n_all = sum(n for n, _ in days)
+        p = sum(c for _, c in days) / n_all
+        if len(days) < 2 or p in (0.0, 1.0):
+            continue
+        chi2 += sum((c - n * p) ** 2 / (n * p * (1 - p)) for n, c in days)
+        df += len(days) - 1
+    return max(1.0, chi2 / df) if df >= 10 else 1.0

@@ -80,3 +80,16 @@ def test_thompson_weights_favour_the_better_arm_with_a_floor() -> None:
     assert weights["B"] > 0.9 and weights["C"] == pytest.approx(0.01, abs=1e-3)
     assert thompson({"A": Moments(50, 5, 5, True), "B": Moments(2000, 1, 1, True)}) == \
         {"A": 0.5, "B": 0.5}
+
+
+def test_dispersion_over_days_sees_day_to_day_swings() -> None:
+    import numpy as np
+
+    from core.experiments.stats import dispersion_over_days
+
+    rng = np.random.default_rng(3)
+    calm = [(a, 500, float(rng.binomial(500, 0.1))) for a in "AB" for _ in range(30)]
+    assert dispersion_over_days(calm) < 1.5
+    swings = [(a, 500, float(rng.binomial(500, rng.beta(10, 90)))) for a in "AB" for _ in range(30)]
+    assert dispersion_over_days(swings) > 3
+    assert dispersion_over_days(calm[:3]) == 1.0

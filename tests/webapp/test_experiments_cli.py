@@ -86,7 +86,7 @@ def test_bad_aggregated_input(run, tmp_path: Path, rows: str, extra: list[str],
 
 def test_bad_unit_level_input(run, tmp_path: Path) -> None:
     f = tmp_path / "units.csv"
-    f.write_text("arm,reply\nA,1\nB,yes\n")
+    f.write_text("arm,reply\nA,1\nB,maybe\n")
     code, _, err = run(str(f), "--arm", "arm", "--metric", "reply")
     assert code == 2 and "row 3: column 'reply': not a number" in err
     code, _, err = run(str(f), "--arm", "variant", "--metric", "reply")
@@ -111,3 +111,15 @@ def test_observational_data_only_yields_hypotheses(run, tmp_path: Path) -> None:
     assert code == 0 and findings
     assert all(f["kind"] == "hypothesis" for f in findings)
     assert findings[0]["segment"] == "industry=fin" and findings[0]["best_arm"] == "B"
+
+
+def test_bank_marketing_is_observational_and_never_becomes_policy(run, shared_data: Path) -> None:
+    path = shared_data / "bank_marketing" / "bank-full.csv"
+    code, out, err = run(str(path), "--arm", "contact", "--control", "unknown", "--metric", "y",
+                         "--segment", "job", "--segment", "marital", "--observational", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["tests"][0]["metrics"]["y"]["cellular"]["n"] > 25_000
+    assert result["segment_findings"]
+    assert {f["kind"] for f in result["segment_findings"]} == {"hypothesis"}
+    assert all("not a policy" in f["statement"] for f in result["segment_findings"])

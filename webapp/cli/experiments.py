@@ -40,11 +40,17 @@ def _columns(path: Path, encoding: str, wanted: list[str]) -> tuple[dict[str, li
     return cols, len(rows) - 1
 
 
+BOOLEAN = {"yes": 1.0, "y": 1.0, "true": 1.0, "no": 0.0, "n": 0.0, "false": 0.0}
+
+
 def _numbers(path: Path, name: str, values: list[Cell], first_row: int = 2) -> np.ndarray[Any, Any]:
     out = np.empty(len(values))
     for i, v in enumerate(values):
         if is_missing(v):
             raise InputError(f"{path.name} row {i + first_row}: column '{name}' is empty")
+        if isinstance(v, str) and v.strip().lower() in BOOLEAN:
+            out[i] = BOOLEAN[v.strip().lower()]
+            continue
         try:
             out[i] = parse_number(v)
         except ValueError:
