@@ -12,11 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, insert, or_, select, update
+from sqlalchemy import Engine, bindparam, case, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.contract import Connector, Delivery, Intent
 from core.model import Connection, WriteIntent, utcnow
+from core.model.base import JSONType, UTCDateTime
 from core.store import unit_of_work
 
 log = logging.getLogger(__name__)
@@ -32,14 +33,33 @@ def payload_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _refresh(row: WriteIntent, payload: dict[str, Any], digest: str, now: dt.datetime) -> bool:
-    """Point an existing intent at a new payload; True when it must be written again."""
-    if row.payload_hash == digest and row.status != "dead":
-        return False
-    row.payload, row.payload_hash, row.last_error = payload, digest, None
-    if row.status != "delivering":  # a worker holding it will see the new hash when it settles
-        row.status, row.attempts, row.next_attempt_at = "pending", 0, now
-    return True
+_HELD = WriteIntent.status == "delivering"
+# A new payload for an existing intent. Whether it goes back to pending is decided by the
+# database on the row as it is when the UPDATE runs: a worker may be settling the intent at
+# that moment, and a status read earlier would let its "delivered" hide the new payload.
+_REPOINT = (
+    update(WriteIntent)
+    .where(WriteIntent.id == bindparam("b_id"))
+    .values(
+        payload=bindparam("b_payload", type_=JSONType),
+        payload_hash=bindparam("b_hash"),
+        last_error=None,
+        status=case((_HELD, WriteIntent.status), else_="pending"),
+        attempts=case((_HELD, WriteIntent.attempts), else_=0),
+        next_attempt_at=case((_HELD, WriteIntent.next_attempt_at),
+                             else_=bindparam("b_now", type_=UTCDateTime())),
+    )
+    .execution_options(synchronize_session=False)
+)
+
+
+def _repoint(session: Session, changes: list[tuple[int, dict[str, Any], str]]) -> None:
+    """Point intents (id, payload, hash) at new payloads, in id order (a stable lock order)."""
+    if changes:
+        now = utcnow()
+        session.connection().execute(_REPOINT, [
+            {"b_id": i, "b_payload": payload, "b_hash": digest, "b_now": now}
+            for i, payload, digest in sorted(changes, key=lambda c: c[0])])
 
 
 def enqueue(
@@ -65,8 +85,9 @@ def enqueue(
                           surface=surface, idempotency_key=key, payload=payload,
                           payload_hash=digest, status="pending", next_attempt_at=utcnow())
         session.add(row)
-    else:
-        _refresh(row, payload, digest, utcnow())
+    elif row.payload_hash != digest or row.status == "dead":
+        _repoint(session, [(row.id, payload, digest)])
+        session.expire(row)
     return row
 
 
@@ -170,7 +191,8 @@ def deliver(
             log.warning("delivery to connection %s failed: %s", conns[cid].name, error)
         with unit_of_work(engine) as s:
             for intent in intents:
-                row = s.get_one(WriteIntent, intent.id)
+                # Locked, so a payload enqueued meanwhile is seen (and kept pending) here.
+                row = s.get_one(WriteIntent, intent.id, with_for_update=True)
                 got = results.get(intent.id)
                 outcome = _settle(row, got, error or ("no result returned" if got is None else None),
                                   sent[intent.id])
@@ -196,7 +218,7 @@ def enqueue_many(session: Session, writes: list[tuple[int, str, str, dict[str, A
             existing[row[0]] = (row[1], row[2], row[3])
     now = utcnow()
     inserts: dict[str, dict[str, Any]] = {}
-    updates: list[dict[str, Any]] = []
+    updates: list[tuple[int, dict[str, Any], str]] = []
     for key, (conn_id, target, surface, payload, item_id) in zip(keys, writes, strict=True):
         digest = payload_hash(payload)
         found = existing.get(key)
@@ -207,16 +229,8 @@ def enqueue_many(session: Session, writes: list[tuple[int, str, str, dict[str, A
                 "payload_hash": digest, "status": "pending", "attempts": 0,
                 "next_attempt_at": now, "created_at": now}
         elif found[1] != digest or found[2] == "dead":
-            change: dict[str, Any] = {"id": found[0], "payload": payload, "payload_hash": digest,
-                                      "last_error": None}
-            if found[2] != "delivering":
-                change.update(status="pending", attempts=0, next_attempt_at=now)
-            updates.append(change)
+            updates.append((found[0], payload, digest))
     if inserts:
         session.execute(insert(WriteIntent), list(inserts.values()))
-    by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for change in updates:
-        by_shape.setdefault(tuple(sorted(change)), []).append(change)
-    for rows in by_shape.values():
-        session.execute(update(WriteIntent), rows)
+    _repoint(session, updates)
     return len(inserts) + len(updates)
