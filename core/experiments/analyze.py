@@ -78,8 +78,65 @@ def analyze_test(test: Experiment, dispersion: float = 1.0) -> dict[str, Any]:
         elif treatments and all(primary_calls.get(a) == -1 for a in treatments):
             winner = test.control
         decision = "winner" if winner else "no_decision"
+    segment_srm = _segment_srm(test, weights)
+    if segment_srm:
+        out["segment_srm"] = segment_srm
+        columns = sorted({seg.split("=", 1)[0] for seg in segment_srm})
+        out["post_stratified"] = {c: post_stratified(test, c) for c in columns}
     out.update(decision=decision, winner=winner, primary_metric=metrics[0],
                allocation=thompson({a: test.arms[a][metrics[0]] for a in arms}, draws=2000))
+    return out
+
+
+def _segment_srm(test: Experiment, weights: list[float] | None) -> dict[str, float]:
+    """One-column segments whose split between arms is off (p < 0.001)."""
+    off = {}
+    for seg, arms in test.segments.items():
+        if "," in seg or len(arms) != len(test.arms):
+            continue
+        counts = [next(iter(arms[a].values())).n for a in test.arms]
+        p = srm_p(counts, weights)
+        if p is not None and p < SRM_ALPHA:
+            off[seg] = p
+    return off
+
+
+def post_stratified(test: Experiment, column: str) -> dict[str, dict[str, Any]]:
+    """Lifts re-weighted by the strata of `column` (each stratum at its share of all units):
+    the defence against Simpson's paradox when allocation differs between strata."""
+    strata = {seg: arms for seg, arms in test.segments.items()
+              if "," not in seg and seg.split("=", 1)[0] == column
+              and all(a in arms for a in test.arms)}
+    total = sum(next(iter(arms[test.control].values())).n + sum(
+        next(iter(arms[a].values())).n for a in test.arms if a != test.control)
+        for arms in strata.values())
+    out: dict[str, dict[str, Any]] = {}
+    if not strata or total == 0:
+        return out
+    for metric in next(iter(test.arms.values())):
+        means: dict[str, float] = {}
+        variances: dict[str, float] = {}
+        for arm in test.arms:
+            m_sum = v_sum = 0.0
+            for arms in strata.values():
+                share = sum(arms[a][metric].n for a in test.arms) / total
+                m = arms[arm][metric]
+                if m.n == 0:
+                    continue
+                m_sum += share * m.mean
+                v_sum += share * share * m.var / m.n
+            means[arm], variances[arm] = m_sum, v_sum
+        c = means[test.control]
+        rows: dict[str, Any] = {}
+        for arm in test.arms:
+            if arm == test.control or c == 0:
+                continue
+            lift = (means[arm] - c) / abs(c)
+            se = math.sqrt(variances[arm] / c ** 2 + variances[test.control] * means[arm] ** 2
+                           / c ** 4)
+            rows[arm] = {"mean": means[arm], "lift": lift,
+                         "ci": [lift - 1.959964 * se, lift + 1.959964 * se]}
+        out[metric] = rows
     return out
 
 

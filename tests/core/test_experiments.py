@@ -93,3 +93,20 @@ def test_dispersion_over_days_sees_day_to_day_swings() -> None:
     swings = [(a, 500, float(rng.binomial(500, rng.beta(10, 90)))) for a in "AB" for _ in range(30)]
     assert dispersion_over_days(swings) > 3
     assert dispersion_over_days(calm[:3]) == 1.0
+
+
+def test_post_stratification_undoes_simpsons_paradox() -> None:
+    # Stratum "big" (high base rate) sent mostly B; within each stratum B is no better.
+    seg = {
+        "size=small": {"A": {"reply": Moments(1100, 110, 110, True)},
+                       "B": {"reply": Moments(200, 20, 20, True)}},
+        "size=big": {"A": {"reply": Moments(900, 450, 450, True)},
+                     "B": {"reply": Moments(1800, 900, 900, True)}},
+    }
+    arms = {a: {"reply": seg["size=small"][a]["reply"] + seg["size=big"][a]["reply"]}
+            for a in ("A", "B")}
+    result = analyze_test(Experiment("t", arms, "A", segments=seg))
+    assert result["metrics"]["reply"]["B"]["lift"] > 0.5  # naive: B looks far better
+    assert "size=small" in result["segment_srm"]
+    ps = result["post_stratified"]["size"]["reply"]["B"]
+    assert abs(ps["lift"]) < 0.01 and ps["ci"][0] < 0 < ps["ci"][1]
