@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import shutil
+from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from connectors import registry, runtime
 from core import policy
@@ -15,11 +16,11 @@ from core.learning import ledger
 from core.learning.gap import gap_by_cycle
 from core.learning.montecarlo import group_forecast
 from core.learning.run import queue_writeback
-from core.model import Proposal, Template
+from core.model import Finding, Proposal, Template
 from core.settings import get_settings
 from core.store import open_store, unit_of_work
 from webapp.cli.common import out
-from webapp.demo_data import TEMPLATE_TASKS, generate, write_snapshot
+from webapp.demo_data import TEMPLATE_TASKS, generate, write_outreach, write_snapshot
 
 MAPPING = {
     "id": "Key", "title": "Summary", "estimated_at": "Estimated on", "planned_due": "Due",
@@ -103,10 +104,47 @@ def run_demo(items: int = 1200, serve: bool = True) -> None:
         r = group[method]
         when = r.get("note") or f"P50 {r['p50']}, P80 {r['p80']}, P90 {r['p90']}"
         out.print(f"   team PAY's {group['open_items']} open tasks done by ({method}): {when}")
+    _outreach(engine, home, today)
     out.print(f"\nDemo workspace: {home} (rebuilt on every run). Explore it with:\n"
               f"   LEARNLOOP_DATABASE_URL=sqlite:///{home / 'learnloop.db'} learnloop findings")
     if serve:
         out.print("\nThe web UI is not built yet (issue 7); nothing to serve. Done.")
+
+
+OUTREACH_MAPPING = {
+    "id": "Enrollment", "estimated_at": "Sent", "status": "Status", "outcome": "Outcome",
+    "segments": {"sequence": "Sequence", "variant": "Variant", "industry": "Industry",
+                 "seniority": "Seniority", "account": "Account", "assignment": "Assignment"},
+}
+
+
+def _outreach(engine: Engine, home: Path, today: dt.date) -> None:
+    """The go-to-market half: an outreach test, a segment policy, the sequence template."""
+    path = home / "outreach.csv"
+    write_outreach(path, today)
+    out.print("\n[bold]7. Outreach[/bold]: 3,000 GENERATED enrollments of a randomised "
+              f"two-angle sequence, in {path}")
+    with unit_of_work(engine) as s:
+        add_connection(s, registry.get("file"), "demo-outreach", {"path": str(path)},
+                       OUTREACH_MAPPING)
+        s.add(Template(name="Outbound Q1 sequence", kind="sequence",
+                       body={"test": "Outbound Q1"}))
+    runtime.sync(engine, "demo-outreach")
+    learned = runtime.learn(engine)
+    for t in learned.experiments.get("tests", []):
+        out.print(f"   test {t['test']}: {t['decision']}"
+                  + (f", winner {t['winner']}" if t["winner"] else " (no overall winner)"))
+    with unit_of_work(engine) as s:
+        found = s.scalars(select(Finding).where(Finding.kind == "experiment")
+                          .order_by(Finding.q_value)).all()
+        for f in found[:3]:
+            out.print(f"   finding: {f.statement}", markup=False)
+        playbook = s.scalars(select(Proposal).where(Proposal.dedupe_key.like("playbook:%"),
+                                                    Proposal.status == "pending")).first()
+        if playbook is not None:
+            out.print(f"   proposal #{playbook.id}: {playbook.title}; accepted:", markup=False)
+            out.print(playbook.diff, markup=False)
+            policy.accept(s, playbook.id, "demo template owner", "accepted in the demo")
 
 
 def _show_copy(path: object) -> None:

@@ -106,3 +106,26 @@ TEMPLATE_TASKS = [
     {"name": "Fix and test", "segments": {"team": "PAY", "type": "Bug"}, "estimate": 8},
     {"name": "Release note", "segments": {"team": "PAY", "type": "Task"}, "estimate": 1},
 ]
+
+
+OUTREACH_COLUMNS = ["Enrollment", "Sequence", "Variant", "Industry", "Seniority", "Account",
+                    "Assignment", "Sent", "Status", "Outcome"]
+ANGLES = ("sustainability", "efficiency")
+
+
+def write_outreach(path: Path, end: dt.date, n: int = 3000, seed: int = 11) -> None:
+    """Randomised outreach: two opening angles; financial-services contacts answer the
+    efficiency angle far more often (the planted segment policy), everyone else alike."""
+    rng = random.Random(seed)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(OUTREACH_COLUMNS)
+        for i in range(n):
+            industry = rng.choice(["financial services", "retail", "manufacturing"])
+            angle = rng.choice(ANGLES)
+            rate = 0.2 if (industry == "financial services" and angle == "efficiency") else 0.08
+            sent = end - dt.timedelta(days=120 - int(i * 100 / n))
+            w.writerow([f"ENR-{i}", "Outbound Q1", angle, industry,
+                        rng.choice(["VP", "Director", "Manager"]), f"acct-{rng.randint(1, 150)}",
+                        "random", sent.isoformat(), "Done",
+                        "replied" if rng.random() < rate else "no reply"])

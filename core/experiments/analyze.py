@@ -201,8 +201,12 @@ def segment_findings(test: Experiment, observational: bool = False,
         return []
     q_within = benjamini_hochberg([c.p_within for c in cells])
     q_inter = benjamini_hochberg([c.p_interaction for c in cells])
+    # A policy claims both things at once (A beats B here, and here differs from elsewhere):
+    # an intersection-union test, so BH runs on the larger of the two p-values of each cell.
+    q_claim = benjamini_hochberg([max(c.p_within, c.p_interaction) for c in cells])
     kept = {(c.segment, c.metric): (c, qw, qi)
-            for c, qw, qi in zip(cells, q_within, q_inter, strict=True) if qw <= fdr and qi <= fdr}
+            for c, qw, qi, qc in zip(cells, q_within, q_inter, q_claim, strict=True)
+            if qc <= fdr}
     out: list[dict[str, Any]] = []
     for c, qw, qi in _prune(kept, test):
         kind = "hypothesis" if observational else "policy"

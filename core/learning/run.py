@@ -268,6 +268,8 @@ def queue_writeback(s: Session, capabilities: Mapping[str, frozenset[str]],
         if FIELDS not in caps:
             continue
         ins = insights.for_item(item, effort.get(item.id), finish.get(item.id), rules, index)
+        if all(v is None for k, v in ins.fields.items() if k != "unit"):
+            continue  # nothing learned about this item: write nothing
         writes.append((item.connection_id, item.external_id, FIELDS, ins.fields, item.id))
         if ins.comment and COMMENT in caps:
             writes.append((item.connection_id, item.external_id, COMMENT,
