@@ -12,9 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, case, insert, or_, select, update
+from sqlalchemy import ColumnElement, Engine, bindparam, case, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from core import secrets
 from core.contract import Connector, Delivery, Intent
 from core.model import Connection, WriteIntent, utcnow
 from core.model.base import JSONType, UTCDateTime
@@ -34,11 +35,11 @@ def payload_hash(payload: dict[str, Any]) -> str:
 
 
 _HELD = WriteIntent.status == "delivering"
-# A new payload for an existing intent. Whether it goes back to pending is decided by the
-# database on the row as it is when the UPDATE runs: a worker may be settling the intent at
-# that moment, and a status read earlier would let its "delivered" hide the new payload.
+# Point an intent at a new payload. Whether it goes back to pending is decided by the database
+# on the row as it is when the UPDATE runs: a worker may be settling it at this very moment, and
+# a status read earlier would let that worker's "delivered" hide the new payload.
 _REPOINT = (
-    update(WriteIntent)
+    update(WriteIntent.__table__)  # type: ignore[arg-type]
     .where(WriteIntent.id == bindparam("b_id"))
     .values(
         payload=bindparam("b_payload", type_=JSONType),
@@ -49,17 +50,18 @@ _REPOINT = (
         next_attempt_at=case((_HELD, WriteIntent.next_attempt_at),
                              else_=bindparam("b_now", type_=UTCDateTime())),
     )
-    .execution_options(synchronize_session=False)
 )
 
 
 def _repoint(session: Session, changes: list[tuple[int, dict[str, Any], str]]) -> None:
-    """Point intents (id, payload, hash) at new payloads, in id order (a stable lock order)."""
-    if changes:
-        now = utcnow()
-        session.connection().execute(_REPOINT, [
-            {"b_id": i, "b_payload": payload, "b_hash": digest, "b_now": now}
-            for i, payload, digest in sorted(changes, key=lambda c: c[0])])
+    """Run `_REPOINT` for (id, payload, hash) rows, in id order (a stable lock order)."""
+    if not changes:
+        return
+    now = utcnow()
+    session.connection().execute(_REPOINT, [
+        {"b_id": i, "b_payload": payload, "b_hash": digest, "b_now": now}
+        for i, payload, digest in sorted(changes, key=lambda c: c[0])
+    ])
 
 
 def enqueue(
@@ -104,45 +106,73 @@ class DeliveryReport:
         return {"delivered": self.delivered, "retrying": self.retrying, "dead": self.dead}
 
 
+def _due(now: dt.datetime) -> ColumnElement[bool]:
+    return or_(
+        (WriteIntent.status == "pending") & (WriteIntent.next_attempt_at <= now),
+        _HELD & (WriteIntent.claimed_at < now - CLAIM_TIMEOUT),
+    )
+
+
 def claim(engine: Engine, limit: int = 100, connection_id: int | None = None,
           worker: str = WORKER_ID) -> list[int]:
-    """Claim up to `limit` due intents for this worker (SKIP LOCKED where the database has it)."""
+    """Claim up to `limit` due intents for this worker (SKIP LOCKED where the database has it).
+
+    The UPDATE repeats the due condition: without row locks (SQLite) another worker may have
+    claimed a selected intent in between, and then this worker does not get it.
+    """
     now = utcnow()
     with unit_of_work(engine) as s:
         query = (
-            select(WriteIntent)
-            .where(
-                or_(
-                    (WriteIntent.status == "pending") & (WriteIntent.next_attempt_at <= now),
-                    (WriteIntent.status == "delivering")
-                    & (WriteIntent.claimed_at < now - CLAIM_TIMEOUT),
-                )
-            )
+            select(WriteIntent.id)
+            .where(_due(now))
             .order_by(WriteIntent.connection_id, WriteIntent.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
         if connection_id is not None:
             query = query.where(WriteIntent.connection_id == connection_id)
-        rows = s.scalars(query).all()
-        for row in rows:
-            row.status, row.claimed_by, row.claimed_at = "delivering", worker, now
-        return [r.id for r in rows]
+        ids = list(s.scalars(query))
+        if not ids:
+            return []
+        got = set(s.scalars(
+            update(WriteIntent)
+            .where(WriteIntent.id.in_(ids), _due(now))
+            .values(status="delivering", claimed_by=worker, claimed_at=now)
+            .returning(WriteIntent.id)
+            .execution_options(synchronize_session=False)
+        ))
+        return [i for i in ids if i in got]
 
 
-def _settle(row: WriteIntent, result: Delivery | None, error: str | None, sent_hash: str) -> str:
+def _settle_ok(s: Session, intent_id: int, tool_ref: str | None, sent_hash: str) -> str:
+    """Mark delivered only if the row still holds the payload that was sent.
+
+    The hash is compared inside the UPDATE, so a payload enqueued while this one was being
+    written (even one committed a moment ago) stays pending and is written next time.
+    """
+    ref = {"tool_ref": tool_ref} if tool_ref else {}
+    done = s.scalar(
+        update(WriteIntent)
+        .where(WriteIntent.id == intent_id, WriteIntent.payload_hash == sent_hash)
+        .values(status="delivered", delivered_at=utcnow(), last_error=None, claimed_by=None,
+                attempts=WriteIntent.attempts + 1, **ref)
+        .returning(WriteIntent.id)
+        .execution_options(synchronize_session=False)
+    )
+    if done is not None:
+        return "delivered"
+    s.execute(
+        update(WriteIntent).where(WriteIntent.id == intent_id)
+        .values(status="pending", attempts=0, next_attempt_at=utcnow(), claimed_by=None, **ref)
+        .execution_options(synchronize_session=False)
+    )
+    return "retrying"
+
+
+def _settle_failed(row: WriteIntent, result: Delivery | None, error: str) -> str:
     row.attempts += 1
     row.claimed_by = None
-    if result is not None and result.ok:
-        if result.tool_ref:
-            row.tool_ref = result.tool_ref
-        if row.payload_hash != sent_hash:
-            # A newer payload arrived while this one was being written: write that one too.
-            row.status, row.attempts, row.next_attempt_at = "pending", 0, utcnow()
-            return "retrying"
-        row.status, row.delivered_at, row.last_error = "delivered", utcnow(), None
-        return "delivered"
-    row.last_error = (result.error if result else error) or "unknown error"
+    row.last_error = error
     if (result is not None and result.permanent) or row.attempts >= MAX_ATTEMPTS:
         row.status = "dead"
         return "dead"
@@ -188,14 +218,21 @@ def deliver(
                 results[res.intent_id] = res
         except Exception as exc:  # a connector bug or an outage: retry later, keep the intent
             error = f"{type(exc).__name__}: {exc}"
+        token = conns[cid].secrets
+        if error:
+            error = secrets.redact_stored(error, token)
             log.warning("delivery to connection %s failed: %s", conns[cid].name, error)
         with unit_of_work(engine) as s:
-            for intent in intents:
-                # Locked, so a payload enqueued meanwhile is seen (and kept pending) here.
-                row = s.get_one(WriteIntent, intent.id, with_for_update=True)
+            for intent in sorted(intents, key=lambda i: i.id):
                 got = results.get(intent.id)
-                outcome = _settle(row, got, error or ("no result returned" if got is None else None),
-                                  sent[intent.id])
+                if got is not None and got.ok:
+                    outcome = _settle_ok(s, intent.id, got.tool_ref, sent[intent.id])
+                else:
+                    held = s.get(WriteIntent, intent.id)
+                    if held is None:  # its connection was removed meanwhile
+                        continue
+                    why = (got.error or "unknown error") if got else (error or "no result returned")
+                    outcome = _settle_failed(held, got, secrets.redact_stored(why, token))
                 setattr(report, outcome, getattr(report, outcome) + 1)
     return report
 
@@ -218,7 +255,7 @@ def enqueue_many(session: Session, writes: list[tuple[int, str, str, dict[str, A
             existing[row[0]] = (row[1], row[2], row[3])
     now = utcnow()
     inserts: dict[str, dict[str, Any]] = {}
-    updates: list[tuple[int, dict[str, Any], str]] = []
+    changes: dict[int, tuple[int, dict[str, Any], str]] = {}
     for key, (conn_id, target, surface, payload, item_id) in zip(keys, writes, strict=True):
         digest = payload_hash(payload)
         found = existing.get(key)
@@ -229,8 +266,8 @@ def enqueue_many(session: Session, writes: list[tuple[int, str, str, dict[str, A
                 "payload_hash": digest, "status": "pending", "attempts": 0,
                 "next_attempt_at": now, "created_at": now}
         elif found[1] != digest or found[2] == "dead":
-            updates.append((found[0], payload, digest))
+            changes[found[0]] = (found[0], payload, digest)
     if inserts:
         session.execute(insert(WriteIntent), list(inserts.values()))
-    _repoint(session, updates)
-    return len(inserts) + len(updates)
+    _repoint(session, list(changes.values()))
+    return len(inserts) + len(changes)

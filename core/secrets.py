@@ -91,6 +91,14 @@ def decrypt(token: str | None, key: Fernet | None = None) -> dict[str, str]:
     return result
 
 
+def redact_stored(text: str, token: str | None) -> str:
+    """`redact` with the secrets of a stored token (unchanged when they cannot be decrypted)."""
+    try:
+        return redact(text, decrypt(token))
+    except ConfigError:
+        return text
+
+
 def redact(text: str, secrets: dict[str, str]) -> str:
     """Replace every secret value that appears in `text` with ***."""
     for value in secrets.values():

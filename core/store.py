@@ -12,6 +12,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import ConfigError
@@ -48,15 +49,19 @@ def make_engine(url: str | None = None) -> Engine:
         parsed = make_url(url)
     except Exception as exc:
         raise ConfigError(f"LEARNLOOP_DATABASE_URL is not a database URL: {exc}") from exc
-    if parsed.drivername.startswith("sqlite"):
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    try:
+        if not parsed.drivername.startswith("sqlite"):
+            return create_engine(parsed, pool_pre_ping=True)
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(parsed, pool_pre_ping=True)
+    except (NoSuchModuleError, ImportError) as exc:  # unknown dialect or its driver missing
+        safe = parsed.render_as_string(hide_password=True)
+        raise ConfigError(f"cannot use the database URL {safe}: {exc}") from exc
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
 
 
 def migrate(engine: Engine) -> None:

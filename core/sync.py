@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from core import deviations
+from core import deviations, secrets
 from core.contract import Batch, Connector, ItemRecord, Problem
 from core.errors import LearnloopError
 from core.model import Connection, Event, Item, JobRun, QuarantinedRow, utcnow
@@ -202,6 +202,7 @@ def run_sync(
         message = str(exc) if isinstance(exc, LearnloopError) else f"{type(exc).__name__}: {exc}"
         with unit_of_work(engine) as s:
             conn = s.get_one(Connection, conn_id)
+            message = secrets.redact_stored(message, conn.secrets)  # a tool may echo a token
             conn.health, conn.last_error = "error", message
             _finish(s, run_id, "error", report, message)
         raise

@@ -30,26 +30,28 @@ def learnloop_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-def _worker_pg_url(worker: str) -> str:
+def _admin(sql: str) -> None:
     assert PG_URL
-    base = make_url(PG_URL)
-    name = f"learnloop_test_{worker}"
-    admin = create_engine(base.set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+    admin = create_engine(make_url(PG_URL).set(drivername="postgresql+psycopg"),
+                          isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        c.execute(text(f'CREATE DATABASE "{name}"'))
+        c.execute(text(sql))
     admin.dispose()
-    return base.set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
 def pg_url(worker_id: str) -> Iterator[str]:
-    """A PostgreSQL database of this test worker's own, migrated once."""
+    """A PostgreSQL database of this test process's own (two suites on one server never
+    share one), migrated once and dropped at the end."""
     if not PG_URL:
         pytest.skip("LEARNLOOP_TEST_DATABASE_URL is not set: PostgreSQL run skipped")
-    url = _worker_pg_url(worker_id)
+    name = f"learnloop_test_{worker_id}_{os.getpid()}"
+    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _admin(f'CREATE DATABASE "{name}"')
+    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
     open_store(url).dispose()
     yield url
+    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _truncate(url: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import random
 import time
@@ -26,34 +27,82 @@ from core.contract import (
 )
 
 T0 = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+PROVISIONED = ("learnloop_forecast_p80", "learnloop_insight")
 
 
 class FakeConfig(BaseModel):
     """Knobs of the fake tool."""
 
     items: int = Field(default=10, ge=0, description="How many items the tool holds.")
-    seed: int = Field(default=1, description="Random seed.")
+    seed: int = Field(default=1, description="Seed of the items and of the failed deliveries.")
     batch_size: int = Field(default=4, ge=1, description="Items per pulled batch.")
-    failure_rate: float = Field(default=0.0, ge=0, le=1, description="Share of failed writes.")
-    retry_after: float | None = Field(default=None, description="Retry-After of failed writes.")
-    latency: float = Field(default=0.0, ge=0, description="Seconds per call.")
-    fail_pull_after: int | None = Field(default=None, description="Raise after N batches.")
+    failure_rate: float = Field(
+        default=0.0, ge=0, le=1,
+        description="Probability that delivering one intent fails with a retryable error.")
+    retry_after: float | None = Field(
+        default=None, ge=0, description="Retry-After (seconds) carried by failed deliveries.")
+    latency: float = Field(default=0.0, ge=0, description="Seconds each call to the tool takes.")
+    fail_pull_after: int | None = Field(
+        default=None, ge=0, description="Raise RuntimeError after yielding this many batches.")
     api_token: SecretStr | None = Field(default=None, description="A secret, to test secrets.")
+
+
+def make_items(n: int, seed: int) -> dict[str, ItemRecord]:
+    """`n` deterministic items F-1..F-n: every fifth one open, the others done with actuals."""
+    rng = random.Random(seed)
+    out = {}
+    for i in range(n):
+        est = float(rng.choice([1, 2, 3, 5, 8]))
+        done = i % 5 != 4
+        ext = f"F-{i + 1}"
+        out[ext] = ItemRecord(
+            external_id=ext, title=f"fake {i + 1}", url=f"https://fake.example/{ext}",
+            segments={"type": rng.choice(["Bug", "Story"]), "team": rng.choice("AB")},
+            status="done" if done else "open", planned_estimate=est,
+            estimated_at=T0 + dt.timedelta(days=i), planned_due=T0 + dt.timedelta(days=i + 5),
+            actual_effort=round(est * rng.uniform(0.5, 2.5), 2) if done else None,
+            actual_end=T0 + dt.timedelta(days=i + rng.randint(2, 9), hours=6) if done else None,
+        )
+    return out
+
+
+def events_of(rec: ItemRecord) -> list[EventRecord]:
+    """The events of an item: its creation, and every third item had its estimate raised."""
+    at = rec.estimated_at or T0
+    events = [EventRecord(rec.external_id, f"{rec.external_id}:created", at, "created",
+                          actor="alice")]
+    if int(rec.external_id.rsplit("-", 1)[-1]) % 3 == 0 and rec.planned_estimate:
+        events.append(EventRecord(
+            rec.external_id, f"{rec.external_id}:estimate:1", at + dt.timedelta(hours=2),
+            "estimate_changed", actor="bob",
+            attributes={"from": rec.planned_estimate / 2, "to": rec.planned_estimate}))
+    return events
 
 
 @dataclass
 class FakeTool:
-    """What the fake tool holds: written fields and comments per item, provisioned fields."""
+    """What the fake tool holds; tests inspect and change it.
 
+    `items` is filled from the first connector's config when empty. `fields` holds the
+    written values per target, `comments` target -> comment id -> text, and `writes` every
+    successful write as (target, surface, tool-side id), to count duplicates.
+    """
+
+    items: dict[str, ItemRecord] = field(default_factory=dict)
     fields: dict[str, dict[str, Any]] = field(default_factory=dict)
-    comments: dict[str, dict[str, str]] = field(default_factory=dict)  # target -> id -> text
+    comments: dict[str, dict[str, str]] = field(default_factory=dict)
+    writes: list[tuple[str, str, str]] = field(default_factory=list)
     provisioned: set[str] = field(default_factory=set)
     calls: int = 0
     next_comment: int = 1
 
+    def change(self, external_id: str, **values: Any) -> None:
+        """Edit an item in the tool, as a person would."""
+        self.items[external_id] = dataclasses.replace(self.items[external_id], **values)
+
 
 class FakeConnector:
-    """A connector over FakeTool, satisfying core.contract.Connector."""
+    """A connector over a FakeTool, satisfying core.contract.Connector."""
 
     name: ClassVar[str] = "fake"
     title: ClassVar[str] = "Fake tool"
@@ -61,7 +110,10 @@ class FakeConnector:
     capabilities: ClassVar[frozenset[str]] = frozenset({FIELDS, COMMENT})
     mapping_fields: ClassVar[tuple[MappingField, ...]] = (
         MappingField("id", "Item key", required=True),
-        MappingField("planned_estimate", "Estimate"),
+        MappingField("title", "Summary"),
+        MappingField("planned_estimate", "Original estimate"),
+        MappingField("actual_effort", "Time spent"),
+        MappingField("status", "Status"),
     )
     shared_tool: ClassVar[FakeTool | None] = None
 
@@ -70,7 +122,11 @@ class FakeConnector:
         assert isinstance(config, FakeConfig)
         self.config = config
         self.mapping = dict(mapping or {})
-        self.tool = tool or type(self).shared_tool or FakeTool()
+        if tool is None:
+            tool = type(self).shared_tool or FakeTool()
+        self.tool = tool
+        if not tool.items:
+            tool.items.update(make_items(config.items, config.seed))
         self.rng = random.Random(config.seed)
 
     def _call(self) -> None:
@@ -80,40 +136,31 @@ class FakeConnector:
 
     def check(self) -> Health:
         self._call()
-        return Health(True, "fake tool reachable")
+        return Health(True, f"fake tool reachable, {len(self.tool.items)} items")
 
     def install(self) -> InstallReport:
         self._call()
         report = InstallReport()
-        for name in ("forecast_p80", "insight"):
+        for name in PROVISIONED:
             (report.existing if name in self.tool.provisioned else report.created).append(name)
             self.tool.provisioned.add(name)
         return report
 
     def uninstall(self) -> InstallReport:
+        self._call()
         removed = sorted(self.tool.provisioned)
         self.tool.provisioned.clear()
         return InstallReport(removed=removed)
 
     def discover_fields(self) -> list[FieldInfo]:
-        return [FieldInfo("key", "Key"), FieldInfo("estimate", "Estimate", "number")]
+        self._call()
+        return [FieldInfo("key", "Key"), FieldInfo("summary", "Summary"),
+                FieldInfo("estimate", "Original estimate", "number"),
+                FieldInfo("spent", "Time spent", "number"), FieldInfo("status", "Status")]
 
     def records(self) -> list[ItemRecord]:
-        """The items the tool holds (deterministic for a seed)."""
-        rng = random.Random(self.config.seed)
-        out = []
-        for i in range(self.config.items):
-            est = float(rng.choice([1, 2, 3, 5, 8]))
-            done = i % 5 != 4
-            out.append(ItemRecord(
-                external_id=f"F-{i + 1}", title=f"fake {i + 1}",
-                segments={"type": rng.choice(["Bug", "Story"]), "team": rng.choice("AB")},
-                status="done" if done else "open", planned_estimate=est,
-                estimated_at=T0 + dt.timedelta(days=i), planned_due=T0 + dt.timedelta(days=i + 5),
-                actual_effort=round(est * rng.uniform(0.5, 2.5), 2) if done else None,
-                actual_end=T0 + dt.timedelta(days=i + rng.randint(2, 9)) if done else None,
-            ))
-        return out
+        """The items the tool holds, in a stable order."""
+        return list(self.tool.items.values())
 
     def pull(self, cursor: Mapping[str, Any] | None) -> Iterator[Batch]:
         offset = int((cursor or {}).get("offset", 0))
@@ -124,35 +171,38 @@ class FakeConnector:
                 raise RuntimeError("fake tool went away mid-sync")
             self._call()
             chunk = recs[start:start + self.config.batch_size]
-            events = [EventRecord(r.external_id, f"{r.external_id}:created", T0, "created")
-                      for r in chunk]
+            events = [e for r in chunk for e in events_of(r)]
             yield Batch(items=chunk, events=events, cursor={"offset": start + len(chunk)})
 
     def deliver(self, intents: Sequence[Intent]) -> list[Delivery]:
         self._call()
-        results = []
-        for intent in intents:
-            if self.rng.random() < self.config.failure_rate:
-                results.append(Delivery(intent.id, ok=False, error="fake 503",
-                                        retry_after=self.config.retry_after))
-                continue
-            if intent.surface == FIELDS:
-                self.tool.fields[intent.target] = dict(intent.payload)
-                results.append(Delivery(intent.id, ok=True, tool_ref=intent.target))
-            elif intent.surface == COMMENT:
-                comments = self.tool.comments.setdefault(intent.target, {})
-                ref = intent.tool_ref if intent.tool_ref in comments else None
-                if ref is None:
-                    ref = f"c{self.tool.next_comment}"
-                    self.tool.next_comment += 1
-                comments[ref] = str(intent.payload.get("text", ""))
-                results.append(Delivery(intent.id, ok=True, tool_ref=ref))
-            else:
-                results.append(Delivery(intent.id, ok=False, permanent=True,
-                                        error=f"unsupported surface {intent.surface}"))
-        return results
+        return [self._deliver_one(intent) for intent in intents]
+
+    def _deliver_one(self, intent: Intent) -> Delivery:
+        if self.rng.random() < self.config.failure_rate:
+            return Delivery(intent.id, ok=False, error="fake 503: try again",
+                            retry_after=self.config.retry_after)
+        if intent.target not in self.tool.items:
+            return Delivery(intent.id, ok=False, permanent=True,
+                            error=f"fake 404: no item {intent.target}")
+        if intent.surface == FIELDS:
+            self.tool.fields[intent.target] = dict(intent.payload)
+            ref = intent.target
+        elif intent.surface == COMMENT:
+            comments = self.tool.comments.setdefault(intent.target, {})
+            if intent.tool_ref is not None and intent.tool_ref in comments:
+                ref = intent.tool_ref
+            else:  # first write, or the comment was deleted in the tool
+                ref = f"c{self.tool.next_comment}"
+                self.tool.next_comment += 1
+            comments[ref] = str(intent.payload.get("text", ""))
+        else:
+            return Delivery(intent.id, ok=False, permanent=True,
+                            error=f"unsupported surface {intent.surface}")
+        self.tool.writes.append((intent.target, intent.surface, ref))
+        return Delivery(intent.id, ok=True, tool_ref=ref)
 
 
 def fake_factory(tool: FakeTool) -> type[FakeConnector]:
-    """A FakeConnector class bound to one shared tool (as core builds connectors by class)."""
+    """A FakeConnector class bound to one shared tool, for code that builds connectors itself."""
     return type("BoundFakeConnector", (FakeConnector,), {"shared_tool": tool})

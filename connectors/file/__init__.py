@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -21,8 +22,9 @@ from core.contract import (
     MappingField,
 )
 from core.errors import LearnloopError
-from core.tabular import parse_number
-from core.tabular.values import DateParser, is_missing
+from core.tabular import find_header, guess_type
+
+SAMPLE_ROWS = 200
 
 
 class FileConnector:
@@ -34,32 +36,43 @@ class FileConnector:
     capabilities: ClassVar[frozenset[str]] = frozenset({FIELDS})
     mapping_fields: ClassVar[tuple[MappingField, ...]] = MAPPING_FIELDS
 
-    def __init__(self, config: BaseModel, mapping: Mapping[str, Any] | None = None) -> None:
-        assert isinstance(config, FileConfig)
+    def __init__(self, config: FileConfig, mapping: Mapping[str, Any] | None = None) -> None:
+        if not isinstance(config, FileConfig):
+            raise TypeError(f"FileConnector needs a FileConfig, not {type(config).__name__}")
         self.config = config
         self.mapping = dict(mapping or {})
 
     def check(self) -> Health:
-        """The file is readable and every mapped column is there."""
+        """The file is readable, every mapped column is there, and the copy can be written."""
         try:
             table = sync.load(self.config)
             if self.mapping:
                 header = sync.header_of(table, self.config, self.mapping)
-                from connectors.file.mapping import table_mapping
-
-                table_mapping(self.mapping).resolve(header, table.path.name)
-            rows = len(table.rows)
+                rows = sum(1 for r in table.rows[header.row_number:] if any(
+                    c not in (None, "") for c in r))
+                found = f"header on row {header.row_number}, {rows} data rows"
+            else:
+                found = f"{len(table.rows)} rows (no mapping yet)"
         except LearnloopError as exc:
             return Health(ok=False, message=str(exc))
-        return Health(ok=True, message=f"{table.path.name} readable, {rows} rows")
+        out = writeback.output_path(self.config)
+        folder = out.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not os.access(folder, os.W_OK):
+            return Health(ok=False, message=f"{table.path.name} is readable ({found}), but "
+                          f"learnloop cannot write its copy in {out.parent}")
+        return Health(ok=True, message=f"{table.path.name} is readable: {found}; learnloop "
+                      f"writes its columns into {out.name}")
 
     def install(self) -> InstallReport:
-        """Nothing to provision: learnloop writes into a copy it owns."""
+        """Nothing to provision: learnloop writes into a copy of the table that it owns."""
         out = writeback.output_path(self.config)
-        return InstallReport(existing=[f"write-back copy: {out}"])
+        return InstallReport(existing=[f"write-back copy: {out} (written on the first "
+                                       "delivery; your file is never modified)"])
 
     def uninstall(self) -> InstallReport:
-        """Delete the write-back copy."""
+        """Delete the write-back copy, if there is one."""
         out = writeback.output_path(self.config)
         if out.exists():
             out.unlink()
@@ -67,47 +80,28 @@ class FileConnector:
         return InstallReport()
 
     def discover_fields(self) -> list[FieldInfo]:
-        """The header's columns, each with a guessed type (date, number or string)."""
+        """The header's columns, each with a guessed type (date, number or string).
+
+        Raises:
+            InputError: when the file cannot be read.
+        """
         table = sync.load(self.config)
         id_col = self.mapping.get("id")
-        from core.tabular import find_header
-
-        header = find_header(table.rows, str(id_col), self.config.header_row) if id_col else None
-        start = header.row_number if header else 1
-        names = header.names if header else [str(c) for c in (table.rows[0] if table.rows else [])]
-        sample = table.rows[start:start + 200]
-        out = []
-        for i, name in enumerate(names):
-            cells = [r[i] for r in sample if i < len(r) and not is_missing(r[i])]
-            out.append(FieldInfo(id=name, name=name, type=_guess(cells)))
-        return out
+        header = find_header(table.rows, str(id_col) if id_col else None, self.config.header_row)
+        if header is None:
+            return []
+        sample = table.rows[header.row_number:header.row_number + SAMPLE_ROWS]
+        return [FieldInfo(id=name, name=name,
+                          type=guess_type([r[i] if i < len(r) else None for r in sample]))
+                for i, name in enumerate(header.names)]
 
     def pull(self, cursor: Mapping[str, Any] | None) -> Iterator[Batch]:
-        """Every row, in batches, when the file changed since `cursor`."""
+        """Every row, in snapshot batches, when the file or the settings changed since `cursor`."""
         return sync.pull(self.config, self.mapping, cursor)
 
     def deliver(self, intents: Sequence[Intent]) -> list[Delivery]:
-        """Write the field values into the copy."""
+        """Write the field values into the copy, one row per id, as an upsert."""
         return writeback.deliver(self.config, self.mapping, intents)
-
-
-def _guess(cells: list[Any]) -> str:
-    if not cells:
-        return "string"
-
-    def all_ok(fn: Any) -> bool:
-        try:
-            for c in cells:
-                fn(c)
-        except ValueError:
-            return False
-        return True
-
-    if all(isinstance(c, int | float) for c in cells) or all_ok(parse_number):
-        return "number"
-    if all_ok(DateParser().parse):
-        return "date"
-    return "string"
 
 
 __all__ = ["FileConfig", "FileConnector"]

@@ -1,22 +1,39 @@
-"""Read a CSV or XLSX table into rows of cells (openpyxl is imported only here, lazily)."""
+"""Read a CSV or XLSX file into rows of cells; openpyxl is imported only when a workbook is read."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
+import re
+import zipfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import InputError
-from core.tabular.values import Cell
+from core.tabular import Cell
 
 DELIMITERS = ",;\t|"
+SNIFF_LINES = 50
+XLSX_SUFFIXES = (".xlsx", ".xlsm")
+_QUOTED = re.compile(r'"[^"]*"')
+
+
+@dataclass(frozen=True)
+class Source:
+    """A file's bytes as read once: what is parsed and what the sync cursor fingerprints."""
+
+    path: Path
+    data: bytes
+    sha256: str
+    mtime: float
 
 
 @dataclass
 class Table:
-    """A table as read: its rows, the encoding and delimiter used, and its content hash."""
+    """A table as read: its rows, and the encoding and delimiter used for a CSV."""
 
     path: Path
     rows: list[list[Cell]]
@@ -27,78 +44,140 @@ class Table:
 
 
 def is_xlsx(path: Path) -> bool:
-    """Whether `path` is an Excel workbook."""
-    return path.suffix.lower() in (".xlsx", ".xlsm")
+    """Whether `path` names an Excel workbook (by its suffix)."""
+    return path.suffix.lower() in XLSX_SUFFIXES
 
 
-def decode(data: bytes, encoding: str, path: Path) -> tuple[str, str]:
-    """Decode file bytes; 'auto' tries UTF-8 (with or without BOM), then Windows-1252.
-
-    Raises:
-        InputError: naming the file, the encoding and the byte offset.
-    """
-    tries = ["utf-8-sig", "cp1252"] if encoding == "auto" else [encoding]
-    error: UnicodeDecodeError | None = None
-    for enc in tries:
-        try:
-            return data.decode(enc), enc
-        except UnicodeDecodeError as exc:
-            error = exc
-        except LookupError:
-            raise InputError(f"{path.name}: unknown encoding {encoding!r}") from None
-    assert error is not None
-    raise InputError(f"{path.name}: cannot be read as {encoding if encoding != 'auto' else 'UTF-8 or Windows-1252'} "
-                     f"(byte {error.start}: {error.reason}); set encoding=... to the file's encoding")
-
-
-def sniff(text: str, delimiter: str | None) -> str:
-    """The delimiter: the configured one, else the most frequent candidate in the first line."""
-    if delimiter:
-        return "\t" if delimiter in ("\\t", "tab") else delimiter
-    first = text.split("\n", 1)[0]
-    return max(DELIMITERS, key=first.count) if any(d in first for d in DELIMITERS) else ","
-
-
-def read_table(path_text: str, encoding: str = "auto", delimiter: str | None = None,
-               sheet: str | None = None) -> Table:
-    """Read the whole table.
+def read_source(path_text: str) -> Source:
+    """The file's bytes, content hash and modification time.
 
     Raises:
-        InputError: when the file is missing, unreadable, or not a table.
+        InputError: when the file is missing or cannot be read.
     """
     path = Path(path_text).expanduser()
+    if path.suffix.lower() == ".xls":
+        raise InputError(f"{path.name}: old .xls workbooks are not supported; save it as .xlsx "
+                         "or CSV")
     try:
         data = path.read_bytes()
         mtime = path.stat().st_mtime
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not a CSV or XLSX file") from None
     except OSError as exc:
-        raise InputError(f"{path}: cannot be read: {exc.strerror}") from None
-    digest = hashlib.sha256(data).hexdigest()
+        raise InputError(f"{path}: cannot be read ({exc.strerror})") from None
+    return Source(path, data, hashlib.sha256(data).hexdigest(), mtime)
+
+
+def decode(data: bytes, encoding: str, name: str) -> tuple[str, str]:
+    """Decode a CSV's bytes; 'auto' tries a UTF-16 BOM, then UTF-8 (BOM or not), then cp1252.
+
+    Returns:
+        The text and the encoding that read it.
+
+    Raises:
+        InputError: naming the file, the encoding and the byte offset where it failed.
+    """
+    if encoding == "auto":
+        if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            tries = ["utf-16"]
+        else:
+            tries = ["utf-8-sig", "cp1252"]
+    else:
+        tries = [encoding]
+    first: UnicodeDecodeError | None = None
+    for enc in tries:
+        try:
+            return data.decode(enc), enc
+        except UnicodeDecodeError as exc:
+            first = first or exc
+        except LookupError:
+            raise InputError(f"{name}: unknown encoding {encoding!r}") from None
+    assert first is not None
+    shown = "UTF-8 or Windows-1252 (cp1252)" if encoding == "auto" else encoding
+    raise InputError(f"{name}: cannot be read as {shown} (byte {first.start}: {first.reason}); "
+                     "set encoding to the file's encoding")
+
+
+def sniff(text: str, delimiter: str | None) -> str:
+    """The delimiter: the configured one, else the candidate most lines agree on.
+
+    Each candidate is scored by how many of the first lines hold it the same (non-zero) number
+    of times outside quotes, so a title line above the header does not decide.
+    """
+    if delimiter:
+        return "\t" if delimiter in ("\\t", "tab", "TAB") else delimiter
+    lines = [_QUOTED.sub("", ln) for ln in text.splitlines()[:SNIFF_LINES] if ln.strip()]
+    best, best_score = ",", (0, 0)
+    for cand in DELIMITERS:
+        counts = Counter(ln.count(cand) for ln in lines if cand in ln)
+        if not counts:
+            continue
+        per_line, agreeing = counts.most_common(1)[0]
+        if (agreeing, per_line) > best_score:
+            best, best_score = cand, (agreeing, per_line)
+    return best
+
+
+def parse(source: Source, encoding: str = "auto", delimiter: str | None = None,
+          sheet: str | None = None) -> Table:
+    """Rows of cells from a file's bytes (CSV cells are text; XLSX cells are typed).
+
+    Raises:
+        InputError: when the bytes are not a readable CSV or workbook.
+    """
+    path = source.path
     if is_xlsx(path):
-        return Table(path, _xlsx_rows(data, path, sheet), None, None, digest, mtime)
-    text, used = decode(data, encoding, path)
+        rows = read_workbook(source.data, path.name, sheet)[0]
+        return Table(path, rows, None, None, source.sha256, source.mtime)
+    text, used = decode(source.data, encoding, path.name)
     delim = sniff(text, delimiter)
     try:
-        rows: list[list[Cell]] = [list(r) for r in csv.reader(io.StringIO(text, newline=""),
-                                                              delimiter=delim)]
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
+        csv_rows: list[list[Cell]] = [list(r) for r in reader]
     except csv.Error as exc:
-        raise InputError(f"{path.name}: not a readable CSV: {exc}") from None
-    return Table(path, rows, used, delim, digest, mtime)
+        raise InputError(f"{path.name}: not a readable CSV ({exc})") from None
+    return Table(path, csv_rows, used, delim, source.sha256, source.mtime)
 
 
-def _xlsx_rows(data: bytes, path: Path, sheet: str | None) -> list[list[Cell]]:
+def read_table(path_text: str, encoding: str = "auto", delimiter: str | None = None,
+               sheet: str | None = None) -> Table:
+    """Read and parse a whole CSV or XLSX file.
+
+    Raises:
+        InputError: when the file is missing, unreadable, or not a table.
+    """
+    return parse(read_source(path_text), encoding, delimiter, sheet)
+
+
+def read_workbook(data: bytes, name: str,
+                  sheet: str | None) -> tuple[list[list[Cell]], dict[str, str]]:
+    """A worksheet's values and the workbook's custom document properties (as text).
+
+    Raises:
+        InputError: when the bytes are not a workbook or the sheet does not exist.
+    """
     import openpyxl
-    from openpyxl.utils.exceptions import InvalidFileException
 
     try:
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (InvalidFileException, KeyError, OSError, ValueError) as exc:
-        raise InputError(f"{path.name}: not a readable XLSX workbook ({exc})") from None
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError, TypeError) as exc:
+        raise InputError(f"{name}: not a readable XLSX workbook ({type(exc).__name__})") from None
     try:
         if sheet is not None and sheet not in book.sheetnames:
-            raise InputError(f"{path.name}: no sheet {sheet!r} (sheets: {', '.join(book.sheetnames)})")
-        ws = book[sheet] if sheet else book.worksheets[0]
-        return [list(r) for r in ws.iter_rows(values_only=True)]
+            raise InputError(f"{name}: no sheet {sheet!r} (sheets: "
+                             f"{', '.join(repr(s) for s in book.sheetnames)})")
+        ws = book[sheet] if sheet is not None else book.worksheets[0]
+        rows: list[list[Cell]] = []
+        for values in ws.iter_rows(values_only=True):
+            row = list(values)
+            while row and (row[-1] is None or row[-1] == ""):
+                row.pop()
+            rows.append(row)
+        while rows and not rows[-1]:
+            rows.pop()
+        props = {p.name: str(p.value) for p in book.custom_doc_props}
+        return rows, props
     finally:
         book.close()

@@ -2,149 +2,171 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import hashlib
+import io
+import json
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from connectors.file.client import Table, is_xlsx, read_table
+from connectors.file.client import Table, is_xlsx, parse, read_source, read_workbook
 from connectors.file.config import FileConfig
 from connectors.file.sync import header_of, load
-from core.contract import Delivery, Intent
-from core.tabular.header import normalise
-from core.tabular.values import Cell, cell_id, is_missing
+from core.contract import FIELDS, Delivery, Intent
+from core.errors import LearnloopError
+from core.tabular import cell_text
+from core.tabular.written import (
+    COLUMNS,
+    Written,
+    cell_value,
+    item_rows,
+    our_titles,
+    read_written,
+    with_columns,
+)
 
-COLUMNS = {  # payload key -> column title
-    "delta": "learnloop Δ",
-    "forecast_p50": "learnloop P50",
-    "forecast_p80": "learnloop P80",
-    "forecast_p90": "learnloop P90",
-    "forecast_finish_p80": "learnloop finish P80",
-    "effort_factor": "learnloop factor",
-    "insight": "learnloop insight",
-}
-FORMULA_START = ("=", "+", "-", "@")
+FINGERPRINT = "learnloop_copy"
+"""Custom document property of an XLSX copy: what it was written from, to skip rewrites."""
+
+__all__ = ["COLUMNS", "deliver", "output_path"]
 
 
 def output_path(config: FileConfig) -> Path:
-    """Where the copy goes: configured, else `<stem>.learnloop<suffix>` beside the input."""
-    if config.output_path:
-        return Path(config.output_path).expanduser()
-    src = Path(config.path).expanduser()
-    return src.with_name(f"{src.stem}.learnloop{src.suffix}")
+    """Where the copy goes: `output_path`, else `<stem>.learnloop<suffix>` beside the input."""
+    return config.copy_path()
 
 
-def _our_titles(user_names: Sequence[str]) -> dict[str, str]:
-    taken = {normalise(n) for n in user_names}
-    out = {}
-    for key, title in COLUMNS.items():
-        name = title
-        while normalise(name) in taken:
-            name += " (learnloop)"
-        out[key] = name
-    return out
-
-
-def _existing(path: Path, config: FileConfig, id_col: str,
-              titles: Mapping[str, str]) -> dict[str, dict[str, Cell]]:
-    if not path.exists():
-        return {}
-    table = read_table(str(path), "utf-8-sig" if not is_xlsx(path) else "auto",
-                       None, None)
-    for i, row in enumerate(table.rows[:50]):
-        names = [normalise(str(c)) if c is not None else "" for c in row]
-        if normalise(id_col) in names:
-            pos = {n: j for j, n in enumerate(names)}
-            idpos = pos[normalise(id_col)]
-            out: dict[str, dict[str, Cell]] = {}
-            for r in table.rows[i + 1:]:
-                if idpos < len(r) and not is_missing(r[idpos]):
-                    out[cell_id(r[idpos]) or ""] = {
-                        k: r[pos[normalise(t)]] for k, t in titles.items()
-                        if normalise(t) in pos and pos[normalise(t)] < len(r)
-                    }
-            return out
-    del config
-    return {}
-
-
-def _safe_text(value: Cell) -> Cell:
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """Serialise writers of one copy across processes (POSIX; elsewhere a no-op)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def deliver(config: FileConfig, mapping: Mapping[str, Any],
             intents: Sequence[Intent]) -> list[Delivery]:
-    """Apply FIELDS intents to the copy: one row per id, learnloop's columns once each."""
-    table = load(config)
-    header = header_of(table, config, mapping)
-    id_col = str(mapping["id"])
-    id_pos = header.index()[normalise(id_col)]
-    titles = _our_titles(header.names)
-    out_path = output_path(config)
-    values = _existing(out_path, config, header.original[id_pos] or id_col, titles)
-    ids = {cell_id(r[id_pos]) for r in table.rows[header.row_number:] if id_pos < len(r)}
-    results = []
-    for intent in intents:
-        if intent.target not in ids:
-            results.append(Delivery(intent.id, ok=False, permanent=True,
-                                    error=f"id {intent.target!r} not found in {table.path.name}"))
-            continue
-        stored = values.setdefault(intent.target, {})
-        for key in COLUMNS:
-            if key in intent.payload:
-                stored[key] = intent.payload[key]
-        results.append(Delivery(intent.id, ok=True, tool_ref=f"{out_path.name}#{intent.target}"))
-    _write(table, header.row_number, id_pos, titles, values, out_path)
+    """Apply FIELDS intents to the copy: one row per id, learnloop's columns once each.
+
+    Values of earlier deliveries in the copy are kept; a payload key set to None clears its
+    cell; writing the same intents again leaves the copy as it was.
+    """
+    out = output_path(config)
+    with _locked(out.parent):
+        try:
+            table = load(config)
+            header = header_of(table, config, mapping)
+        except LearnloopError as exc:
+            return [Delivery(i.id, ok=False, error=str(exc)) for i in intents]
+        id_name = str(mapping["id"])
+        id_pos = header.find(id_name)[0]
+        titles = our_titles(header.names)
+        rows_of = item_rows(table.rows, header.row_number, id_pos)
+        written, fingerprint = _read_copy(out, config, id_name, titles, table.delimiter)
+        results = []
+        for intent in intents:
+            if intent.surface != FIELDS:
+                results.append(Delivery(intent.id, ok=False, permanent=True, error=(
+                    f"the file connector writes fields, not {intent.surface}")))
+            elif intent.target not in rows_of:
+                results.append(Delivery(intent.id, ok=False, permanent=True, error=(
+                    f"id {intent.target!r} not found in {table.path.name}")))
+            else:
+                stored = written.setdefault(intent.target, {})
+                for key in COLUMNS.keys() & intent.payload.keys():
+                    stored[key] = cell_value(intent.payload[key], not is_xlsx(out))
+                results.append(Delivery(intent.id, ok=True,
+                                        tool_ref=f"{out.name}#{intent.target}"))
+        if any(r.ok for r in results):
+            if is_xlsx(out):
+                _write_xlsx(config, table, header.row_number, titles, written, rows_of, out,
+                            fingerprint)
+            else:
+                rows = with_columns(table.rows, header.row_number, id_pos, titles, written)
+                _write_csv(rows, table.delimiter or ",", out)
     return results
 
 
-def _write(table: Table, header_row: int, id_pos: int, titles: Mapping[str, str],
-           values: Mapping[str, Mapping[str, Cell]], out_path: Path) -> None:
-    width = max((len(r) for r in table.rows), default=0)
-    rows: list[list[Cell]] = []
-    for n, raw in enumerate(table.rows, start=1):
-        row = list(raw) + [None] * (width - len(raw))
-        if n == header_row:
-            row += list(titles.values())
-        elif n > header_row and id_pos < len(raw) and cell_id(raw[id_pos]) is not None:
-            ours = values.get(cell_id(raw[id_pos]) or "", {})
-            row += [ours.get(k) for k in titles]
-        else:
-            row += [None] * len(titles)
-        rows.append(row)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=".learnloop-", suffix=out_path.suffix)
+def _read_copy(out: Path, config: FileConfig, id_name: str, titles: Mapping[str, str],
+               delimiter: str | None) -> tuple[Written, str | None]:
+    """Our values already in the copy, by id, and the copy's fingerprint (XLSX only)."""
+    if not out.exists():
+        return {}, None
+    try:
+        source = read_source(str(out))
+        if is_xlsx(out):
+            rows, props = read_workbook(source.data, out.name, config.sheet)
+            return read_written(rows, id_name, titles), props.get(FINGERPRINT)
+        return read_written(parse(source, "auto", delimiter).rows, id_name, titles), None
+    except LearnloopError:
+        return {}, None  # an unreadable copy is rebuilt from the deliveries that follow
+
+
+def _atomic_write(out: Path, write: Callable[[str], object]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".learnloop-", suffix=out.suffix)
     os.close(fd)
     try:
-        if is_xlsx(out_path):
-            _write_xlsx(rows, header_row, width, Path(tmp))
-        else:
-            with open(tmp, "w", newline="", encoding="utf-8-sig") as fh:
-                w = csv.writer(fh, delimiter=table.delimiter or ",")
-                for i, cells in enumerate(rows, start=1):
-                    added = cells[width:] if i >= header_row else []
-                    w.writerow(["" if c is None else c for c in cells[:width]]
-                               + ["" if c is None else _safe_text(c) for c in added])
-        os.replace(tmp, out_path)
+        write(tmp)
+        os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
-def _write_xlsx(rows: list[list[Cell]], header_row: int, width: int, path: Path) -> None:
-    import openpyxl
+def _write_csv(rows: Sequence[Sequence[Any]], delimiter: str, out: Path) -> None:
+    """UTF-8 with a BOM, so Excel opens it as UTF-8; not rewritten when nothing changed."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n")
+    writer.writerows([cell_text(c) for c in row] for row in rows)
+    data = buffer.getvalue().encode("utf-8-sig")
+    if out.exists() and out.read_bytes() == data:
+        return
+    _atomic_write(out, lambda tmp: Path(tmp).write_bytes(data))
 
-    book = openpyxl.Workbook()
-    ws = book.active
-    for r, row in enumerate(rows, start=1):
-        for c, value in enumerate(row, start=1):
-            if value is None:
-                continue
-            cell = ws.cell(row=r, column=c, value=value)
-            if isinstance(value, str) and value.startswith("=") and (c > width or r <= header_row):
-                cell.data_type = "s"  # text, never a formula
-    book.save(path)
+
+def _write_xlsx(config: FileConfig, table: Table, header_row: int, titles: Mapping[str, str],
+                written: Written, rows_of: Mapping[str, int], out: Path,
+                fingerprint: str | None) -> None:
+    """The input workbook (sheets, formulas, formats) with our columns on the mapped sheet."""
+    canonical = {ext: {k: float(v) if isinstance(v, int | float) else v
+                       for k, v in written.get(ext, {}).items() if v is not None}
+                 for ext in rows_of}
+    wanted = hashlib.sha256(json.dumps(
+        [table.sha256, config.sheet, header_row, titles, canonical], default=str, sort_keys=True,
+    ).encode()).hexdigest()
+    if fingerprint == wanted and out.exists():
+        return
+    import openpyxl
+    from openpyxl.packaging.custom import StringProperty
+
+    book = openpyxl.load_workbook(table.path, keep_vba=table.path.suffix.lower() == ".xlsm")
+    ws = book[config.sheet] if config.sheet else book.worksheets[0]
+    width = max((c.column for r in ws.iter_rows() for c in r if c.value is not None), default=0)
+    for j, title in enumerate(titles.values(), start=width + 1):
+        ws.cell(row=header_row, column=j).value = title
+    for ext, n in rows_of.items():
+        for j, key in enumerate(titles, start=width + 1):
+            value = canonical[ext].get(key)
+            if value is not None:
+                cell = ws.cell(row=n + 1, column=j)
+                cell.value = value
+                if isinstance(value, str):
+                    cell.data_type = "s"  # text, never a formula
+    props = book.custom_doc_props
+    if FINGERPRINT in props.names:
+        del props[FINGERPRINT]
+    props.append(StringProperty(name=FINGERPRINT, value=wanted))
+    _atomic_write(out, book.save)
