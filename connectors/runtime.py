@@ -13,6 +13,7 @@ from core.connections import build_connector, get_connection
 from core.contract import Connector, Health
 from core.learning.run import RunReport, run_learning
 from core.model import Connection
+from core.secrets import redact_stored
 from core.store import unit_of_work
 from core.sync import SyncReport, run_sync
 
@@ -41,6 +42,8 @@ def test_connection(engine: Engine, name: str) -> Health:
             health = connector_for(conn).check()
         except Exception as exc:
             health = Health(ok=False, message=str(exc))
+        # A tool may echo a credential in its error: never store or show it.
+        health.message = redact_stored(health.message, conn.secrets)
         conn.health = "ok" if health.ok else "error"
         conn.last_error = None if health.ok else health.message
     return health

@@ -82,6 +82,10 @@ def add_connection(
         raise ConfigError(f"a connection named {name!r} already exists")
     model = validate_config(factory, config)
     plain, secret_values = secrets.split_config(model)
+    # Environment overrides apply when the connector runs; they are not stored with it.
+    from_env = set(env_overrides(factory.name)) - set(config)
+    plain = {k: v for k, v in plain.items() if k not in from_env}
+    secret_values = {k: v for k, v in secret_values.items() if k not in from_env}
     conn = Connection(
         kind=factory.name,
         name=name,

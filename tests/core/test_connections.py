@@ -128,3 +128,15 @@ def test_an_invalid_mapping_stores_nothing(engine: Engine) -> None:
         add_connection(s, FakeConnector, "bad", {}, {"title": "Summary"})
     with unit_of_work(engine) as s:
         assert s.scalar(select(func.count()).select_from(Connection)) == 0
+
+
+def test_environment_overrides_are_not_stored(engine: Engine,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEARNLOOP_FAKE__API_TOKEN", "env-token-123456")
+    with unit_of_work(engine) as s:
+        conn = add_connection(s, FakeConnector, "envonly", {"items": 2}, MAPPING)
+        assert conn.secrets is None and "api_token" not in conn.config
+        built = build_connector(conn, FakeConnector)
+        assert built.config.api_token.get_secret_value() == "env-token-123456"  # type: ignore[attr-defined]
+        stored = s.scalar(select(Connection.secrets).where(Connection.name == "envonly"))
+        assert stored is None
