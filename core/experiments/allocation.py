@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from core.experiments.stats import Moments
+from core.experiments.stats import ArmStats
 
 FLOOR = 0.01
 MIN_UNITS = 100  # per arm before any reweighting
@@ -14,7 +14,7 @@ DRAWS = 10_000
 PRIOR_PRECISION = 1e-4
 
 
-def thompson(arms: Mapping[str, Moments], floor: float = FLOOR, draws: int = DRAWS,
+def thompson(arms: Mapping[str, ArmStats], floor: float = FLOOR, draws: int = DRAWS,
              seed: int = 0) -> dict[str, float]:
     """Traffic weights: each arm's probability of being best under a Gaussian posterior,
     mixed with a floor so no arm starves (p_i = f + (1 - K f) w_i). Equal weights until every

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.experiments.allocation import thompson
-from core.experiments.stats import Moments, compare, srm_p
+from core.experiments.stats import ArmStats, Moments, RatioMoments, compare, srm_p
 from core.learning.stats import benjamini_hochberg
 
 SRM_ALPHA = 0.001
@@ -24,13 +24,13 @@ class Experiment:
     """One test: per arm, per metric, sufficient statistics."""
 
     name: str
-    arms: dict[str, dict[str, Moments]]
+    arms: dict[str, dict[str, ArmStats]]
     control: str
     weights: dict[str, float] | None = None
-    segments: dict[str, dict[str, dict[str, Moments]]] = field(default_factory=dict)
+    segments: dict[str, dict[str, dict[str, ArmStats]]] = field(default_factory=dict)
 
 
-def _enough(m: Moments) -> bool:
+def _enough(m: ArmStats) -> bool:
     return m.n >= MIN_UNITS and (not m.binary or m.total >= MIN_EVENTS)
 
 
@@ -144,7 +144,7 @@ def post_stratified(test: Experiment, column: str) -> dict[str, dict[str, Any]]:
 class _Cell:
     segment: str
     parts: tuple[str, ...]
-    stats: tuple[Moments, Moments]
+    stats: tuple[ArmStats, ArmStats]
     metric: str
     best: str
     runner_up: str
@@ -157,7 +157,7 @@ class _Cell:
     n: tuple[int, int]
 
 
-def _diff(a: Moments, b: Moments) -> tuple[float, float]:
+def _diff(a: ArmStats, b: ArmStats) -> tuple[float, float]:
     return a.mean - b.mean, a.var / max(a.n, 1) + b.var / max(b.n, 1)
 
 
@@ -273,6 +273,11 @@ def _prune(kept: dict[tuple[str, str], tuple[_Cell, float, float]],
     return result
 
 
-def _minus(total: Moments, part: Moments) -> Moments:
+def _minus(total: ArmStats, part: ArmStats) -> ArmStats:
+    if isinstance(total, RatioMoments) and isinstance(part, RatioMoments):
+        return RatioMoments(total.n - part.n, total.num - part.num, total.den - part.den,
+                            total.num2 - part.num2, total.den2 - part.den2,
+                            total.cross - part.cross)
+    assert isinstance(total, Moments) and isinstance(part, Moments)
     return Moments(total.n - part.n, total.total - part.total, total.squares - part.squares,
                    total.binary)

@@ -9,24 +9,42 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import policy
 from core.experiments.analyze import Experiment, analyze_test, segment_findings
-from core.experiments.stats import Moments, compare, dispersion_over_days
+from core.experiments.stats import ArmStats, Moments, compare, dispersion_over_days
 from core.learning import dataset
-from core.model import Finding, Item
+from core.model import Event, Finding, Item
 
 ARM = "variant"
 TEST_KEYS = ("sequence", "campaign", "test")
 NOT_SEGMENTS = {ARM, "assignment", "account", *TEST_KEYS}
 POSITIVE = ("repl", "meeting", "booked", "won", "convert", "yes", "1", "true")
-METRICS = ("reply", "amount")
+MEETING = ("meeting", "booked", "won")
+REPLY_EVENTS = frozenset({"reply", "replied", "reply received", "email replied"})
+MEETING_EVENTS = frozenset({"meeting", "meeting booked", "meeting scheduled"})
+METRICS = ("reply", "meeting", "amount")
+
+# item id -> event kinds seen for it (filled per learning run by `from_store`)
+_EventIndex = dict[int, set[str]]
 
 
-def _reply(item: Item) -> float:
+def _reply(item: Item, events: _EventIndex | None = None) -> float:
+    """1 when the enrollment got a reply: its outcome says so, or a reply event was captured."""
+    if events and events.get(item.id, set()) & (REPLY_EVENTS | MEETING_EVENTS):
+        return 1.0
     text = (item.outcome or "").strip().lower()
     return 1.0 if any(text.startswith(p) for p in POSITIVE) else 0.0
+
+
+def _meeting(item: Item, events: _EventIndex | None = None) -> float:
+    """1 when a meeting came of it (outcome or a meeting event)."""
+    if events and events.get(item.id, set()) & MEETING_EVENTS:
+        return 1.0
+    text = (item.outcome or "").strip().lower()
+    return 1.0 if any(text.startswith(p) for p in MEETING) else 0.0
 
 
 @dataclass
@@ -37,13 +55,26 @@ class StoredExperiment:
     randomized: bool
     items: list[Item]
     dispersion: float = 1.0
+    events: _EventIndex | None = None
 
 
-def _moments(items: Sequence[Item]) -> dict[str, Moments]:
-    replies = [_reply(i) for i in items]
+def _moments(items: Sequence[Item], events: _EventIndex | None = None) -> dict[str, ArmStats]:
+    replies = [_reply(i, events) for i in items]
+    meetings = [_meeting(i, events) for i in items]
     amounts = [float(i.actual_amount or 0.0) for i in items]
     return {"reply": Moments(len(items), sum(replies), sum(replies), True),
+            "meeting": Moments(len(items), sum(meetings), sum(meetings), True),
             "amount": Moments(len(items), sum(amounts), sum(a * a for a in amounts), False)}
+
+
+def _event_index(session: Session, ids: list[int]) -> _EventIndex:
+    index: _EventIndex = defaultdict(set)
+    for start in range(0, len(ids), 1000):
+        for item_id, kind in session.execute(
+            select(Event.item_id, Event.kind).where(Event.item_id.in_(ids[start:start + 1000]))
+        ):
+            index[item_id].add(str(kind).lower())
+    return index
 
 
 def from_store(session: Session) -> list[StoredExperiment]:
@@ -55,6 +86,7 @@ def from_store(session: Session) -> list[StoredExperiment]:
     """
     items = [i for i in dataset.item_views(session, Item.deleted.is_(False), Item.status == "done")
              if i.segments.get(ARM)]
+    events = _event_index(session, [i.id for i in items])
     by_test: dict[str, list[Item]] = defaultdict(list)
     for item in items:
         name = next((str(item.segments[k]) for k in TEST_KEYS if item.segments.get(k)), "all")
@@ -67,23 +99,23 @@ def from_store(session: Session) -> list[StoredExperiment]:
         if len(arms) < 2:
             continue
         control = next((a for a in sorted(arms) if "control" in a.lower()), sorted(arms)[0])
-        exp = Experiment(name=name, arms={a: _moments(v) for a, v in arms.items()},
+        exp = Experiment(name=name, arms={a: _moments(v, events) for a, v in arms.items()},
                          control=control)
         cells: dict[str, dict[str, list[Item]]] = defaultdict(lambda: defaultdict(list))
         for item in members:
             for k, v in item.segments.items():
                 if k not in NOT_SEGMENTS and v not in (None, ""):
                     cells[f"{k}={v}"][str(item.segments[ARM])].append(item)
-        exp.segments = {seg: {a: _moments(v) for a, v in by_arm.items()}
+        exp.segments = {seg: {a: _moments(v, events) for a, v in by_arm.items()}
                         for seg, by_arm in cells.items()}
         randomized = all(str(i.segments.get("assignment", "")).lower() == "random"
                          for i in members)
         days: dict[tuple[str, str], list[float]] = defaultdict(list)
         for item in members:
             when = item.planned_at or item.actual_end or item.updated_at
-            days[(str(item.segments[ARM]), when.date().isoformat())].append(_reply(item))
+            days[(str(item.segments[ARM]), when.date().isoformat())].append(_reply(item, events))
         phi = dispersion_over_days([(a, len(v), sum(v)) for (a, _), v in days.items()])
-        out.append(StoredExperiment(exp, randomized, members, phi))
+        out.append(StoredExperiment(exp, randomized, members, phi, events))
     return out
 
 
@@ -118,12 +150,12 @@ def check_assumptions(session: Session, stored: list[StoredExperiment],
         for arms in accounts.values():
             if chosen not in arms or len(arms) < 2:
                 continue
-            rate = {a: sum(map(_reply, v)) / len(v) for a, v in arms.items()}
+            rate = {a: sum(_reply(i, exp.events) for i in v) / len(v) for a, v in arms.items()}
             if rate[chosen] >= max(r for a, r in rate.items() if a != chosen):
                 held += 1
             else:
                 failed += 1
-        totals = {a: _moments([i for i in new if str(i.segments[ARM]) == a])["reply"]
+        totals = {a: _moments([i for i in new if str(i.segments[ARM]) == a], exp.events)["reply"]
                   for a in {str(i.segments[ARM]) for i in new}}
         if chosen not in totals or len(totals) < 2 or held + failed == 0:
             continue

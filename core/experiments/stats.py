@@ -53,6 +53,51 @@ def _z(alpha: float) -> float:
     return float(sps.norm.ppf(1 - alpha / 2))
 
 
+@dataclass(frozen=True)
+class RatioMoments:
+    """Sufficient statistics of a ratio metric (e.g. replies per contact, with the account as
+    the unit): sums of numerator, denominator, their squares and cross-products."""
+
+    n: int
+    num: float
+    den: float
+    num2: float
+    den2: float
+    cross: float
+    binary: bool = False
+
+    def __add__(self, other: RatioMoments) -> RatioMoments:
+        return RatioMoments(self.n + other.n, self.num + other.num, self.den + other.den,
+                            self.num2 + other.num2, self.den2 + other.den2,
+                            self.cross + other.cross)
+
+    @property
+    def total(self) -> float:
+        """The numerator's sum (what "events" means for a ratio)."""
+        return self.num
+
+    @property
+    def mean(self) -> float:
+        """sum(numerator) / sum(denominator)."""
+        return self.num / self.den if self.den else 0.0
+
+    @property
+    def var(self) -> float:
+        """Per-unit variance of the ratio by the delta method (divide by n for the estimate)."""
+        if self.n < 2 or self.den == 0:
+            return 0.0
+        n = self.n
+        mu_m, mu_d = self.num / n, self.den / n
+        var_m = (self.num2 - self.num ** 2 / n) / (n - 1)
+        var_d = (self.den2 - self.den ** 2 / n) / (n - 1)
+        cov = (self.cross - self.num * self.den / n) / (n - 1)
+        r = mu_m / mu_d
+        return max((var_m - 2 * r * cov + r * r * var_d) / (mu_d * mu_d), 0.0)
+
+
+ArmStats = Moments | RatioMoments
+
+
 def phi(x: float) -> float:
     """Standard normal density."""
     return math.exp(-x * x / 2) / math.sqrt(2 * math.pi)
@@ -81,7 +126,7 @@ class Comparison:
 EMPTY = Comparison(None, None, None, None, None, None, None, None, None)
 
 
-def compare(control: Moments, treatment: Moments, dispersion: float = 1.0, alpha: float = 0.05,
+def compare(control: Moments | RatioMoments, treatment: Moments | RatioMoments, dispersion: float = 1.0, alpha: float = 0.05,
             prior_sd: float = PRIOR_SD, sequential_alpha: float | None = None) -> Comparison:
     """Relative lift of treatment over control (delta method), Welch p-value, any-time-valid
     sequential interval, and the Bayesian posterior under a N(0, prior_sd^2) prior.

@@ -15,6 +15,7 @@ from core.contract import (
     FIELDS,
     Batch,
     Delivery,
+    EventRecord,
     FieldInfo,
     Health,
     InstallReport,
@@ -42,8 +43,10 @@ class ListConnector:
     capabilities: ClassVar[frozenset[str]] = frozenset({FIELDS})
     mapping_fields: ClassVar[tuple[MappingField, ...]] = ()
 
-    def __init__(self, records: Sequence[ItemRecord]) -> None:
+    def __init__(self, records: Sequence[ItemRecord],
+                 events: Sequence[EventRecord] = ()) -> None:
         self.records = list(records)
+        self.events = list(events)
         self.delivered: list[Intent] = []
 
     def check(self) -> Health:
@@ -59,7 +62,7 @@ class ListConnector:
         return []
 
     def pull(self, cursor: Mapping[str, Any] | None) -> Iterator[Batch]:
-        yield Batch(items=list(self.records), snapshot=True)
+        yield Batch(items=list(self.records), events=list(self.events), snapshot=True)
 
     def deliver(self, intents: Sequence[Intent]) -> list[Delivery]:
         self.delivered.extend(intents)
@@ -90,11 +93,12 @@ def records(n: int = 600, seed: int = 1, bug_factor: float = 2.0, open_share: fl
     return out
 
 
-def load(engine: Engine, recs: Sequence[ItemRecord], name: str = "list") -> ListConnector:
-    """Store `recs` as the items of a connection called `name` (created if needed)."""
+def load(engine: Engine, recs: Sequence[ItemRecord], name: str = "list",
+         events: Sequence[EventRecord] = ()) -> ListConnector:
+    """Store `recs` (and `events`) as the items of a connection called `name`."""
     with unit_of_work(engine) as s:
         if s.query(Connection).filter_by(name=name).one_or_none() is None:
             s.add(Connection(kind="list", name=name))
-    connector = ListConnector(recs)
+    connector = ListConnector(recs, events)
     run_sync(engine, name, connector)
     return connector

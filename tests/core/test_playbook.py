@@ -76,3 +76,25 @@ def test_observational_outreach_only_yields_hypotheses(engine: Engine) -> None:
         kinds = set(s.scalars(select(Finding.kind).where(Finding.measure == "reply")))
         assert kinds == {"hypothesis"}
         assert not s.scalars(select(Proposal).where(Proposal.dedupe_key.like("playbook:%"))).all()
+
+
+def test_replies_and_meetings_captured_as_events_count(engine: Engine) -> None:
+    import dataclasses
+
+    from core.contract import EventRecord
+    from core.experiments.learn import from_store
+
+    past = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    recs = [dataclasses.replace(r, outcome=None)
+            for r in _enrollments(400, past, "B", seed=5, prefix="V")]
+    events = [EventRecord(r.external_id, f"{r.external_id}:reply", past, "reply received")
+              for r in recs[:40]]
+    events += [EventRecord(r.external_id, f"{r.external_id}:meet", past, "meeting booked")
+               for r in recs[:10]]
+    load(engine, recs, events=events)
+    with unit_of_work(engine) as s:
+        (stored,) = from_store(s)
+    arms = stored.experiment.arms
+    assert sum(m["reply"].total for m in arms.values()) == 40
+    assert sum(m["meeting"].total for m in arms.values()) == 10
+    assert sum(m["reply"].n for m in arms.values()) == 400

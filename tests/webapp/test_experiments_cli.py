@@ -123,3 +123,29 @@ def test_bank_marketing_is_observational_and_never_becomes_policy(run, shared_da
     assert result["segment_findings"]
     assert {f["kind"] for f in result["segment_findings"]} == {"hypothesis"}
     assert all("not a policy" in f["statement"] for f in result["segment_findings"])
+
+
+def test_ratio_metric_by_account_uses_the_delta_method(run, tmp_path: Path) -> None:
+    import random
+
+    import numpy as np
+
+    rng = random.Random(8)
+    lines = ["account,arm,replies,contacts"]
+    for i in range(2000):
+        arm = "A" if i % 2 else "B"
+        contacts = rng.randint(1, 8)
+        rate = 0.15 if arm == "B" else 0.10
+        lines.append(f"acct{i},{arm},{sum(rng.random() < rate for _ in range(contacts))},{contacts}")
+    f = tmp_path / "accounts.csv"
+    f.write_text("\n".join(lines) + "\n")
+    code, out, err = run(str(f), "--arm", "arm", "--control", "A", "--ratio", "replies/contacts",
+                         "--json")
+    assert code == 0, err
+    rows = json.loads(out)["tests"][0]["metrics"]["replies/contacts"]
+    reps = np.array([[int(x) for x in line.split(",")[2:]] for line in lines[1:]])
+    b = reps[1::2] if lines[1].split(",")[1] == "A" else reps[0::2]
+    assert rows["B"]["mean"] == pytest.approx(b[:, 0].sum() / b[:, 1].sum())
+    assert 0.2 < rows["B"]["lift"] < 0.8 and rows["B"]["ci"][0] > 0
+    code, _, err = run(str(f), "--arm", "arm", "--ratio", "replies")
+    assert code == 2 and "NUMERATOR/DENOMINATOR" in err

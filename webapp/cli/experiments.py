@@ -12,7 +12,7 @@ import typer
 from connectors.file.client import read_table
 from core.errors import InputError
 from core.experiments.analyze import Experiment, analyze_test, segment_findings
-from core.experiments.stats import Moments, dispersion_across_tests
+from core.experiments.stats import ArmStats, Moments, RatioMoments, dispersion_across_tests
 from core.tabular.header import normalise
 from core.tabular.values import Cell, is_missing, parse_number
 from webapp.cli.common import JSON_HELP, emit_json, out
@@ -70,17 +70,36 @@ def _control(arms: list[str], wanted: str | None, where: str) -> str:
     return sorted(arms)[0]
 
 
-def _moments(codes: np.ndarray[Any, Any], k: int, y: np.ndarray[Any, Any], binary: bool
-             ) -> list[Moments]:
+def _moments(codes: np.ndarray[Any, Any], k: int, y: np.ndarray[Any, Any] | tuple[Any, Any],
+             binary: bool) -> list[ArmStats]:
+    """Per-code statistics of a metric, or of a ratio when `y` is (numerator, denominator)."""
     n = np.bincount(codes, minlength=k)
+    if isinstance(y, tuple):
+        num, den = y
+        sums = [np.bincount(codes, weights=w, minlength=k)
+                for w in (num, den, num * num, den * den, num * den)]
+        return [RatioMoments(int(n[i]), float(sums[0][i]), float(sums[1][i]), float(sums[2][i]),
+                             float(sums[3][i]), float(sums[4][i])) for i in range(k)]
     s1 = np.bincount(codes, weights=y, minlength=k)
     s2 = np.bincount(codes, weights=y * y, minlength=k)
     return [Moments(int(n[i]), float(s1[i]), float(s2[i]), binary) for i in range(k)]
 
 
+def _ratio_columns(ratios: list[str]) -> dict[str, tuple[str, str]]:
+    out = {}
+    for spec in ratios:
+        num, sep, den = spec.partition("/")
+        if not sep or not num.strip() or not den.strip():
+            raise InputError(f"--ratio expects NUMERATOR/DENOMINATOR columns, got {spec!r}")
+        out[spec] = (num.strip(), den.strip())
+    return out
+
+
 def _unit_level(path: Path, encoding: str, arm: str, control: str | None, metrics: list[str],
-                segments: list[str]) -> Experiment:
-    cols, _ = _columns(path, encoding, [arm, *metrics, *segments])
+                segments: list[str], ratios: list[str] | None = None) -> Experiment:
+    ratio_cols = _ratio_columns(ratios or [])
+    parts_needed = [c for pair in ratio_cols.values() for c in pair]
+    cols, _ = _columns(path, encoding, [arm, *metrics, *dict.fromkeys(parts_needed), *segments])
     arm_values = [str(v).strip() if not is_missing(v) else "" for v in cols[arm]]
     for i, v in enumerate(arm_values):
         if not v:
@@ -90,8 +109,12 @@ def _unit_level(path: Path, encoding: str, arm: str, control: str | None, metric
         raise InputError(f"{path.name}: column '{arm}' has only one arm ({names[0]!r})")
     index = {a: i for i, a in enumerate(names)}
     codes = np.fromiter((index[a] for a in arm_values), dtype=np.intp, count=len(arm_values))
-    values = {m: _numbers(path, m, cols[m]) for m in metrics}
+    values: dict[str, Any] = {m: _numbers(path, m, cols[m]) for m in metrics}
     binary = {m: bool(np.isin(values[m], (0.0, 1.0)).all()) for m in metrics}
+    for spec, (num, den) in ratio_cols.items():
+        values[spec] = (_numbers(path, num, cols[num]), _numbers(path, den, cols[den]))
+        binary[spec] = False
+    metrics = [*metrics, *ratio_cols]
     k = len(names)
     per_metric = {m: _moments(codes, k, values[m], binary[m]) for m in metrics}
     test = Experiment(name=path.stem, arms={a: {m: per_metric[m][index[a]] for m in metrics}
@@ -155,6 +178,9 @@ def analyze(
     arm: Annotated[str, typer.Option(help="Column naming the arm (variant).")],
     metric: Annotated[list[str] | None, typer.Option(help="Unit-level metric column (repeat).")]
     = None,
+    ratio: Annotated[list[str] | None, typer.Option(
+        help="Unit-level ratio metric NUM/DEN (e.g. replies/contacts per account; repeat).")]
+    = None,
     control: Annotated[str | None, typer.Option(help="The control arm (default: guessed).")]
     = None,
     segment: Annotated[list[str] | None, typer.Option(help="Segment column (repeatable).")]
@@ -180,9 +206,9 @@ def analyze(
              for t in tests])
         result = {"tests": [analyze_test(t, dispersion) for t in tests], "segment_findings": []}
     else:
-        if not metric:
-            raise InputError("unit-level input needs at least one --metric COLUMN")
-        one = _unit_level(file, encoding, arm, control, metric, segment or [])
+        if not metric and not ratio:
+            raise InputError("unit-level input needs at least one --metric COLUMN or --ratio")
+        one = _unit_level(file, encoding, arm, control, metric or [], segment or [], ratio)
         result = {"tests": [analyze_test(one)],
                   "segment_findings": segment_findings(one, observational)}
     if as_json:
