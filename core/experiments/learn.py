@@ -84,7 +84,9 @@ def from_store(session: Session) -> list[StoredExperiment]:
     A test counts as randomised only when every enrollment says assignment=random (map the
     tool's assignment field); otherwise its segment results are hypotheses, never policies.
     """
-    items = [i for i in dataset.item_views(session, Item.deleted.is_(False), Item.status == "done")
+    has_arm = Item.segments[ARM].as_string().is_not(None)  # in SQL: tasks are not read here
+    items = [i for i in dataset.item_views(session, Item.deleted.is_(False),
+                                           Item.status == "done", has_arm)
              if i.segments.get(ARM)]
     events = _event_index(session, [i.id for i in items])
     by_test: dict[str, list[Item]] = defaultdict(list)
