@@ -18,6 +18,7 @@ ENTRY_POINT_GROUP = "learnloop.connectors"
 # when asked for, and it never imports its tool's SDK at import time either.
 BUILTINS: tuple[str, ...] = (
     "connectors.file:FileConnector",
+    "connectors.gsheets:GSheetsConnector",
 )
 
 

@@ -18,7 +18,8 @@ from core.secrets import secret_field_names
 from tests.fakes import FakeConnector
 
 ROOT = Path(__file__).resolve().parents[2]
-HARNESSES = {"file": "tests.connectors.file.harness:FileHarness"}
+HARNESSES = {"file": "tests.connectors.file.harness:FileHarness",
+             "gsheets": "tests.connectors.gsheets.harness:GSheetsHarness"}
 SHAPE = ("__init__.py", "config.py", "client.py", "sync.py", "writeback.py", "mapping.py",
          "README.md")
 SECRET_WORDS = ("token", "secret", "password", "key")

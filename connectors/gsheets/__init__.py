@@ -1,0 +1,84 @@
+"""The Google Sheets connector: plan tabs with Planned and Actual columns, written back into."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+
+from connectors.gsheets import sync, writeback
+from connectors.gsheets.config import GSheetsConfig
+from connectors.gsheets.mapping import MAPPING_FIELDS, table_mapping, table_options
+from core.contract import (
+    FIELDS,
+    Batch,
+    Delivery,
+    FieldInfo,
+    Health,
+    InstallReport,
+    Intent,
+    MappingField,
+)
+from core.errors import LearnloopError
+from core.tabular import guess_type, table_header
+
+
+class GSheetsConnector:
+    """Reads a tab through gspread (service account); writes learnloop's columns into it."""
+
+    name: ClassVar[str] = "gsheets"
+    title: ClassVar[str] = "Google Sheets"
+    config_model: ClassVar[type[BaseModel]] = GSheetsConfig
+    capabilities: ClassVar[frozenset[str]] = frozenset({FIELDS})
+    mapping_fields: ClassVar[tuple[MappingField, ...]] = MAPPING_FIELDS
+
+    def __init__(self, config: BaseModel, mapping: Mapping[str, Any] | None = None) -> None:
+        assert isinstance(config, GSheetsConfig)
+        self.config = config
+        self.mapping = dict(mapping or {})
+
+    def _header(self) -> tuple[Any, Any, Any, list[list[Any]]]:
+        book, tab = sync.open_tab(self.config)
+        rows = sync.read_rows(tab, self.config)
+        header = table_header(rows, table_mapping(self.mapping), table_options(self.config))
+        return book, tab, header, rows
+
+    def check(self) -> Health:
+        """The sheet is shared with the service account, the tab and the mapped columns exist."""
+        try:
+            _, tab, header, rows = self._header()
+            table_mapping(self.mapping).resolve(header, f"tab '{tab.title}'")
+        except LearnloopError as exc:
+            return Health(ok=False, message=str(exc))
+        return Health(ok=True, message=f"tab '{tab.title}' readable, {len(rows)} rows")
+
+    def install(self) -> InstallReport:
+        """Create learnloop's columns (tagged with developer metadata) if they are missing."""
+        book, tab, header, _ = self._header()
+        cols, created = writeback.ensure_columns(book, tab, header.row_number, header.names)
+        existing = [k for k in cols if k not in created]
+        return InstallReport(created=created, existing=existing)
+
+    def uninstall(self) -> InstallReport:
+        """Nothing is deleted from a user's sheet: learnloop's columns stay, marked as ours."""
+        return InstallReport(problems=["learnloop's columns are left in the sheet; delete them "
+                                       "by hand if you no longer want them"])
+
+    def discover_fields(self) -> list[FieldInfo]:
+        """The header's columns with a guessed type."""
+        _, _, header, rows = self._header()
+        body = rows[header.row_number:header.row_number + 200]
+        return [FieldInfo(n, n, guess_type([r[i] for r in body if i < len(r)]))
+                for i, n in enumerate(header.names)]
+
+    def pull(self, cursor: Mapping[str, Any] | None) -> Iterator[Batch]:
+        """Every row when the sheet changed since `cursor` (Drive modifiedTime)."""
+        return sync.pull(self.config, self.mapping, cursor)
+
+    def deliver(self, intents: Sequence[Intent]) -> list[Delivery]:
+        """Write field values into the tab."""
+        return writeback.deliver(self.config, self.mapping, intents)
+
+
+__all__ = ["GSheetsConfig", "GSheetsConnector"]

@@ -1,0 +1,132 @@
+"""Write learnloop's columns into the tab: found by developer metadata, written RAW, with
+notes for the why and a colour band for risk; a user's column is never overwritten."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from connectors.gsheets.client import QuotaError, explain
+from connectors.gsheets.config import GSheetsConfig
+from connectors.gsheets.mapping import table_mapping, table_options
+from connectors.gsheets.sync import open_tab, read_rows
+from core.contract import Delivery, Intent
+from core.errors import LearnloopError
+from core.tabular import COLUMNS, cell_id, column_letter, our_titles, table_header
+
+if TYPE_CHECKING:
+    import gspread
+
+META_KEY = "learnloop.column"
+NOTE_ON = "forecast_p80"  # the cell that carries the why as a note
+BANDS = ((1.5, {"red": 0.96, "green": 0.8, "blue": 0.8}),
+         (1.2, {"red": 1.0, "green": 0.93, "blue": 0.75}))
+
+
+def _search(book: gspread.Spreadsheet) -> list[dict[str, Any]]:
+    from gspread.urls import SPREADSHEETS_API_V4_BASE_URL
+
+    url = f"{SPREADSHEETS_API_V4_BASE_URL}/{book.id}/developerMetadata:search"
+    body = {"dataFilters": [{"developerMetadataLookup": {"metadataKey": META_KEY}}]}
+    res = book.client.request("post", url, json=body).json()
+    return [m["developerMetadata"] for m in res.get("matchedDeveloperMetadata", [])]
+
+
+def our_columns(book: gspread.Spreadsheet, tab: gspread.Worksheet) -> dict[str, int]:
+    """Payload key -> 0-based column of learnloop's columns on this tab (by metadata)."""
+    out = {}
+    for meta in _search(book):
+        where = meta.get("location", {}).get("dimensionRange", {})
+        if where.get("sheetId") == tab.id and where.get("dimension") == "COLUMNS":
+            out[str(meta["metadataValue"])] = int(where["startIndex"])
+    return out
+
+
+def ensure_columns(book: gspread.Spreadsheet, tab: gspread.Worksheet, header_row: int,
+                   header_names: Sequence[str]) -> tuple[dict[str, int], list[str]]:
+    """Find learnloop's columns, creating the missing ones after every used column.
+
+    Returns:
+        (payload key -> column, titles of the columns created now)
+    """
+    cols = our_columns(book, tab)
+    missing = [k for k in COLUMNS if k not in cols]
+    if not missing:
+        return cols, []
+    titles = our_titles([n for i, n in enumerate(header_names) if i not in cols.values()])
+    next_col = max([len(header_names), *(c + 1 for c in cols.values())])
+    requests: list[dict[str, Any]] = []
+    created = []
+    for key in missing:
+        col = next_col
+        next_col += 1
+        cols[key] = col
+        created.append(titles[key])
+        tab.update([[titles[key]]], f"{column_letter(col)}{header_row}",
+                   value_input_option="RAW")  # type: ignore[arg-type]
+        requests.append({"createDeveloperMetadata": {"developerMetadata": {
+            "metadataKey": META_KEY, "metadataValue": key, "visibility": "DOCUMENT",
+            "location": {"dimensionRange": {"sheetId": tab.id, "dimension": "COLUMNS",
+                                            "startIndex": col, "endIndex": col + 1}}}}})
+        if key == "effort_factor":
+            for threshold, colour in BANDS:
+                requests.append({"addConditionalFormatRule": {"index": 0, "rule": {
+                    "ranges": [{"sheetId": tab.id, "startRowIndex": header_row,
+                                "startColumnIndex": col, "endColumnIndex": col + 1}],
+                    "booleanRule": {"condition": {"type": "NUMBER_GREATER", "values": [
+                        {"userEnteredValue": str(threshold)}]},
+                        "format": {"backgroundColor": colour}}}}})
+    book.batch_update({"requests": requests})
+    return cols, created
+
+
+def _cell(value: Any) -> Any:
+    return "" if value is None else value  # RAW: text stays text, '=...' is never a formula
+
+
+def deliver(config: GSheetsConfig, mapping: Mapping[str, Any],
+            intents: Sequence[Intent]) -> list[Delivery]:
+    """Write FIELDS intents into their rows (located by the id column at write time)."""
+    import gspread
+
+    try:
+        book, tab = open_tab(config)
+        rows = read_rows(tab, config)
+        header = table_header(rows, table_mapping(mapping), table_options(config))
+        found = header.find(str(mapping["id"]))
+        if not found:
+            raise LearnloopError(f"no id column {mapping['id']!r} in tab {config.worksheet!r}")
+        id_pos = found[0]
+        row_of = {}
+        for i, row in enumerate(rows[header.row_number:], start=header.row_number):
+            key = cell_id(row[id_pos]) if id_pos < len(row) else None
+            if key is not None and key not in row_of:
+                row_of[key] = i
+        cols, _ = ensure_columns(book, tab, header.row_number, header.names)
+        data, notes, results = [], [], []
+        for intent in intents:
+            r = row_of.get(intent.target)
+            if r is None:
+                results.append(Delivery(intent.id, ok=False, permanent=True,
+                                        error=f"id {intent.target!r} not in tab "
+                                        f"{config.worksheet!r}"))
+                continue
+            for key in COLUMNS:
+                if key in intent.payload:
+                    data.append({"range": f"'{tab.title}'!{column_letter(cols[key])}{r + 1}",
+                                 "values": [[_cell(intent.payload[key])]]})
+            if intent.payload.get("insight"):
+                notes.append({"updateCells": {
+                    "start": {"sheetId": tab.id, "rowIndex": r, "columnIndex": cols[NOTE_ON]},
+                    "rows": [{"values": [{"note": str(intent.payload["insight"])}]}],
+                    "fields": "note"}})
+            results.append(Delivery(intent.id, ok=True, tool_ref=f"{tab.title}!{r + 1}"))
+        if data:
+            book.values_batch_update({"valueInputOption": "RAW", "data": data})
+        if notes:
+            book.batch_update({"requests": notes})
+        return results
+    except (gspread.exceptions.APIError, LearnloopError) as exc:
+        error = exc if isinstance(exc, LearnloopError) else explain(exc, config)
+        wait = QuotaError.retry_after if isinstance(error, QuotaError) else None
+        return [Delivery(i.id, ok=False, error=str(error), retry_after=wait) for i in intents]

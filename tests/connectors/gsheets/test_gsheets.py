@@ -1,0 +1,117 @@
+"""The Sheets connector end to end, through gspread, against the local Sheets emulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+
+from connectors import runtime
+from connectors.gsheets import GSheetsConfig, GSheetsConnector
+from core.connections import add_connection
+from core.contract import FIELDS, Intent
+from core.errors import ConnectorError
+from core.model import Item, QuarantinedRow
+from core.store import unit_of_work
+from tests.connectors.gsheets.harness import GSheetsHarness
+
+
+def _connector(h: GSheetsHarness, **over: object) -> GSheetsConnector:
+    return GSheetsConnector(GSheetsConfig(**{**h.config(), **over}), h.mapping())
+
+
+def test_pull_reads_serial_dates_and_skips_an_unchanged_sheet() -> None:
+    h = GSheetsHarness()
+    conn = _connector(h)
+    (batch,) = list(conn.pull(None))
+    assert len(batch.items) == 20 and batch.problems == []
+    first = batch.items[0]
+    assert first.external_id == "T-1" and first.planned_estimate == 2.0
+    assert first.planned_due is not None and first.planned_due.date().isoformat() == "2025-01-02"
+    assert list(conn.pull(batch.cursor)) == []
+    h.book.sheets[0].values[3][1] = "renamed"
+    h.book.touch()
+    assert len(next(iter(conn.pull(batch.cursor))).items) == 20
+
+
+def test_bad_rows_are_problems_and_a_missing_tab_is_one_clear_error() -> None:
+    h = GSheetsHarness()
+    sheet = h.book.sheets[0]
+    sheet.values.append(["T-99", "bad", "Bug", 3, "", "next week", ""])
+    sheet.values.append(["T-98", "zero", "Bug", 0, "", 45700, ""])
+    (batch,) = list(_connector(h).pull(None))
+    reasons = {p.locator: p.reason for p in batch.problems}
+    assert len(batch.items) == 20 and len(reasons) == 2
+    assert any("next week" in r for r in reasons.values())
+    assert all(loc.startswith("tab 'Plan' row ") for loc in reasons)
+    with pytest.raises(ConnectorError, match="no tab named 'Nope'"):
+        list(_connector(h, worksheet="Nope").pull(None))
+    health = _connector(h, spreadsheet_id="unshared").check()
+    assert not health.ok and "share it with learnloop@emu.iam.gserviceaccount.com" in health.message
+
+
+def test_write_back_finds_its_columns_by_metadata_and_never_runs_formulas() -> None:
+    h = GSheetsHarness()
+    conn = _connector(h)
+    report = conn.install()
+    assert "learnloop P80" in report.created
+    assert conn.install().created == []
+    sheet = h.book.sheets[0]
+    sheet.values[1][4] = "Spent (h)"  # a user renames a column: ours are found by metadata
+    res = conn.deliver([Intent(1, "T-4", FIELDS, {"forecast_p80": 7.5, "effort_factor": 1.7,
+                                                   "insight": "=IMPORTXML(evil)"})])
+    assert res[0].ok and res[0].tool_ref == "Plan!6"
+    header = sheet.values[1]
+    p80, insight = header.index("learnloop P80"), header.index("learnloop insight")
+    assert sheet.values[5][p80] == 7.5 and sheet.values[5][insight] == "=IMPORTXML(evil)"
+    assert sheet.notes[(5, p80)] == "=IMPORTXML(evil)"
+    assert len(sheet.rules) == 2 and sheet.rules[0]["ranges"][0]["startColumnIndex"] == \
+        header.index("learnloop factor")
+    assert h.emu.unexpected == []
+
+
+def test_quota_exhaustion_asks_for_a_retry_and_loses_nothing() -> None:
+    h = GSheetsHarness()
+    conn = _connector(h)
+    conn.install()
+    h.emu.quota_left = 0
+    try:
+        res = conn.deliver([Intent(1, "T-1", FIELDS, {"forecast_p80": 3.0})])
+    finally:
+        h.emu.quota_left = None
+    assert not res[0].ok and res[0].retry_after == 60.0 and "quota" in (res[0].error or "")
+
+
+def test_sync_learn_and_write_back_end_to_end(engine: Engine, tmp_path: Path) -> None:
+    h = GSheetsHarness()
+    sheet = h.book.sheets[0]
+    for i in range(21, 400):
+        kind = "Bug" if i % 3 == 0 else "Story"
+        est = i % 5 + 1
+        spent = est * (2.2 if kind == "Bug" else 1.0) * (0.8 + (i % 7) / 10)
+        done = i % 10 != 0
+        sheet.values.append([f"T-{i}", f"Task {i}", kind, est, round(spent, 2) if done else "",
+                             45658 + i, (45661 + i) if done else ""])
+    with unit_of_work(engine) as s:
+        add_connection(s, GSheetsConnector, "plan-sheet", h.config(), h.mapping())
+    report = runtime.sync(engine, "plan-sheet")
+    assert report.created == 399 and report.quarantined == 0
+    learned = runtime.learn(engine)
+    assert any("Type Bug" in f["statement"] for f in learned.findings)
+    delivered = runtime.deliver(engine)
+    assert delivered.delivered > 0 and delivered.dead == 0
+    header = sheet.values[1]
+    p80 = header.index("learnloop P80")
+    open_rows = [r for r in sheet.values[2:] if r[6] == ""]
+    assert open_rows and all(isinstance(r[p80], float) and r[p80] > 0 for r in open_rows)
+    bug_open = next(r for r in open_rows if r[2] == "Bug")
+    row_index = sheet.values.index(bug_open)
+    assert "Type Bug items took" in sheet.notes[(row_index, p80)]
+    again = runtime.sync(engine, "plan-sheet")  # our own columns changed the sheet: no new items
+    assert again.created == 0
+    with unit_of_work(engine) as s:
+        assert s.scalar(select(func.count()).select_from(Item)) == 399
+        assert s.scalar(select(func.count()).select_from(QuarantinedRow)) == 0
+    assert h.emu.unexpected == []
