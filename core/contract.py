@@ -17,7 +17,8 @@ LINK = "link"  # a link from the item to its learnloop page
 NOTE = "note"  # a note/task on a CRM record
 TEMPLATE = "template"  # a project or sequence template updated after an accepted proposal
 TABLE = "table"  # a copy of a table with learnloop's columns added
-SURFACES = (FIELDS, COMMENT, PROPERTY, LINK, NOTE, TEMPLATE, TABLE)
+INSIGHTS = "insights"  # a page/tab listing the current findings with their evidence
+SURFACES = (FIELDS, COMMENT, PROPERTY, LINK, NOTE, TEMPLATE, TABLE, INSIGHTS)
 
 
 @dataclass(slots=True)

@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core import outbox
+from core.contract import TEMPLATE
 from core.errors import LearnloopError, NotFoundError
 from core.model import Policy, Proposal, Rule, Template, utcnow
 
@@ -222,13 +224,23 @@ def accept(session: Session, proposal_id: int, by: str, note: str | None = None,
         rendered_before = render_template(template, before)
         rendered_after = render_template(template, after)
         if rendered_before != rendered_after:
+            body = {**template.body, "rendered": rendered_after,
+                    "changed_by": f"proposal #{proposal.id}"}
             session.add(Template(
                 name=template.name, version=template.version + 1, kind=template.kind,
                 connection_id=template.connection_id, external_id=template.external_id,
-                body={**template.body, "rendered": rendered_after,
-                      "changed_by": f"proposal #{proposal.id}"},
-                policy_version=new.version,
+                body=body, policy_version=new.version,
             ))
+            if template.connection_id is not None:
+                # The tool shows what changed and why, once the outbox delivers it.
+                outbox.enqueue(session, template.connection_id,
+                               template.external_id or template.name, TEMPLATE,
+                               {"name": template.name, "version": template.version + 1,
+                                "kind": template.kind, "rendered": rendered_after,
+                                "why": f"proposal #{proposal.id} accepted by {by}: "
+                                       f"{proposal.rationale}"},
+                               key=f"{template.connection_id}:template:{template.name}:"
+                                   f"v{template.version + 1}")
     proposal.status, proposal.decided_by, proposal.decided_at = "accepted", by, utcnow()
     proposal.decision_note, proposal.policy_version = note, new.version
     session.flush()

@@ -12,6 +12,8 @@ from connectors.gsheets.config import GSheetsConfig
 from connectors.gsheets.mapping import MAPPING_FIELDS, table_mapping, table_options
 from core.contract import (
     FIELDS,
+    INSIGHTS,
+    TEMPLATE,
     Batch,
     Delivery,
     FieldInfo,
@@ -30,7 +32,7 @@ class GSheetsConnector:
     name: ClassVar[str] = "gsheets"
     title: ClassVar[str] = "Google Sheets"
     config_model: ClassVar[type[BaseModel]] = GSheetsConfig
-    capabilities: ClassVar[frozenset[str]] = frozenset({FIELDS})
+    capabilities: ClassVar[frozenset[str]] = frozenset({FIELDS, INSIGHTS, TEMPLATE})
     mapping_fields: ClassVar[tuple[MappingField, ...]] = MAPPING_FIELDS
 
     def __init__(self, config: BaseModel, mapping: Mapping[str, Any] | None = None) -> None:
@@ -77,8 +79,28 @@ class GSheetsConnector:
         return sync.pull(self.config, self.mapping, cursor)
 
     def deliver(self, intents: Sequence[Intent]) -> list[Delivery]:
-        """Write field values into the tab."""
-        return writeback.deliver(self.config, self.mapping, intents)
+        """Field values into the plan tab; the insights tab; new template tab versions."""
+        fields = [i for i in intents if i.surface == FIELDS]
+        results = writeback.deliver(self.config, self.mapping, fields) if fields else []
+        for intent in intents:
+            if intent.surface == FIELDS:
+                continue
+            write = {INSIGHTS: writeback.write_insights, TEMPLATE: writeback.write_template}
+            if intent.surface not in write:
+                results.append(Delivery(intent.id, ok=False, permanent=True,
+                                        error=f"gsheets cannot write {intent.surface}"))
+                continue
+            try:
+                results.append(write[intent.surface](self.config, intent))
+            except LearnloopError as exc:
+                results.append(Delivery(intent.id, ok=False, error=str(exc)))
+            except Exception as exc:
+                from connectors.gsheets.client import QuotaError, explain
+
+                error = explain(exc, self.config)
+                wait = QuotaError.retry_after if isinstance(error, QuotaError) else None
+                results.append(Delivery(intent.id, ok=False, error=str(error), retry_after=wait))
+        return results
 
 
 __all__ = ["GSheetsConfig", "GSheetsConnector"]

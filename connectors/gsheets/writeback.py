@@ -130,3 +130,55 @@ def deliver(config: GSheetsConfig, mapping: Mapping[str, Any],
         error = exc if isinstance(exc, LearnloopError) else explain(exc, config)
         wait = QuotaError.retry_after if isinstance(error, QuotaError) else None
         return [Delivery(i.id, ok=False, error=str(error), retry_after=wait) for i in intents]
+
+
+def _tab(book: gspread.Spreadsheet, title: str) -> gspread.Worksheet | None:
+    import gspread
+
+    try:
+        return book.worksheet(title)
+    except gspread.exceptions.WorksheetNotFound:
+        return None
+
+
+def write_insights(config: GSheetsConfig, intent: Intent) -> Delivery:
+    """The insights tab: the current findings with their evidence, replacing the last list."""
+    book, _ = open_tab(config)
+    title = intent.target
+    tab = _tab(book, title) or book.add_worksheet(title, rows=200, cols=8)
+    columns = list(intent.payload.get("columns", []))
+    rows = [[f"learnloop findings as of {intent.payload.get('as_of', '')}"], columns,
+            *intent.payload.get("rows", [])]
+    old = len(tab.get_all_values())
+    width = max(len(r) for r in rows)
+    rows += [[""] * width for _ in range(max(0, old - len(rows)))]
+    tab.update([[_cell(v) for v in r] + [""] * (width - len(r)) for r in rows], "A1",
+               value_input_option="RAW")  # type: ignore[arg-type]
+    return Delivery(intent.id, ok=True, tool_ref=title)
+
+
+def write_template(config: GSheetsConfig, intent: Intent) -> Delivery:
+    """A new version of a template tab: the tab duplicated as '<name> v<N>', with the plan the
+    policy now asks for beside each task, and a note saying what changed and why."""
+    book, _ = open_tab(config)
+    source = _tab(book, intent.target)
+    if source is None:
+        return Delivery(intent.id, ok=False, permanent=True,
+                        error=f"no template tab named {intent.target!r}")
+    title = f"{intent.target} v{intent.payload['version']}"
+    copy = _tab(book, title) or source.duplicate(new_sheet_name=title)
+    rows = copy.get_all_values()
+    width = max((len(r) for r in rows), default=0)
+    plan = {str(t.get("name")): t for t in intent.payload.get("rendered", [])}
+    updates = [[_cell(v) for v in ("learnloop plan P50", "learnloop plan P80", "learnloop rule")]]
+    for row in rows[1:]:
+        task = plan.get(str(row[0])) if row else None
+        updates.append([task.get("plan_p50", "") if task else "",
+                        task.get("plan_p80", "") if task else "",
+                        task.get("rule", "") if task else ""])
+    copy.update(updates, f"{column_letter(width)}1", value_input_option="RAW")  # type: ignore[arg-type]
+    book.batch_update({"requests": [{"updateCells": {
+        "start": {"sheetId": copy.id, "rowIndex": 0, "columnIndex": width},
+        "rows": [{"values": [{"note": str(intent.payload.get("why", ""))}]}],
+        "fields": "note"}}]})
+    return Delivery(intent.id, ok=True, tool_ref=title)

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.orm import Session
 
 from core import insights, outbox, policy
-from core.contract import COMMENT, FIELDS
+from core.contract import COMMENT, FIELDS, INSIGHTS
 from core.experiments.learn import learn_experiments
 from core.learning import dataset, ledger
 from core.learning.findings import SegmentStat, describe, examine
@@ -277,6 +277,24 @@ def queue_writeback(s: Session, capabilities: Mapping[str, frozenset[str]],
     return outbox.enqueue_many(s, writes)
 
 
+MAX_INSIGHTS = 50
+
+
+def queue_insights(s: Session, capabilities: Mapping[str, frozenset[str]],
+                   findings: list[Finding], as_of: dt.datetime) -> int:
+    """One insights page per connection whose tool has one: the top findings, with evidence."""
+    rows = [[f.statement, f.n, round(f.effect, 3), round(f.interval_low, 3),
+             round(f.interval_high, 3), round(f.q_value, 4)]
+            for f in sorted(findings, key=lambda f: -f.impact)[:MAX_INSIGHTS]]
+    payload = {"as_of": as_of.isoformat(), "rows": rows,
+               "columns": ["finding", "n", "effect", "80% low", "80% high", "q"]}
+    writes: list[tuple[int, str, str, dict[str, Any], int | None]] = [
+        (c.id, "learnloop insights", INSIGHTS, payload, None)
+        for c in s.scalars(select(Connection)) if INSIGHTS in capabilities.get(c.kind, frozenset())
+    ]
+    return outbox.enqueue_many(s, writes) if writes else 0
+
+
 def current_findings(s: Session) -> list[Finding]:
     """The findings of the newest successful learning run."""
     run_id = s.scalar(select(LearningRun.id).where(LearningRun.status == "ok")
@@ -380,4 +398,5 @@ def _steps(s: Session, run: LearningRun, report: RunReport,
     report.writes_queued = queue_writeback(
         s, capabilities, items=open_items + finished_recently(s, as_of), findings=rows,
         as_of=as_of, forecasts=current)
+    report.writes_queued += queue_insights(s, capabilities, rows, as_of)
     close("write-back")

@@ -69,7 +69,7 @@ def test_write_back_finds_its_columns_by_metadata_and_never_runs_formulas() -> N
     assert sheet.notes[(5, p80)] == "=IMPORTXML(evil)"
     assert len(sheet.rules) == 2 and sheet.rules[0]["ranges"][0]["startColumnIndex"] == \
         header.index("learnloop factor")
-    assert h.emu.unexpected == []
+    assert h.emu.unexpected == [] and h.emu.spec_errors == [], h.emu.spec_errors[:5]
 
 
 def test_quota_exhaustion_asks_for_a_retry_and_loses_nothing() -> None:
@@ -114,4 +114,77 @@ def test_sync_learn_and_write_back_end_to_end(engine: Engine, tmp_path: Path) ->
     with unit_of_work(engine) as s:
         assert s.scalar(select(func.count()).select_from(Item)) == 399
         assert s.scalar(select(func.count()).select_from(QuarantinedRow)) == 0
-    assert h.emu.unexpected == []
+    assert h.emu.unexpected == [] and h.emu.spec_errors == [], h.emu.spec_errors[:5]
+
+
+def test_insights_tab_and_versioned_template_tabs(engine: Engine) -> None:
+    from core import policy
+    from core.contract import TEMPLATE
+    from core.model import Connection, Proposal, Template
+
+    h = GSheetsHarness()
+    sheet = h.book.sheets[0]
+    for i in range(21, 300):
+        kind = "Bug" if i % 3 == 0 else "Story"
+        est = i % 5 + 1
+        spent = est * (2.2 if kind == "Bug" else 1.0) * (0.8 + (i % 7) / 10)
+        sheet.values.append([f"T-{i}", f"Task {i}", kind, est, round(spent, 2), 45658 + i,
+                             45661 + i])
+    h.book.add("Sprint template", [["Task", "Estimate"], ["Fix login bug", 8], ["Write docs", 2]])
+    with unit_of_work(engine) as s:
+        conn = add_connection(s, GSheetsConnector, "plan-sheet", h.config(), h.mapping())
+        s.add(Template(name="sprint", kind="project", connection_id=conn.id,
+                       external_id="Sprint template",
+                       body={"tasks": [{"name": "Fix login bug", "segments": {"Type": "Bug"},
+                                        "estimate": 8},
+                                       {"name": "Write docs", "segments": {"Type": "Story"},
+                                        "estimate": 2}]}))
+    runtime.sync(engine, "plan-sheet")
+    runtime.learn(engine)
+    runtime.deliver(engine)
+    insights = h.book.sheet("learnloop insights")
+    assert insights is not None and insights.values[1][0] == "finding"
+    assert any("Type Bug items took" in str(r[0]) for r in insights.values[2:])
+    with unit_of_work(engine) as s:
+        prop = s.scalars(select(Proposal).where(Proposal.dedupe_key == "effort:Type=Bug")).one()
+        policy.accept(s, prop.id, "owner@example.com", "bugs run long")
+    assert runtime.deliver(engine).delivered == 1
+    copy = h.book.sheet("Sprint template v2")
+    assert copy is not None
+    assert copy.values[0][2:5] == ["learnloop plan P50", "learnloop plan P80", "learnloop rule"]
+    assert copy.values[1][0] == "Fix login bug" and float(copy.values[1][3]) > 8 * 1.8
+    assert copy.values[1][4] == "effort:Type=Bug" and copy.values[2][4] == ""
+    assert "owner@example.com" in copy.notes[(0, 2)]
+    assert h.book.sheet("Sprint template").values[1] == ["Fix login bug", 8]  # original kept
+    with unit_of_work(engine) as s:
+        conn_id = s.scalars(select(Connection.id)).one()
+    again = GSheetsConnector(GSheetsConfig(**h.config()), h.mapping()).deliver(
+        [Intent(99, "Sprint template", TEMPLATE, {"version": 2, "rendered": [], "why": "x"})])
+    assert again[0].ok and [s.title for s in h.book.sheets].count("Sprint template v2") == 1
+    assert conn_id and h.emu.unexpected == [] and h.emu.spec_errors == []
+
+
+def test_bad_sheets_ten_thousand_rows_renamed_tab_and_no_header(engine: Engine) -> None:
+    from core.errors import InputError
+
+    h = GSheetsHarness()
+    sheet = h.book.sheets[0]
+    for i in range(21, 10_001):
+        sheet.values.append([f"T-{i}", f"Task {i}", "Story", 2, "", 45658 + i % 300, ""])
+    sheet.values.append(["T-X", "text in a date column", "Bug", 2, "", "soon-ish", ""])
+    with unit_of_work(engine) as s:
+        add_connection(s, GSheetsConnector, "big", h.config(), h.mapping())
+    report = runtime.sync(engine, "big")
+    assert report.created == 10_000 and report.quarantined == 1
+    assert "soon-ish" in report.problems[0].reason
+    sheet.title = "Plan (old)"  # renamed under us
+    h.book.touch()
+    with pytest.raises(ConnectorError, match="no tab named 'Plan'"):
+        runtime.sync(engine, "big")
+    with unit_of_work(engine) as s:
+        assert s.scalar(select(func.count()).select_from(Item).where(
+            Item.deleted.is_(False))) == 10_000  # nothing lost
+    blank = GSheetsHarness()
+    blank.book.sheets[0].values = [["just", "some", "notes"], ["no", "header", "here"]]
+    with pytest.raises(InputError, match="Key"):
+        list(_connector(blank).pull(None))

@@ -86,6 +86,7 @@ class Emulator:
         self.requests: list[tuple[str, str]] = []
         self.unexpected: list[str] = []
         self.quota_left: int | None = None
+        self.spec_errors: list[str] = []
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
 
@@ -116,8 +117,14 @@ class Emulator:
                 path, query = unquote(parts.path), parse_qs(parts.query)
                 with emulator.lock:
                     emulator.requests.append((method, self.path))
-                    code, body = emulator.route(method, path, query, self._body(),
+                    request = self._body()
+                    code, body = emulator.route(method, path, query, request,
                                                 self.headers.get("Authorization"))
+                    if code == 200 and path != "/token" and not path.endswith("/allowedLocations"):
+                        from tests.emulators.gsheets.spec import validate
+
+                        emulator.spec_errors += validate(
+                            method, path, request if isinstance(request, dict) else None, body)
                 self._send(code, body)
 
             def do_GET(self) -> None:
@@ -277,6 +284,17 @@ class Emulator:
                 sheet = book.add(title)
                 replies.append({"addSheet": {"properties": {"sheetId": sheet.sheet_id,
                                                             "title": title}}})
+            elif kind == "duplicateSheet":
+                src = next((s for s in book.sheets if s.sheet_id == args["sourceSheetId"]), None)
+                title = args.get("newSheetName") or f"Copy of {src.title if src else ''}"
+                if src is None or book.sheet(title):
+                    return self.error(400, "INVALID_ARGUMENT", "Invalid duplicateSheet request")
+                copy = book.add(title, src.values)
+                copy.notes = dict(src.notes)
+                replies.append({"duplicateSheet": {"properties": {
+                    "sheetId": copy.sheet_id, "title": title, "index": len(book.sheets) - 1,
+                    "sheetType": "GRID", "gridProperties": {"rowCount": 1000,
+                                                            "columnCount": 26}}}})
             elif kind == "createDeveloperMetadata":
                 meta = dict(args["developerMetadata"])
                 meta["metadataId"] = len(book.metadata) + 1
