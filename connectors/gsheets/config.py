@@ -19,8 +19,8 @@ class GSheetsConfig(BaseModel):
                                    "(default: the first row holding the id column).")
     dayfirst: bool | None = Field(default=None, description="Text dates are day-first "
                                   "(default: inferred per column).")
-    timezone: str = Field(default="UTC", description="Time zone of dates without one (set it "
-                          "to the spreadsheet's time zone).")
+    timezone: str | None = Field(default=None, description="Time zone of dates without one "
+                                 "(default: the spreadsheet's own time zone).")
     unit: str = Field(default="hours", description="Unit of estimates and effort.")
     endpoint: str | None = Field(default=None, description="Base URL that replaces Google's "
                                  "(an emulator or a proxy); default: Google.")

@@ -20,7 +20,9 @@ def table_mapping(mapping: Mapping[str, Any]) -> TableMapping:
     return TableMapping.from_config(mapping)
 
 
-def table_options(config: GSheetsConfig) -> TableOptions:
-    """Reading options: the tab's name in messages, dates, unit."""
+def table_options(config: GSheetsConfig, sheet_zone: str | None = None) -> TableOptions:
+    """Reading options: the tab's name in messages, dates (in the configured time zone, else
+    the spreadsheet's own), unit."""
     return TableOptions(source=f"tab '{config.worksheet}'", header_row=config.header_row,
-                        dayfirst=config.dayfirst, timezone=config.timezone, unit=config.unit)
+                        dayfirst=config.dayfirst,
+                        timezone=config.timezone or sheet_zone or "UTC", unit=config.unit)

@@ -56,7 +56,8 @@ def pull(config: GSheetsConfig, mapping: Mapping[str, Any],
         return
     rows = read_rows(tab, config)
     batch = Batch(snapshot=True)
-    for rec in map_table(rows, table_mapping(mapping), table_options(config)):
+    zone = getattr(book, "timezone", None)
+    for rec in map_table(rows, table_mapping(mapping), table_options(config, zone)):
         if isinstance(rec, ItemRecord):
             batch.items.append(rec)
         else:

@@ -188,3 +188,14 @@ def test_bad_sheets_ten_thousand_rows_renamed_tab_and_no_header(engine: Engine) 
     blank.book.sheets[0].values = [["just", "some", "notes"], ["no", "header", "here"]]
     with pytest.raises(InputError, match="Key"):
         list(_connector(blank).pull(None))
+
+
+def test_text_dates_are_read_in_the_spreadsheets_time_zone() -> None:
+    h = GSheetsHarness()  # the emulated spreadsheet is in Europe/London
+    h.book.sheets[0].values[2][5] = "2025-07-01 09:00"
+    (batch,) = list(_connector(h).pull(None))
+    due = batch.items[0].planned_due
+    assert due is not None and due.isoformat() == "2025-07-01T08:00:00+00:00"  # BST
+    (other,) = list(_connector(h, timezone="UTC").pull(None))
+    assert other.items[0].planned_due is not None
+    assert other.items[0].planned_due.isoformat() == "2025-07-01T09:00:00+00:00"
