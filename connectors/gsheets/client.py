@@ -82,3 +82,30 @@ def explain(exc: Exception, config: GSheetsConfig) -> ConnectorError:
     if isinstance(exc, gspread.exceptions.WorksheetNotFound):
         return ConnectorError(f"no tab named {config.worksheet!r} in the spreadsheet")
     return ConnectorError(f"{type(exc).__name__}: {exc}")
+
+
+def search_metadata(book: gspread.Spreadsheet, key: str) -> list[dict[str, Any]]:
+    """Developer metadata with `key` anywhere in the spreadsheet."""
+    from gspread.urls import SPREADSHEETS_API_V4_BASE_URL
+
+    url = f"{SPREADSHEETS_API_V4_BASE_URL}/{book.id}/developerMetadata:search"
+    body = {"dataFilters": [{"developerMetadataLookup": {"metadataKey": key}}]}
+    res = book.client.request("post", url, json=body).json()
+    return [m["developerMetadata"] for m in res.get("matchedDeveloperMetadata", [])]
+
+
+def on_tab(meta: dict[str, Any], tab_id: int, dimension: str) -> int | None:
+    """The start index of a piece of metadata on this tab's rows or columns, else None."""
+    where = meta.get("location", {}).get("dimensionRange", {})
+    if where.get("sheetId") == tab_id and where.get("dimension") == dimension:
+        return int(where["startIndex"])
+    return None
+
+
+def metadata_request(key: str, value: str, tab_id: int, dimension: str,
+                     index: int) -> dict[str, Any]:
+    """A createDeveloperMetadata request pinning `key=value` to one row or column."""
+    return {"createDeveloperMetadata": {"developerMetadata": {
+        "metadataKey": key, "metadataValue": value, "visibility": "DOCUMENT",
+        "location": {"dimensionRange": {"sheetId": tab_id, "dimension": dimension,
+                                        "startIndex": index, "endIndex": index + 1}}}}}

@@ -5,12 +5,20 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from connectors.gsheets.client import SERIAL, UNFORMATTED, connect, explain
+from connectors.gsheets.client import (
+    SERIAL,
+    UNFORMATTED,
+    connect,
+    explain,
+    metadata_request,
+    on_tab,
+    search_metadata,
+)
 from connectors.gsheets.config import GSheetsConfig
 from connectors.gsheets.mapping import table_mapping, table_options
 from core.contract import Batch, ItemRecord, Problem
 from core.errors import LearnloopError
-from core.tabular import map_table
+from core.tabular import cell_id, rows_to_records, table_header
 
 if TYPE_CHECKING:
     import gspread
@@ -33,6 +41,26 @@ def open_tab(config: GSheetsConfig) -> tuple[gspread.Spreadsheet, gspread.Worksh
         raise explain(exc, config) from exc
 
 
+def _identities(book: gspread.Spreadsheet, tab: gspread.Worksheet, rows: list[list[Any]],
+                first: int, id_cols: list[int]) -> tuple[dict[str, str], list[tuple[int, str]]]:
+    """(id cell -> the item id pinned to its row where the cell was edited since,
+    rows still to pin as (row, id))."""
+    if not id_cols:
+        return {}, []
+    pinned = row_identity(book, tab)
+    renamed, untagged = {}, []
+    for r in range(first, len(rows)):
+        cell = cell_id(rows[r][id_cols[0]]) if id_cols[0] < len(rows[r]) else None
+        if cell is None:
+            continue
+        if r in pinned:
+            if pinned[r] != cell:
+                renamed[cell] = pinned[r]
+        else:
+            untagged.append((r, cell))
+    return renamed, untagged
+
+
 def read_rows(tab: gspread.Worksheet, config: GSheetsConfig) -> list[list[Any]]:
     """Every row of the tab as typed cells: numbers as numbers, dates as serial numbers."""
     try:
@@ -40,6 +68,20 @@ def read_rows(tab: gspread.Worksheet, config: GSheetsConfig) -> list[list[Any]]:
                                   date_time_render_option=SERIAL)  # type: ignore[arg-type]
     except Exception as exc:
         raise explain(exc, config) from exc
+
+
+ROW_KEY = "learnloop.row"
+
+
+def row_identity(book: gspread.Spreadsheet, tab: gspread.Worksheet) -> dict[int, str]:
+    """0-based row -> item id, from the developer metadata learnloop pinned to each row
+    (Sheets moves it with the row when rows are inserted, deleted or sorted)."""
+    out = {}
+    for meta in search_metadata(book, ROW_KEY):
+        row = on_tab(meta, tab.id, "ROWS")
+        if row is not None:
+            out[row] = str(meta["metadataValue"])
+    return out
 
 
 def pull(config: GSheetsConfig, mapping: Mapping[str, Any],
@@ -55,9 +97,23 @@ def pull(config: GSheetsConfig, mapping: Mapping[str, Any],
     if cursor and cursor == fingerprint:
         return
     rows = read_rows(tab, config)
-    batch = Batch(snapshot=True)
     zone = getattr(book, "timezone", None)
-    for rec in map_table(rows, table_mapping(mapping), table_options(config, zone)):
+    tm, options = table_mapping(mapping), table_options(config, zone)
+    header = table_header(rows, tm, options)
+    renamed, untagged = _identities(book, tab, rows, header.row_number,
+                                    header.find(tm.fields["id"]))
+    if untagged:
+        try:
+            book.batch_update({"requests": [metadata_request(ROW_KEY, item, tab.id, "ROWS", r)
+                                            for r, item in untagged]})
+            fingerprint["modifiedTime"] = book.get_lastUpdateTime()
+        except Exception as exc:
+            raise explain(exc, config) from exc
+    batch = Batch(snapshot=True)
+    for rec in rows_to_records(header, rows[header.row_number:], tm, options):
+        if isinstance(rec, ItemRecord) and rec.external_id in renamed:
+            rec.raw = {**rec.raw, "_id_cell": rec.external_id}
+            rec.external_id = renamed[rec.external_id]
         if isinstance(rec, ItemRecord):
             batch.items.append(rec)
         else:

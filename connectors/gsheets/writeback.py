@@ -6,10 +6,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from connectors.gsheets.client import QuotaError, explain
+from connectors.gsheets.client import (
+    QuotaError,
+    explain,
+    metadata_request,
+    on_tab,
+    search_metadata,
+)
 from connectors.gsheets.config import GSheetsConfig
 from connectors.gsheets.mapping import table_mapping, table_options
-from connectors.gsheets.sync import open_tab, read_rows
+from connectors.gsheets.sync import open_tab, read_rows, row_identity
 from core.contract import Delivery, Intent
 from core.errors import LearnloopError
 from core.tabular import COLUMNS, cell_id, column_letter, our_titles, table_header
@@ -23,22 +29,13 @@ BANDS = ((1.5, {"red": 0.96, "green": 0.8, "blue": 0.8}),
          (1.2, {"red": 1.0, "green": 0.93, "blue": 0.75}))
 
 
-def _search(book: gspread.Spreadsheet) -> list[dict[str, Any]]:
-    from gspread.urls import SPREADSHEETS_API_V4_BASE_URL
-
-    url = f"{SPREADSHEETS_API_V4_BASE_URL}/{book.id}/developerMetadata:search"
-    body = {"dataFilters": [{"developerMetadataLookup": {"metadataKey": META_KEY}}]}
-    res = book.client.request("post", url, json=body).json()
-    return [m["developerMetadata"] for m in res.get("matchedDeveloperMetadata", [])]
-
-
 def our_columns(book: gspread.Spreadsheet, tab: gspread.Worksheet) -> dict[str, int]:
     """Payload key -> 0-based column of learnloop's columns on this tab (by metadata)."""
     out = {}
-    for meta in _search(book):
-        where = meta.get("location", {}).get("dimensionRange", {})
-        if where.get("sheetId") == tab.id and where.get("dimension") == "COLUMNS":
-            out[str(meta["metadataValue"])] = int(where["startIndex"])
+    for meta in search_metadata(book, META_KEY):
+        col = on_tab(meta, tab.id, "COLUMNS")
+        if col is not None:
+            out[str(meta["metadataValue"])] = col
     return out
 
 
@@ -64,10 +61,7 @@ def ensure_columns(book: gspread.Spreadsheet, tab: gspread.Worksheet, header_row
         created.append(titles[key])
         tab.update([[titles[key]]], f"{column_letter(col)}{header_row}",
                    value_input_option="RAW")  # type: ignore[arg-type]
-        requests.append({"createDeveloperMetadata": {"developerMetadata": {
-            "metadataKey": META_KEY, "metadataValue": key, "visibility": "DOCUMENT",
-            "location": {"dimensionRange": {"sheetId": tab.id, "dimension": "COLUMNS",
-                                            "startIndex": col, "endIndex": col + 1}}}}})
+        requests.append(metadata_request(META_KEY, key, tab.id, "COLUMNS", col))
         if key == "effort_factor":
             for threshold, colour in BANDS:
                 requests.append({"addConditionalFormatRule": {"index": 0, "rule": {
@@ -102,6 +96,8 @@ def deliver(config: GSheetsConfig, mapping: Mapping[str, Any],
             key = cell_id(row[id_pos]) if id_pos < len(row) else None
             if key is not None and key not in row_of:
                 row_of[key] = i
+        # Rows carry their item's id as metadata: it wins over an edited id cell.
+        row_of.update({item: r for r, item in row_identity(book, tab).items()})
         cols, _ = ensure_columns(book, tab, header.row_number, header.names)
         data, notes, results = [], [], []
         for intent in intents:

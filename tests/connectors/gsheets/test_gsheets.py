@@ -199,3 +199,37 @@ def test_text_dates_are_read_in_the_spreadsheets_time_zone() -> None:
     (other,) = list(_connector(h, timezone="UTC").pull(None))
     assert other.items[0].planned_due is not None
     assert other.items[0].planned_due.isoformat() == "2025-07-01T09:00:00+00:00"
+
+
+def test_rows_keep_their_identity_when_inserted_deleted_or_their_id_edited(
+        engine: Engine) -> None:
+    from connectors.gsheets.sync import open_tab
+
+    h = GSheetsHarness()
+    with unit_of_work(engine) as s:
+        add_connection(s, GSheetsConnector, "ids", h.config(), h.mapping())
+    assert runtime.sync(engine, "ids").created == 20
+    pinned = [m for m in h.book.metadata if m["metadataKey"] == "learnloop.row"]
+    assert len(pinned) == 20
+    # A person edits the sheet through the real API: two rows inserted, one deleted.
+    conn = _connector(h)
+    _, ws = open_tab(conn.config)
+    ws.insert_rows([["N-1", "new", "Story", 2, "", 45700, ""],
+                    ["N-2", "new", "Bug", 3, "", 45701, ""]], row=4,
+                   value_input_option="RAW")  # type: ignore[arg-type]
+    ws.delete_rows(10)  # what was T-6 before the insert moved it down two rows
+    sheet = h.book.sheets[0]
+    t7 = next(i for i, r in enumerate(sheet.values) if r and r[0] == "T-7")
+    sheet.values[t7][0] = "T-7 (renamed)"  # an id cell edited by hand
+    h.book.touch()
+    report = runtime.sync(engine, "ids")
+    assert (report.created, report.deleted) == (2, 1), report.as_dict()
+    with unit_of_work(engine) as s:
+        ids = set(s.scalars(select(Item.external_id).where(Item.deleted.is_(False))))
+    assert "T-7" in ids and "T-7 (renamed)" not in ids and "T-6" not in ids
+    assert {"N-1", "N-2"} <= ids and len(ids) == 21
+    res = conn.deliver([Intent(1, "T-7", FIELDS, {"forecast_p80": 4.5})])
+    assert res[0].ok and res[0].tool_ref == f"Plan!{t7 + 1}"
+    header = sheet.values[1]
+    assert sheet.values[t7][header.index("learnloop P80")] == 4.5
+    assert h.emu.unexpected == [] and h.emu.spec_errors == [], h.emu.spec_errors[:3]

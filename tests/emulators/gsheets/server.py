@@ -186,7 +186,16 @@ class Emulator:
             return 200, self.search(book, body)
         if rest == "/values:batchUpdate" and method == "POST":
             return self.values_batch_update(m.group(1), book, body)
+        if rest == "/values:batchGet" and method == "GET":
+            code, body = self.values_batch_get(book, query.get("ranges", []))
+            if code == 200:
+                body["spreadsheetId"] = m.group(1)
+            return code, body
         vm = re.match(r"^/values/(.+?)(:append)?$", rest)
+        if vm and method == "POST" and vm.group(2):
+            if query.get("valueInputOption", [""])[0] != "RAW":
+                return self.error(400, "INVALID_ARGUMENT", "learnloop writes RAW only")
+            return self.values_append(m.group(1), book, vm.group(1), body["values"])
         if vm and method == "GET":
             return self.values_get(book, vm.group(1))
         if vm and method == "PUT" and not vm.group(2):
@@ -295,6 +304,14 @@ class Emulator:
                     "sheetId": copy.sheet_id, "title": title, "index": len(book.sheets) - 1,
                     "sheetType": "GRID", "gridProperties": {"rowCount": 1000,
                                                             "columnCount": 26}}}})
+            elif kind in ("insertDimension", "deleteDimension"):
+                rng = args["range"]
+                sheet = next((s for s in book.sheets if s.sheet_id == rng["sheetId"]), None)
+                if sheet is None or rng["dimension"] != "ROWS":
+                    return self.error(400, "INVALID_ARGUMENT", f"unsupported {kind}")
+                self._shift_rows(book, sheet, rng["startIndex"], rng["endIndex"],
+                                 insert=kind == "insertDimension")
+                replies.append({})
             elif kind == "createDeveloperMetadata":
                 meta = dict(args["developerMetadata"])
                 meta["metadataId"] = len(book.metadata) + 1
@@ -319,6 +336,65 @@ class Emulator:
                 return self.error(400, "INVALID_ARGUMENT", f"unsupported request {kind}")
         book.touch()
         return 200, {"spreadsheetId": book_id, "replies": replies}
+
+    @staticmethod
+    def _shift_rows(book: Book, sheet: Sheet, start: int, end: int, insert: bool) -> None:
+        """Insert or delete rows the way Sheets does: values, notes and row metadata move."""
+        n = end - start
+        if insert:
+            sheet.values[start:start] = [[] for _ in range(n)]
+        else:
+            del sheet.values[start:end]
+        moved = {}
+        for (r, c), note in sheet.notes.items():
+            if r < start:
+                moved[(r, c)] = note
+            elif insert:
+                moved[(r + n, c)] = note
+            elif r >= end:
+                moved[(r - n, c)] = note
+        sheet.notes = moved
+        keep = []
+        for meta in book.metadata:
+            where = meta.get("location", {}).get("dimensionRange", {})
+            if where.get("sheetId") != sheet.sheet_id or where.get("dimension") != "ROWS":
+                keep.append(meta)
+                continue
+            i = where["startIndex"]
+            if i >= start:
+                if not insert and i < end:
+                    continue  # the row is gone, and its metadata with it
+                where["startIndex"] = i + n if insert else i - n
+                where["endIndex"] = where["startIndex"] + 1
+            keep.append(meta)
+        book.metadata = keep
+
+    def values_append(self, book_id: str, book: Book, text: str,
+                      values: list[list[Any]]) -> tuple[int, Any]:
+        """Write after the table at `text`: from its row, at the first empty row."""
+        try:
+            sheet, r0, c0, _, _ = self.parse_range(book, text)
+        except KeyError as exc:
+            return self.error(400, "INVALID_ARGUMENT", str(exc))
+        r = r0
+        while r < len(sheet.values) and any(v != "" for v in sheet.values[r]):
+            r += 1
+        for i, row in enumerate(values):
+            for j, v in enumerate(row):
+                sheet.put(r + i, c0 + j, v)
+        book.touch()
+        return 200, {"spreadsheetId": book_id, "tableRange": text,
+                     "updates": {"spreadsheetId": book_id, "updatedRows": len(values),
+                                 "updatedCells": sum(len(x) for x in values)}}
+
+    def values_batch_get(self, book: Book, ranges: list[str]) -> tuple[int, Any]:
+        out = []
+        for text in ranges:
+            code, body = self.values_get(book, text)
+            if code != 200:
+                return code, body
+            out.append(body)
+        return 200, {"valueRanges": out}
 
     def search(self, book: Book, body: Any) -> dict[str, Any]:
         found = []
