@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -39,6 +40,9 @@ def add(
         "--map", help="Mapping FIELD=Column (segments=ColA,ColB).")] = None,
     secret: Annotated[list[str] | None, typer.Option(
         "--secret", help="A secret config field to prompt for (hidden input).")] = None,
+    secret_file: Annotated[list[str] | None, typer.Option(
+        "--secret-file", help="A secret read from a file, NAME=PATH (e.g. a JSON key file).")]
+    = None,
     schedule: Annotated[str | None, typer.Option(help="Sync schedule, e.g. 'every 15m'.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
@@ -57,6 +61,14 @@ def add(
                               f"(secret fields: {', '.join(sorted(secret_names)) or 'none'})")
         if field not in env_overrides(kind):
             config[field] = typer.prompt(field, hide_input=True)
+    for field, path in parse_pairs(secret_file, "--secret-file").items():
+        if field not in secret_names:
+            raise ConfigError(f"{field!r} is not a secret field of {kind} "
+                              f"(secret fields: {', '.join(sorted(secret_names)) or 'none'})")
+        try:
+            config[field] = Path(path).expanduser().read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"--secret-file {field}: cannot read {path}: {exc.strerror}") from None
     mapping: dict[str, Any] = dict(parse_pairs(map_, "--map"))
     if "segments" in mapping:
         mapping["segments"] = [c.strip() for c in mapping["segments"].split(",") if c.strip()]

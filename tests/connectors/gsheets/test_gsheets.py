@@ -233,3 +233,27 @@ def test_rows_keep_their_identity_when_inserted_deleted_or_their_id_edited(
     header = sheet.values[1]
     assert sheet.values[t7][header.index("learnloop P80")] == 4.5
     assert h.emu.unexpected == [] and h.emu.spec_errors == [], h.emu.spec_errors[:3]
+
+
+def test_cli_adds_tests_and_syncs_a_sheet_with_the_key_from_a_file(
+        use_store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.connectors.gsheets.harness import key_json
+    from webapp.cli import main
+
+    h = GSheetsHarness()
+    key = tmp_path / "key.json"
+    key.write_text(key_json(h.base))
+    args = ["connections", "add", "gsheets", "sheet", "--set", f"spreadsheet_id={h.book_id}",
+            "--set", "worksheet=Plan", "--set", f"endpoint={h.base}",
+            "--secret-file", f"service_account_key={key}"]
+    for field, column in h.mapping().items():
+        args += ["--map", f"{field}={','.join(column) if isinstance(column, list) else column}"]
+    assert main(args) == 0
+    assert main(["connections", "test", "sheet"]) == 0
+    assert main(["sync", "sheet", "--json"]) == 0
+    out = capsys.readouterr()
+    assert "PRIVATE KEY" not in out.out + out.err
+    assert '"created": 20' in out.out
+    assert main(["connections", "add", "gsheets", "x", "--secret-file",
+                 f"service_account_key={tmp_path / 'missing.json'}"]) == 2
+    assert "cannot read" in capsys.readouterr().err
