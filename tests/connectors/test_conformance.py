@@ -19,7 +19,8 @@ from tests.fakes import FakeConnector
 
 ROOT = Path(__file__).resolve().parents[2]
 HARNESSES = {"file": "tests.connectors.file.harness:FileHarness",
-             "gsheets": "tests.connectors.gsheets.harness:GSheetsHarness"}
+             "gsheets": "tests.connectors.gsheets.harness:GSheetsHarness",
+             "jira": "tests.connectors.jira.harness:JiraHarness"}
 SHAPE = ("__init__.py", "config.py", "client.py", "sync.py", "writeback.py", "mapping.py",
          "README.md")
 SECRET_WORDS = ("token", "secret", "password", "key")

@@ -1,0 +1,83 @@
+"""The Jira connector: plans, actuals and re-planning history in; forecasts and insights out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+
+from connectors.jira import sync, writeback
+from connectors.jira.client import explain, reader
+from connectors.jira.config import JiraConfig
+from connectors.jira.mapping import MAPPING_FIELDS
+from core.contract import (
+    FIELDS,
+    Batch,
+    Delivery,
+    FieldInfo,
+    Health,
+    InstallReport,
+    Intent,
+    MappingField,
+)
+from core.errors import LearnloopError
+
+
+class JiraConnector:
+    """Jira Cloud through `jira` (reads) and `atlassian-python-api` (writes, changelog pages)."""
+
+    name: ClassVar[str] = "jira"
+    title: ClassVar[str] = "Jira Cloud"
+    config_model: ClassVar[type[BaseModel]] = JiraConfig
+    capabilities: ClassVar[frozenset[str]] = frozenset({FIELDS})
+    mapping_fields: ClassVar[tuple[MappingField, ...]] = MAPPING_FIELDS
+
+    def __init__(self, config: BaseModel, mapping: Mapping[str, Any] | None = None) -> None:
+        assert isinstance(config, JiraConfig)
+        self.config = config
+        self.mapping = dict(mapping or {})
+
+    def check(self) -> Health:
+        """The site answers, the token works, and learnloop's fields exist."""
+        try:
+            me = reader(self.config).myself()
+            missing = [name for key, (name, _, _) in writeback.OUR_FIELDS.items()
+                       if key not in writeback.field_ids(self.config)]
+        except LearnloopError as exc:
+            return Health(ok=False, message=str(exc))
+        except Exception as exc:
+            return Health(ok=False, message=str(explain(exc, self.config)))
+        note = f"; run install to create {', '.join(missing)}" if missing else ""
+        return Health(ok=True, message=f"signed in as {me.get('displayName', self.config.email)}"
+                      f" ({me.get('timeZone', 'UTC')}){note}")
+
+    def install(self) -> InstallReport:
+        """Create learnloop's custom fields if missing and put them on the default screen."""
+        try:
+            created, existing = writeback.install(self.config)
+        except Exception as exc:
+            raise explain(exc, self.config) from exc
+        return InstallReport(created=created, existing=existing)
+
+    def uninstall(self) -> InstallReport:
+        """Custom fields are left in place (deleting them loses their history in Jira)."""
+        return InstallReport(problems=["learnloop's custom fields are left in Jira; an admin "
+                                       "can trash them under Settings > Issues > Custom fields"])
+
+    def discover_fields(self) -> list[FieldInfo]:
+        """Every field of the site, for the mapping editor."""
+        fields = reader(self.config).fields()
+        return [FieldInfo(str(f["id"]), str(f.get("name", f["id"])),
+                          str((f.get("schema") or {}).get("type", "string"))) for f in fields]
+
+    def pull(self, cursor: Mapping[str, Any] | None) -> Iterator[Batch]:
+        """Issues changed since the cursor, page by page."""
+        return sync.pull(self.config, self.mapping, cursor)
+
+    def deliver(self, intents: Sequence[Intent]) -> list[Delivery]:
+        """Field values onto the issues."""
+        return writeback.deliver(self.config, intents)
+
+
+__all__ = ["JiraConfig", "JiraConnector"]

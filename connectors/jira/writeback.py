@@ -1,0 +1,87 @@
+"""Write learnloop's fields onto issues: quietly when allowed, else with Jira's notifications."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from connectors.jira.client import explain, retry_after, status_of, writer
+from connectors.jira.config import JiraConfig
+from core.contract import Delivery, Intent
+
+FIELD_TYPE = "com.atlassian.jira.plugin.system.customfieldtypes:"
+OUR_FIELDS = {  # payload key -> (field name, type, searcher)
+    "forecast_p80": ("learnloop Forecast P80", "float", "exactnumber"),
+    "effort_factor": ("learnloop Effort factor", "float", "exactnumber"),
+    "forecast_finish_p80": ("learnloop Forecast P80 date", "textfield", "textsearcher"),
+    "insight": ("learnloop Learning insight", "textarea", "textsearcher"),
+}
+
+
+def field_ids(config: JiraConfig) -> dict[str, str]:
+    """Payload key -> custom field id of learnloop's fields that exist."""
+    by_name = {f.get("name"): f.get("id") for f in writer(config).get_all_fields() or []}
+    return {k: str(by_name[name]) for k, (name, _, _) in OUR_FIELDS.items() if name in by_name}
+
+
+def install(config: JiraConfig) -> tuple[list[str], list[str]]:
+    """Create learnloop's custom fields (idempotent) and put them on the default screen."""
+    client = writer(config)
+    existing = field_ids(config)
+    created = []
+    for key, (name, kind, searcher) in OUR_FIELDS.items():
+        if key in existing:
+            continue
+        field = client.create_custom_field(name, FIELD_TYPE + kind, FIELD_TYPE + searcher,
+                                           "Written by learnloop; edited by learnloop only.")
+        if not field:
+            raise ValueError(f"Jira created {name!r} but returned no field")
+        existing[key] = str(field["id"])
+        created.append(name)
+    for fid in existing.values():
+        client.post(f"rest/api/3/screens/addToDefault/{fid}")
+    return created, [OUR_FIELDS[k][0] for k in existing if OUR_FIELDS[k][0] not in created]
+
+
+def _value(key: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if key in ("forecast_p80", "effort_factor"):
+        return float(value)
+    return str(value)
+
+
+def deliver(config: JiraConfig, intents: Sequence[Intent]) -> list[Delivery]:
+    """One PUT per issue with all its fields; `notifyUsers=false` first (watchers are not
+    mailed), again without it when the account may not suppress notifications."""
+    try:
+        ids = field_ids(config)
+        if len(ids) < len(OUR_FIELDS):
+            install(config)  # first write-back of a new connection: provision the fields
+            ids = field_ids(config)
+        client = writer(config)
+    except Exception as exc:
+        error = explain(exc, config)
+        return [Delivery(i.id, ok=False, error=str(error), retry_after=retry_after(exc))
+                for i in intents]
+    results = []
+    for intent in intents:
+        fields = {ids[k]: _value(k, v) for k, v in intent.payload.items() if k in ids}
+        if not fields:
+            results.append(Delivery(intent.id, ok=False, permanent=True,
+                                    error="learnloop's Jira fields are missing: run install"))
+            continue
+        try:
+            try:
+                client.update_issue_field(intent.target, fields, notify_users=False)
+            except Exception as exc:
+                if status_of(exc) != 403:
+                    raise
+                client.update_issue_field(intent.target, fields, notify_users=True)
+            results.append(Delivery(intent.id, ok=True, tool_ref=intent.target))
+        except Exception as exc:
+            code = status_of(exc)
+            results.append(Delivery(intent.id, ok=False, error=str(explain(exc, config)),
+                                    retry_after=retry_after(exc) if code == 429 else None,
+                                    permanent=code in (400, 404)))
+    return results

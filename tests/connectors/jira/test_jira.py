@@ -1,0 +1,141 @@
+"""The Jira connector through the real clients against the local Jira emulator."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+
+from connectors import runtime
+from connectors.jira import JiraConfig, JiraConnector
+from core.connections import add_connection
+from core.contract import FIELDS, Intent
+from core.errors import ConnectorError
+from core.model import Event, Item
+from core.store import unit_of_work
+from core.sync import run_sync
+from tests.connectors.jira.harness import T0, JiraHarness
+from tests.emulators.jira.server import jira_time
+
+
+def _connector(h: JiraHarness, **over: object) -> JiraConnector:
+    return JiraConnector(JiraConfig(**{**h.config(), **over}), h.mapping())
+
+
+def _add(engine: Engine, h: JiraHarness, name: str = "pay") -> None:
+    with unit_of_work(engine) as s:
+        add_connection(s, JiraConnector, name, h.config(), h.mapping())
+
+
+def test_sync_maps_plans_actuals_and_replanning_events(engine: Engine) -> None:
+    h = JiraHarness()
+    _add(engine, h)
+    report = run_sync(engine, "pay", _connector(h))
+    assert (report.created, report.events, report.quarantined) == (20, 60, 0)
+    with unit_of_work(engine) as s:
+        item = s.scalars(select(Item).where(Item.external_id == "PAY-3")).one()
+        assert item.status == "done" and item.planned_estimate == 4.0 and item.actual_effort == 8.0
+        assert item.actual_start == T0 + dt.timedelta(days=1)
+        assert item.segments["issuetype"] == "Bug" and item.segments["components"] == "api"
+        assert item.url is not None and item.url.endswith("/browse/PAY-3")
+        kinds = set(s.scalars(select(Event.kind)))
+        assert kinds == {"due_date_moved", "status_changed"}
+    before = len(h.emu.requests)
+    again = run_sync(engine, "pay", _connector(h))
+    assert again.created == 0 and again.events == 0
+    # serverInfo and the field list (the client's own start-up) + one search. Issue 5 asks for
+    # at most 2: a worker that keeps its client between syncs gets there (not done yet).
+    assert len(h.emu.requests) - before <= 3
+
+
+def test_incremental_sync_uses_epoch_millis_and_a_lookback(engine: Engine) -> None:
+    h = JiraHarness()
+    _add(engine, h)
+    run_sync(engine, "pay", _connector(h))
+    h.emu.issues["PAY-4"].fields["timeoriginalestimate"] = 7200
+    h.emu.touch(h.emu.issues["PAY-4"], T0 + dt.timedelta(hours=5))
+    report = run_sync(engine, "pay", _connector(h))
+    assert report.updated == 1 and report.created == 0
+    jql = [p for m, p in h.emu.requests if "search/jql" in p][-1]
+    assert "updated+%3E%3D+1" in jql or "updated%20%3E%3D%201" in jql or "updated >= 1" in jql
+
+
+def test_a_crash_between_pages_resumes_without_loss_or_duplicates(engine: Engine) -> None:
+    h = JiraHarness(n=250)
+    _add(engine, h)
+    h.emu.throttle = 0
+    conn = _connector(h)
+    pages = conn.pull(None)
+    first = next(pages)
+    assert len(first.items) == 100 and first.cursor and first.cursor["page_token"]
+    h.emu.throttle = 1
+    with pytest.raises(ConnectorError, match="429"):
+        run_sync(engine, "pay", conn)
+    h.emu.throttle = 0
+    run_sync(engine, "pay", conn)
+    with unit_of_work(engine) as s:
+        assert s.scalar(select(func.count()).select_from(Item)) == 250
+        assert s.scalar(select(func.count()).select_from(Event)) == 750
+
+
+def test_truncated_changelogs_are_fetched_in_full(engine: Engine) -> None:
+    h = JiraHarness(n=1)
+    long = [{"id": str(50_000 + k), "created": jira_time(T0 + dt.timedelta(minutes=k)),
+             "items": [{"field": "duedate", "fromString": "a", "toString": "b"}]}
+            for k in range(150)]
+    h.emu.issues["PAY-1"].histories = long
+    (batch,) = list(_connector(h).pull(None))
+    assert len(batch.events) == 150
+    assert any("/changelog" in p for _, p in h.emu.requests)
+
+
+def test_fields_written_quietly_or_with_notifications_when_not_allowed() -> None:
+    h = JiraHarness()
+    conn = _connector(h)
+    report = conn.install()
+    assert len(report.created) == 4 and conn.install().created == []
+    assert len(h.emu.on_screen) == 4
+    p80 = next(f["id"] for f in h.emu.fields if f["name"] == "learnloop Forecast P80")
+    before = len(h.emu.requests)
+    (res,) = conn.deliver([Intent(1, "PAY-4", FIELDS, {"forecast_p80": 5.5, "insight": "x"})])
+    puts = [p for m, p in h.emu.requests[before:] if m == "PUT"]
+    assert res.ok and h.emu.issues["PAY-4"].fields[p80] == 5.5
+    assert len(puts) == 2 and "notifyUsers=false" in puts[0] and "notifyUsers=true" in puts[1]
+    h.emu.admin = True
+    before = len(h.emu.requests)
+    conn.deliver([Intent(2, "PAY-4", FIELDS, {"forecast_p80": 6.0})])
+    assert [p for m, p in h.emu.requests[before:] if m == "PUT"] == [
+        next(p for m, p in h.emu.requests[before:] if m == "PUT")]
+    (missing,) = conn.deliver([Intent(3, "PAY-999", FIELDS, {"forecast_p80": 1.0})])
+    assert not missing.ok and missing.permanent
+    assert h.emu.unexpected == []
+
+
+def test_rate_limit_on_write_asks_for_retry_after(engine: Engine) -> None:
+    h = JiraHarness()
+    conn = _connector(h)
+    conn.install()
+    h.emu.admin = True
+    h.emu.throttle = 1  # the client honours one Retry-After itself and succeeds
+    (res,) = conn.deliver([Intent(1, "PAY-1", FIELDS, {"forecast_p80": 2.0})])
+    assert res.ok
+    h.emu.throttle = 2  # still limited after that: the outbox is told when to come back
+    (res,) = conn.deliver([Intent(2, "PAY-1", FIELDS, {"forecast_p80": 3.0})])
+    assert not res.ok and res.retry_after == 1.0 and "429" in (res.error or "")
+
+
+def test_end_to_end_sync_learn_write_back(engine: Engine) -> None:
+    h = JiraHarness(n=240)
+    h.emu.admin = True
+    _add(engine, h)
+    runtime.sync(engine, "pay")
+    learned = runtime.learn(engine)
+    assert learned.finished["effort"] == 180
+    delivered = runtime.deliver(engine)
+    assert delivered.delivered > 0 and delivered.dead == 0
+    p80 = next(f["id"] for f in h.emu.fields if f["name"] == "learnloop Forecast P80")
+    open_issue = h.emu.issues["PAY-4"]
+    assert isinstance(open_issue.fields.get(p80), float) and open_issue.fields[p80] > 0
+    assert h.emu.unexpected == []

@@ -1,0 +1,256 @@
+"""A local Jira Cloud REST server that the `jira` and `atlassian-python-api` clients talk to.
+
+Cloud semantics: serverInfo says Cloud (so clients use /search/jql with nextPageToken and no
+total), changelogs inside a search are truncated at 100 histories (the rest is paged from
+/issue/{key}/changelog), `notifyUsers=false` needs Administer Projects (403 otherwise).
+Faults on demand: `throttle` answers the next N calls with 429 and Retry-After. Unknown
+routes are 404s recorded in `unexpected`.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+CHANGELOG_IN_SEARCH = 100
+
+
+def jira_time(value: dt.datetime) -> str:
+    """Jira's timestamp format: 2025-03-01T12:00:00.000+0000."""
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+
+
+@dataclass
+class Issue:
+    """One issue: its fields and its change history."""
+
+    id: str
+    key: str
+    fields: dict[str, Any]
+    histories: list[dict[str, Any]] = field(default_factory=list)
+    updated: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+
+class JiraEmulator:
+    """State and server."""
+
+    def __init__(self) -> None:
+        self.issues: dict[str, Issue] = {}
+        self.fields: list[dict[str, Any]] = [
+            {"id": fid, "key": fid, "name": name, "custom": False, "clauseNames": [fid],
+             "schema": {"type": typ}}
+            for fid, name, typ in (("summary", "Summary", "string"),
+                                   ("duedate", "Due date", "date"),
+                                   ("timeoriginalestimate", "Original estimate", "number"),
+                                   ("timespent", "Time Spent", "number"),
+                                   ("resolutiondate", "Resolved", "datetime"),
+                                   ("status", "Status", "status"),
+                                   ("issuetype", "Issue Type", "issuetype"),
+                                   ("project", "Project", "project"),
+                                   ("priority", "Priority", "priority"),
+                                   ("assignee", "Assignee", "user"),
+                                   ("components", "Components", "array"),
+                                   ("labels", "Labels", "array"),
+                                   ("updated", "Updated", "datetime"))]
+        self.on_screen: set[str] = set()
+        self.admin = False
+        self.throttle = 0
+        self.requests: list[tuple[str, str]] = []
+        self.unexpected: list[str] = []
+        self.lock = threading.Lock()
+        self.server: ThreadingHTTPServer | None = None
+        self.base = ""
+
+    # ---- seeding ---------------------------------------------------------------------------
+    def add_issue(self, key: str, fields: dict[str, Any], histories: list[dict[str, Any]] = (),
+                  updated: dt.datetime | None = None) -> Issue:
+        issue = Issue(str(10000 + len(self.issues)), key, dict(fields), list(histories),
+                      updated or dt.datetime.now(dt.UTC))
+        self.issues[key] = issue
+        return issue
+
+    def touch(self, issue: Issue, when: dt.datetime | None = None) -> None:
+        issue.updated = when or max(dt.datetime.now(dt.UTC),
+                                    issue.updated + dt.timedelta(milliseconds=1))
+
+    # ---- server ----------------------------------------------------------------------------
+    def start(self) -> str:
+        emulator = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _handle(self, method: str) -> None:
+                parts = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                body = json.loads(raw) if raw else None
+                with emulator.lock:
+                    emulator.requests.append((method, self.path))
+                    code, payload, headers = emulator.route(
+                        method, parts.path, parse_qs(parts.query, keep_blank_values=True), body,
+                        self.headers.get("Authorization"))
+                data = b"" if payload is None else json.dumps(payload).encode()
+                self.send_response(code)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                if payload is not None:
+                    self.send_header("Content-Type", "application/json;charset=UTF-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                self._handle("GET")
+
+            def do_POST(self) -> None:
+                self._handle("POST")
+
+            def do_PUT(self) -> None:
+                self._handle("PUT")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self.base
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+
+    @staticmethod
+    def _error(code: int, *messages: str) -> tuple[int, Any, dict[str, str]]:
+        return code, {"errorMessages": list(messages), "errors": {}}, {}
+
+    def route(self, method: str, path: str, query: dict[str, list[str]], body: Any,
+              auth: str | None) -> tuple[int, Any, dict[str, str]]:
+        if not auth or not auth.startswith("Basic "):
+            return self._error(401, "You are not authenticated. Authentication required.")
+        if self.throttle > 0:
+            self.throttle -= 1
+            return 429, {"errorMessages": ["Rate limit exceeded."]}, {"Retry-After": "1"}
+        path = re.sub(r"^/rest/api/[23]", "/api", path)
+        if method == "GET" and path == "/api/serverInfo":
+            return 200, {"baseUrl": self.base, "version": "1001.0.0-SNAPSHOT",
+                         "versionNumbers": [1001, 0, 0], "deploymentType": "Cloud",
+                         "buildNumber": 100242, "serverTitle": "Emulated Jira"}, {}
+        if method == "GET" and path == "/api/myself":
+            return 200, {"accountId": "bot-1", "displayName": "learnloop",
+                         "emailAddress": "bot@example.com", "timeZone": "Europe/Berlin"}, {}
+        if method == "GET" and path == "/api/field":
+            return 200, self.fields, {}
+        if method == "POST" and path == "/api/field":
+            return self.create_field(body)
+        m = re.match(r"^/api/screens/addToDefault/([\w-]+)$", path)
+        if m and method == "POST":
+            self.on_screen.add(m.group(1))
+            return 200, {}, {}
+        if method in ("GET", "POST") and path == "/api/search/jql":
+            return self.search(query if method == "GET" else {k: [v] if not isinstance(v, list)
+                                                               else v for k, v in body.items()})
+        m = re.match(r"^/api/issue/([\w-]+)/changelog$", path)
+        if m and method == "GET":
+            return self.changelog(m.group(1), query)
+        m = re.match(r"^/api/issue/([\w-]+)$", path)
+        if m and method == "GET":
+            issue = self._issue(m.group(1))
+            if issue is None:
+                return self._error(404, "Issue does not exist or you do not have permission to see it.")
+            return 200, self.issue_json(issue, "changelog" in query.get("expand", [""])[0]), {}
+        if m and method == "PUT":
+            return self.edit(m.group(1), query, body or {})
+        self.unexpected.append(f"{method} {path}")
+        return self._error(404, f"No route for {method} {path}")
+
+    def _issue(self, key_or_id: str) -> Issue | None:
+        return self.issues.get(key_or_id) or next(
+            (i for i in self.issues.values() if i.id == key_or_id), None)
+
+    def create_field(self, body: Any) -> tuple[int, Any, dict[str, str]]:
+        name = str(body.get("name", "")).strip()
+        if not name or not body.get("type"):
+            return self._error(400, "Field name and type are required.")
+        fid = f"customfield_{10050 + len([f for f in self.fields if f['custom']])}"
+        entry = {"id": fid, "key": fid, "name": name, "custom": True,
+                 "clauseNames": [f"cf[{fid.split('_')[1]}]", name],
+                 "schema": {"type": "string", "custom": body["type"],
+                            "customId": int(fid.split("_")[1])}}
+        self.fields.append(entry)
+        return 201, entry, {}
+
+    def issue_json(self, issue: Issue, with_changelog: bool,
+                   fields: list[str] | None = None) -> dict[str, Any]:
+        data = {**issue.fields, "updated": jira_time(issue.updated)}
+        if fields and "*all" not in fields:
+            data = {k: v for k, v in data.items() if k in fields}
+        out: dict[str, Any] = {"expand": "renderedFields,names,changelog", "id": issue.id,
+                               "self": f"{self.base}/rest/api/2/issue/{issue.id}",
+                               "key": issue.key, "fields": data}
+        if with_changelog:
+            shown = issue.histories[:CHANGELOG_IN_SEARCH]
+            out["changelog"] = {"startAt": 0, "maxResults": len(shown),
+                                "total": len(issue.histories), "histories": shown}
+        return out
+
+    def search(self, query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
+        jql = query.get("jql", [""])[0]
+        issues = sorted(self.issues.values(), key=lambda i: (i.updated, int(i.id)))
+        since = re.search(r"updated\s*>=\s*(\d{10,})", jql)
+        if since:
+            cut = dt.datetime.fromtimestamp(int(since.group(1)) / 1000, tz=dt.UTC)
+            issues = [i for i in issues if i.updated >= cut]
+        project = re.search(r'project\s*=\s*"?([A-Z][A-Z0-9]*)"?', jql)
+        if project:
+            issues = [i for i in issues if i.fields.get("project", {}).get("key") == project.group(1)]
+        fields = [f for v in query.get("fields", []) for f in v.split(",") if f]
+        size = min(int(query.get("maxResults", ["50"])[0] or 50), 100)
+        token = query.get("nextPageToken", [None])[0]
+        start = int(base64.b64decode(token).decode()) if token else 0
+        page = issues[start:start + size]
+        expand = query.get("expand", [""])[0] or ""
+        out: dict[str, Any] = {"issues": [self.issue_json(i, "changelog" in expand, fields)
+                                          for i in page],
+                               "isLast": start + size >= len(issues)}
+        if not out["isLast"]:
+            out["nextPageToken"] = base64.b64encode(str(start + size).encode()).decode()
+        return 200, out, {}
+
+    def changelog(self, key: str, query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
+        issue = self._issue(key)
+        if issue is None:
+            return self._error(404, "Issue does not exist or you do not have permission to see it.")
+        start = int(query.get("startAt", ["0"])[0])
+        size = min(int(query.get("maxResults", ["100"])[0]), 100)
+        values = issue.histories[start:start + size]
+        return 200, {"startAt": start, "maxResults": size, "total": len(issue.histories),
+                     "isLast": start + size >= len(issue.histories), "values": values}, {}
+
+    def edit(self, key: str, query: dict[str, list[str]], body: dict[str, Any]
+             ) -> tuple[int, Any, dict[str, str]]:
+        issue = self._issue(key)
+        if issue is None:
+            return self._error(404, "Issue does not exist or you do not have permission to see it.")
+        if query.get("notifyUsers", ["true"])[0] == "false" and not self.admin:
+            return self._error(403, "To discard the user's notification either admin or "
+                                    "project admin permissions are required.")
+        known = {f["id"] for f in self.fields}
+        bad = {k: "Field does not exist" for k in body.get("fields", {}) if k not in known}
+        if bad:
+            return 400, {"errorMessages": [], "errors": bad}, {}
+        off_screen = {k: f"Field '{k}' cannot be set. It is not on the appropriate screen, "
+                         "or unknown." for k in body.get("fields", {})
+                      if k.startswith("customfield_") and k not in self.on_screen}
+        if off_screen:
+            return 400, {"errorMessages": [], "errors": off_screen}, {}
+        issue.fields.update(body.get("fields", {}))
+        self.touch(issue)
+        return 204, None, {}
