@@ -21,6 +21,10 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; defaults to SQLite under `home`."
     )
+    public_url: str = Field(
+        default="http://localhost:8000",
+        description="Where people reach the learnloop web app (for links written into tools).",
+    )
 
     def resolved_database_url(self) -> str:
         """The database URL to use: the configured one, else SQLite under `home`."""
@@ -32,3 +36,8 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """Read settings fresh from the environment (cheap; no caching so tests can change env)."""
     return Settings()
+
+
+def public_url() -> str:
+    """The web app's address as people reach it, without a trailing slash."""
+    return get_settings().public_url.rstrip("/")

@@ -12,7 +12,10 @@ from connectors.jira.client import explain, reader
 from connectors.jira.config import JiraConfig
 from connectors.jira.mapping import MAPPING_FIELDS
 from core.contract import (
+    COMMENT,
     FIELDS,
+    LINK,
+    PROPERTY,
     Batch,
     Delivery,
     FieldInfo,
@@ -30,7 +33,7 @@ class JiraConnector:
     name: ClassVar[str] = "jira"
     title: ClassVar[str] = "Jira Cloud"
     config_model: ClassVar[type[BaseModel]] = JiraConfig
-    capabilities: ClassVar[frozenset[str]] = frozenset({FIELDS})
+    capabilities: ClassVar[frozenset[str]] = frozenset({FIELDS, COMMENT, PROPERTY, LINK})
     mapping_fields: ClassVar[tuple[MappingField, ...]] = MAPPING_FIELDS
 
     def __init__(self, config: BaseModel, mapping: Mapping[str, Any] | None = None) -> None:
@@ -76,8 +79,12 @@ class JiraConnector:
         return sync.pull(self.config, self.mapping, cursor)
 
     def deliver(self, intents: Sequence[Intent]) -> list[Delivery]:
-        """Field values onto the issues."""
-        return writeback.deliver(self.config, intents)
+        """Field values, the learnloop comment, the issue property and the remote link."""
+        fields = [i for i in intents if i.surface == FIELDS]
+        results = writeback.deliver(self.config, fields) if fields else []
+        results += [writeback.deliver_other(self.config, i) for i in intents
+                    if i.surface != FIELDS]
+        return results
 
 
 __all__ = ["JiraConfig", "JiraConnector"]

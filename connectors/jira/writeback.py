@@ -85,3 +85,48 @@ def deliver(config: JiraConfig, intents: Sequence[Intent]) -> list[Delivery]:
                                     retry_after=retry_after(exc) if code == 429 else None,
                                     permanent=code in (400, 404)))
     return results
+
+
+PROPERTY_KEY = "learnloop"
+
+
+def adf(text: str) -> dict[str, Any]:
+    """Plain text as an Atlassian Document Format document (what v3 comments require)."""
+    paragraphs = [p for p in text.split("\n") if p.strip()] or [""]
+    return {"type": "doc", "version": 1, "content": [
+        {"type": "paragraph", "content": [{"type": "text", "text": p}] if p else []}
+        for p in paragraphs]}
+
+
+def deliver_other(config: JiraConfig, intent: Intent) -> Delivery:
+    """One comment (edited in place once it exists), the issue property, or the remote link."""
+    client = writer(config)
+    try:
+        if intent.surface == "comment":
+            body = {"body": adf(str(intent.payload.get("text", "")))}
+            path = f"rest/api/3/issue/{intent.target}/comment"
+            if intent.tool_ref:
+                client.put(f"{path}/{intent.tool_ref}", data=body)
+                return Delivery(intent.id, ok=True, tool_ref=intent.tool_ref)
+            made = client.post(path, data=body) or {}
+            return Delivery(intent.id, ok=True, tool_ref=str(made.get("id")))
+        if intent.surface == "property":
+            client.set_issue_property(intent.target, PROPERTY_KEY, dict(intent.payload))
+            return Delivery(intent.id, ok=True, tool_ref=f"{intent.target}:{PROPERTY_KEY}")
+        if intent.surface == "link":
+            url = str(intent.payload["url"])
+            client.create_or_update_issue_remote_links(
+                intent.target, url, str(intent.payload.get("title", "learnloop")),
+                global_id=f"learnloop:{intent.target}")
+            return Delivery(intent.id, ok=True, tool_ref=f"learnloop:{intent.target}")
+    except Exception as exc:
+        code = status_of(exc)
+        if code == 404 and intent.surface == "comment" and intent.tool_ref:
+            # The comment was deleted in Jira: post a new one rather than fail forever.
+            return deliver_other(config, Intent(intent.id, intent.target, intent.surface,
+                                                intent.payload, None))
+        return Delivery(intent.id, ok=False, error=str(explain(exc, config)),
+                        retry_after=retry_after(exc) if code == 429 else None,
+                        permanent=code in (400, 404))
+    return Delivery(intent.id, ok=False, permanent=True,
+                    error=f"jira cannot write {intent.surface}")

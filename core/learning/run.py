@@ -15,13 +15,14 @@ from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.orm import Session
 
 from core import insights, outbox, policy
-from core.contract import COMMENT, FIELDS, INSIGHTS
+from core.contract import COMMENT, FIELDS, INSIGHTS, LINK, PROPERTY
 from core.experiments.learn import learn_experiments
 from core.learning import dataset, ledger
 from core.learning.findings import SegmentStat, describe, examine
 from core.learning.model import MODEL_VERSION, SegmentQuantileModel
 from core.learning.stats import benjamini_hochberg
 from core.model import Connection, Finding, Item, LearningRun, utcnow
+from core.settings import public_url
 from core.store import unit_of_work
 
 MIN_TRAIN = 30
@@ -274,6 +275,13 @@ def queue_writeback(s: Session, capabilities: Mapping[str, frozenset[str]],
         if ins.comment and COMMENT in caps:
             writes.append((item.connection_id, item.external_id, COMMENT,
                            {"text": ins.comment}, item.id))
+        if PROPERTY in caps:  # the same learning, structured, for scripts and JQL
+            writes.append((item.connection_id, item.external_id, PROPERTY,
+                           {**ins.fields, "item_id": item.id}, item.id))
+        if LINK in caps:
+            writes.append((item.connection_id, item.external_id, LINK,
+                           {"url": f"{public_url()}/items/{item.id}",
+                            "title": "learnloop: forecast and evidence"}, item.id))
     return outbox.enqueue_many(s, writes)
 
 

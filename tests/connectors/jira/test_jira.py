@@ -139,3 +139,50 @@ def test_end_to_end_sync_learn_write_back(engine: Engine) -> None:
     open_issue = h.emu.issues["PAY-4"]
     assert isinstance(open_issue.fields.get(p80), float) and open_issue.fields[p80] > 0
     assert h.emu.unexpected == []
+
+
+def test_comment_in_adf_edited_in_place_property_and_one_remote_link() -> None:
+    from core.contract import COMMENT, LINK, PROPERTY
+
+    h = JiraHarness()
+    conn = _connector(h)
+    (first,) = conn.deliver([Intent(1, "PAY-4", COMMENT, {"text": "P80: 9 hours"})])
+    assert first.ok and first.tool_ref
+    (second,) = conn.deliver([Intent(2, "PAY-4", COMMENT, {"text": "P80: 11 hours"},
+                                     first.tool_ref)])
+    issue = h.emu.issues["PAY-4"]
+    assert second.tool_ref == first.tool_ref and len(issue.comments) == 1
+    body = issue.comments[first.tool_ref]
+    assert body["type"] == "doc" and body["content"][0]["content"][0]["text"] == "P80: 11 hours"
+    issue.comments.clear()  # someone deleted our comment: the next write posts a new one
+    (third,) = conn.deliver([Intent(3, "PAY-4", COMMENT, {"text": "P80: 12 hours"},
+                                    first.tool_ref)])
+    assert third.ok and len(issue.comments) == 1
+    for n in range(2):
+        results = conn.deliver([
+            Intent(10 + n, "PAY-4", PROPERTY, {"forecast_p80": 11.0, "item_id": 4}),
+            Intent(20 + n, "PAY-4", LINK, {"url": "http://learnloop.local/items/4",
+                                           "title": "learnloop"})])
+        assert all(r.ok for r in results), results
+    assert issue.properties["learnloop"]["forecast_p80"] == 11.0
+    assert len(issue.links) == 1
+    assert next(iter(issue.links.values()))["object"]["url"] == "http://learnloop.local/items/4"
+    assert h.emu.unexpected == []
+
+
+def test_learning_run_comments_only_where_a_threshold_is_crossed(engine: Engine) -> None:
+    h = JiraHarness(n=240)
+    h.emu.admin = True
+    _add(engine, h)
+    runtime.sync(engine, "pay")
+    runtime.learn(engine)
+    assert runtime.deliver(engine).dead == 0
+    open_keys = [k for k, i in h.emu.issues.items()
+                 if i.fields["status"]["statusCategory"]["key"] != "done"]
+    commented = [k for k in open_keys if h.emu.issues[k].comments]
+    assert commented and len(commented) < len(open_keys)
+    assert all(h.emu.issues[k].fields["issuetype"]["name"] == "Bug" for k in commented)
+    assert all(len(h.emu.issues[k].links) == 1 for k in open_keys)
+    runtime.learn(engine)
+    runtime.deliver(engine)
+    assert all(len(h.emu.issues[k].comments) <= 1 for k in open_keys)

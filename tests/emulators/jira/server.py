@@ -35,6 +35,9 @@ class Issue:
     key: str
     fields: dict[str, Any]
     histories: list[dict[str, Any]] = field(default_factory=list)
+    comments: dict[str, Any] = field(default_factory=dict)  # id -> body (ADF dict or text)
+    properties: dict[str, Any] = field(default_factory=dict)
+    links: dict[str, dict[str, Any]] = field(default_factory=dict)  # globalId -> link
     updated: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
 
@@ -71,8 +74,8 @@ class JiraEmulator:
     # ---- seeding ---------------------------------------------------------------------------
     def add_issue(self, key: str, fields: dict[str, Any], histories: list[dict[str, Any]] = (),
                   updated: dt.datetime | None = None) -> Issue:
-        issue = Issue(str(10000 + len(self.issues)), key, dict(fields), list(histories),
-                      updated or dt.datetime.now(dt.UTC))
+        issue = Issue(id=str(10000 + len(self.issues)), key=key, fields=dict(fields),
+                      histories=list(histories), updated=updated or dt.datetime.now(dt.UTC))
         self.issues[key] = issue
         return issue
 
@@ -138,6 +141,7 @@ class JiraEmulator:
         if self.throttle > 0:
             self.throttle -= 1
             return 429, {"errorMessages": ["Rate limit exceeded."]}, {"Retry-After": "1"}
+        version = "3" if path.startswith("/rest/api/3/") else "2"
         path = re.sub(r"^/rest/api/[23]", "/api", path)
         if method == "GET" and path == "/api/serverInfo":
             return 200, {"baseUrl": self.base, "version": "1001.0.0-SNAPSHOT",
@@ -157,6 +161,20 @@ class JiraEmulator:
         if method in ("GET", "POST") and path == "/api/search/jql":
             return self.search(query if method == "GET" else {k: [v] if not isinstance(v, list)
                                                                else v for k, v in body.items()})
+        m = re.match(r"^/api/issue/([\w-]+)/comment(?:/(\d+))?$", path)
+        if m and method in ("POST", "PUT"):
+            return self.comment(m.group(1), m.group(2), version, body or {})
+        m = re.match(r"^/api/issue/([\w-]+)/properties/([\w.-]+)$", path)
+        if m and method == "PUT":
+            issue = self._issue(m.group(1))
+            if issue is None:
+                return self._error(404, "Issue does not exist or you do not have permission to see it.")
+            created = m.group(2) not in issue.properties
+            issue.properties[m.group(2)] = body
+            return (201 if created else 200), None, {}
+        m = re.match(r"^/api/issue/([\w-]+)/remotelink$", path)
+        if m and method == "POST":
+            return self.remote_link(m.group(1), body or {})
         m = re.match(r"^/api/issue/([\w-]+)/changelog$", path)
         if m and method == "GET":
             return self.changelog(m.group(1), query)
@@ -233,6 +251,36 @@ class JiraEmulator:
         values = issue.histories[start:start + size]
         return 200, {"startAt": start, "maxResults": size, "total": len(issue.histories),
                      "isLast": start + size >= len(issue.histories), "values": values}, {}
+
+    def comment(self, key: str, comment_id: str | None, version: str,
+                body: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        issue = self._issue(key)
+        if issue is None:
+            return self._error(404, "Issue does not exist or you do not have permission to see it.")
+        text = body.get("body")
+        if version == "3" and not (isinstance(text, dict) and text.get("type") == "doc"):
+            return 400, {"errorMessages": [], "errors": {
+                "comment": "Comment body is not valid Atlassian Document Format"}}, {}
+        if comment_id is None:
+            comment_id = str(len(issue.comments) + 20000)
+            code = 201
+        elif comment_id not in issue.comments:
+            return self._error(404, "Can not find a comment for the id: " + comment_id)
+        else:
+            code = 200
+        issue.comments[comment_id] = text
+        return code, {"id": comment_id, "self": f"{self.base}/rest/api/{version}/issue/"
+                                              f"{issue.id}/comment/{comment_id}",
+                      "body": text}, {}
+
+    def remote_link(self, key: str, body: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        issue = self._issue(key)
+        if issue is None:
+            return self._error(404, "Issue does not exist or you do not have permission to see it.")
+        gid = str(body.get("globalId") or f"auto-{len(issue.links)}")
+        created = gid not in issue.links
+        issue.links[gid] = body
+        return (201 if created else 200), {"id": len(issue.links), "self": f"{self.base}/x"}, {}
 
     def edit(self, key: str, query: dict[str, list[str]], body: dict[str, Any]
              ) -> tuple[int, Any, dict[str, str]]:
