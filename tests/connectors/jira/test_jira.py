@@ -186,3 +186,14 @@ def test_learning_run_comments_only_where_a_threshold_is_crossed(engine: Engine)
     runtime.learn(engine)
     runtime.deliver(engine)
     assert all(len(h.emu.issues[k].comments) <= 1 for k in open_keys)
+
+
+def test_a_malformed_issue_is_quarantined_and_the_others_kept(engine: Engine) -> None:
+    h = JiraHarness(n=5)
+    h.emu.issues["PAY-2"].fields["resolutiondate"] = "yesterday-ish"
+    h.emu.issues["PAY-2"].fields["status"] = {"name": "Done", "statusCategory": {"key": "done"}}
+    _add(engine, h)
+    report = run_sync(engine, "pay", _connector(h))
+    assert report.created == 4 and report.quarantined == 1
+    assert report.problems[0].locator == "issue PAY-2"
+    assert "malformed issue" in report.problems[0].reason
