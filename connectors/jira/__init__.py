@@ -40,6 +40,7 @@ class JiraConnector:
         assert isinstance(config, JiraConfig)
         self.config = config
         self.mapping = dict(mapping or {})
+        self._reader: Any = None  # kept between syncs: the client's start-up costs 2 requests
 
     def check(self) -> Health:
         """The site answers, the token works, and learnloop's fields exist."""
@@ -76,7 +77,9 @@ class JiraConnector:
 
     def pull(self, cursor: Mapping[str, Any] | None) -> Iterator[Batch]:
         """Issues changed since the cursor, page by page."""
-        return sync.pull(self.config, self.mapping, cursor)
+        if self._reader is None:
+            self._reader = reader(self.config)
+        return sync.pull(self.config, self.mapping, cursor, self._reader)
 
     def deliver(self, intents: Sequence[Intent]) -> list[Delivery]:
         """Field values, the learnloop comment, the issue property and the remote link."""

@@ -28,8 +28,11 @@ def writer(config: JiraConfig) -> atlassian.Jira:
     """An `atlassian.Jira` client in Cloud mode."""
     from atlassian import Jira
 
+    # No sleeping on Retry-After inside the client: the outbox schedules the retry, so a
+    # worker is never blocked for a minute by one issue's write limit.
     return Jira(url=config.url, username=config.email,
-                password=config.api_token.get_secret_value(), cloud=True)
+                password=config.api_token.get_secret_value(), cloud=True,
+                retry_with_header=False)
 
 
 def status_of(exc: Exception) -> int | None:

@@ -3,6 +3,7 @@ stored with a cursor that resumes exactly there; truncated changelogs fetched in
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -49,18 +50,33 @@ def _page(client: jira.JIRA, jql: str, token: str | None, fields: list[str],
     return result
 
 
-def pull(config: JiraConfig, mapping: Mapping[str, Any],
-         cursor: Mapping[str, Any] | None) -> Iterator[Batch]:
-    """Batches of issues changed since the cursor's watermark, with their events."""
-    since = (cursor or {}).get("since_ms")
-    token = (cursor or {}).get("page_token")
-    seen = int((cursor or {}).get("max_seen_ms") or since or 0)
-    client = reader(config)
+def pull(config: JiraConfig, mapping: Mapping[str, Any], cursor: Mapping[str, Any] | None,
+         client: jira.JIRA | None = None) -> Iterator[Batch]:
+    """Batches of issues changed since the cursor's watermark, with their events.
+
+    Every `reconcile_hours` the pull is a full one (every issue of the scope, marked as a
+    snapshot), so issues deleted in Jira are marked deleted here; in between, only changes.
+    """
+    cursor = dict(cursor or {})
+    now_ms = int(time.time() * 1000)
+    full_at = int(cursor.get("full_at_ms") or 0)
+    full = not cursor or (now_ms - full_at > config.reconcile_hours * 3_600_000
+                          and not cursor.get("page_token"))
+    if full and not cursor.get("page_token"):
+        cursor = {"full_at_ms": now_ms}
+    since = cursor.get("since_ms")
+    token = cursor.get("page_token")
+    seen = int(cursor.get("max_seen_ms") or since or 0)
+    # Only a full pull that starts at its first page lists every issue: a resumed one has
+    # not seen the earlier pages in this run, and must not mark their issues deleted.
+    snapshot = since is None and token is None
+    full_at = int(cursor.get("full_at_ms") or full_at)
+    client = client or reader(config)
     jql = jql_for(config, since)
     fields = fields_wanted(dict(mapping))
     while True:
         page = _page(client, jql, token, fields, config)
-        batch = Batch()
+        batch = Batch(snapshot=snapshot)
         for raw in page.get("issues", []):
             try:
                 log = raw.get("changelog") or {}
@@ -80,8 +96,10 @@ def pull(config: JiraConfig, mapping: Mapping[str, Any],
                 seen = max(seen, int(updated.timestamp() * 1000))
         token = page.get("nextPageToken")
         last = bool(page.get("isLast", True)) or not token
-        batch.cursor = ({"since_ms": seen, "page_token": None, "max_seen_ms": seen} if last
-                        else {"since_ms": since, "page_token": token, "max_seen_ms": seen})
+        batch.cursor = ({"since_ms": seen, "page_token": None, "max_seen_ms": seen,
+                         "full_at_ms": full_at} if last
+                        else {"since_ms": since, "page_token": token, "max_seen_ms": seen,
+                              "full_at_ms": full_at})
         yield batch
         if last:
             return

@@ -62,7 +62,9 @@ class JiraHarness:
         self.emu.issues.clear()
         self.emu.fields = [f for f in self.emu.fields if not f["custom"]]
         self.emu.on_screen.clear()
-        self.emu.admin, self.emu.throttle = False, 0
+        self.emu.admin, self.emu.throttle, self.emu.fail_5xx = False, 0, 0
+        self.emu.write_limit = None
+        self.emu.writes.clear()
         self.emu.unexpected.clear()
         seed(self.emu, n)
 

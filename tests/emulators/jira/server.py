@@ -65,6 +65,9 @@ class JiraEmulator:
         self.on_screen: set[str] = set()
         self.admin = False
         self.throttle = 0
+        self.fail_5xx = 0  # answer the next N calls with 503
+        self.write_limit: int | None = None  # edits allowed per issue before Jira refuses
+        self.writes: dict[str, int] = {}
         self.requests: list[tuple[str, str]] = []
         self.unexpected: list[str] = []
         self.lock = threading.Lock()
@@ -141,6 +144,9 @@ class JiraEmulator:
         if self.throttle > 0:
             self.throttle -= 1
             return 429, {"errorMessages": ["Rate limit exceeded."]}, {"Retry-After": "1"}
+        if self.fail_5xx > 0:
+            self.fail_5xx -= 1
+            return 503, {"errorMessages": ["Service Unavailable"]}, {}
         version = "3" if path.startswith("/rest/api/3/") else "2"
         path = re.sub(r"^/rest/api/[23]", "/api", path)
         if method == "GET" and path == "/api/serverInfo":
@@ -299,6 +305,11 @@ class JiraEmulator:
                       if k.startswith("customfield_") and k not in self.on_screen}
         if off_screen:
             return 400, {"errorMessages": [], "errors": off_screen}, {}
+        done = self.writes.get(issue.key, 0)
+        if self.write_limit is not None and done >= self.write_limit:
+            return 429, {"errorMessages": ["This issue has exceeded its update limit; try "
+                                           "again later."]}, {"Retry-After": "60"}
+        self.writes[issue.key] = done + 1
         issue.fields.update(body.get("fields", {}))
         self.touch(issue)
         return 204, None, {}
