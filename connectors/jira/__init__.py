@@ -16,6 +16,7 @@ from core.contract import (
     FIELDS,
     LINK,
     PROPERTY,
+    TEMPLATE,
     Batch,
     Delivery,
     FieldInfo,
@@ -33,7 +34,8 @@ class JiraConnector:
     name: ClassVar[str] = "jira"
     title: ClassVar[str] = "Jira Cloud"
     config_model: ClassVar[type[BaseModel]] = JiraConfig
-    capabilities: ClassVar[frozenset[str]] = frozenset({FIELDS, COMMENT, PROPERTY, LINK})
+    capabilities: ClassVar[frozenset[str]] = frozenset({FIELDS, COMMENT, PROPERTY, LINK,
+                                                        TEMPLATE})
     mapping_fields: ClassVar[tuple[MappingField, ...]] = MAPPING_FIELDS
 
     def __init__(self, config: BaseModel, mapping: Mapping[str, Any] | None = None) -> None:
@@ -85,8 +87,9 @@ class JiraConnector:
         """Field values, the learnloop comment, the issue property and the remote link."""
         fields = [i for i in intents if i.surface == FIELDS]
         results = writeback.deliver(self.config, fields) if fields else []
-        results += [writeback.deliver_other(self.config, i) for i in intents
-                    if i.surface != FIELDS]
+        results += [writeback.deliver_template(self.config, i) if i.surface == TEMPLATE
+                    else writeback.deliver_other(self.config, i)
+                    for i in intents if i.surface != FIELDS]
         return results
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from connectors.jira.client import explain, retry_after, status_of, writer
+from connectors.jira.client import explain, reader, retry_after, status_of, writer
 from connectors.jira.config import JiraConfig
 from core.contract import Delivery, Intent
 
@@ -130,3 +130,37 @@ def deliver_other(config: JiraConfig, intent: Intent) -> Delivery:
                         permanent=code in (400, 404))
     return Delivery(intent.id, ok=False, permanent=True,
                     error=f"jira cannot write {intent.surface}")
+
+
+def deliver_template(config: JiraConfig, intent: Intent) -> Delivery:
+    """A template issue (its children are the planned tasks): each child's original estimate
+    becomes the plan the accepted policy asks for (P80), and one comment on the template says
+    what changed and why."""
+    plan = {str(t.get("name")): t for t in intent.payload.get("rendered", [])}
+    client = writer(config)
+    try:
+        children = reader(config).enhanced_search_issues(
+            f'parent = "{intent.target}"', maxResults=100, fields=["summary",
+                                                                   "timeoriginalestimate"],
+            json_result=True)
+        assert isinstance(children, dict)
+        changed = []
+        for child in children.get("issues", []):
+            task = plan.get(str(child["fields"].get("summary")))
+            if not task or task.get("plan_p80") is None:
+                continue
+            hours = float(task["plan_p80"])
+            client.update_issue_field(child["key"], {"timetracking": {
+                "originalEstimate": f"{hours:g}h"}}, notify_users=True)
+            changed.append(f"{child['fields'].get('summary')}: {task.get('estimate')}h -> "
+                           f"{hours:g}h ({task.get('rule')})")
+        text = (f"learnloop template v{intent.payload.get('version')}: "
+                + ("; ".join(changed) if changed else "no task estimate changed")
+                + f". Why: {intent.payload.get('why', '')}")
+        client.post(f"rest/api/3/issue/{intent.target}/comment", data={"body": adf(text)})
+    except Exception as exc:
+        code = status_of(exc)
+        return Delivery(intent.id, ok=False, error=str(explain(exc, config)),
+                        retry_after=retry_after(exc) if code == 429 else None,
+                        permanent=code in (400, 404))
+    return Delivery(intent.id, ok=True, tool_ref=f"{intent.target}:v{intent.payload.get('version')}")

@@ -234,3 +234,42 @@ def test_outages_and_per_issue_write_limits_lose_nothing(engine: Engine) -> None
     h.emu.fail_5xx = 1
     (down,) = conn.deliver([Intent(3, "PAY-2", FIELDS, {"forecast_p80": 1.0})])
     assert not down.ok and not down.permanent
+
+
+def test_accepted_proposal_updates_template_children_with_a_comment(engine: Engine) -> None:
+    from core import policy
+    from core.model import Proposal, Template
+
+    h = JiraHarness(n=240)
+    h.emu.admin = True
+    tpl = h.emu.add_issue("OPS-1", {"summary": "Bug-fix template", "labels": ["learnloop-template"],
+                                    "project": {"key": "OPS"}, "issuetype": {"name": "Epic"},
+                                    "status": {"name": "Open", "statusCategory": {"key": "new"}}})
+    for name, hours in (("Fix login bug", 8), ("Write release note", 1)):
+        h.emu.add_issue(f"OPS-{len(h.emu.issues)}", {
+            "summary": name, "parent": {"key": tpl.key}, "project": {"key": "OPS"},
+            "timeoriginalestimate": hours * 3600, "issuetype": {"name": "Sub-task"},
+            "status": {"name": "Open", "statusCategory": {"key": "new"}}})
+    _add(engine, h)
+    runtime.sync(engine, "pay")
+    with unit_of_work(engine) as s:
+        from core.model import Connection
+
+        conn_id = s.scalars(select(Connection.id)).one()
+        s.add(Template(name="bugfix", connection_id=conn_id, external_id="OPS-1", body={"tasks": [
+            {"name": "Fix login bug", "segments": {"issuetype": "Bug"}, "estimate": 8},
+            {"name": "Write release note", "segments": {"issuetype": "Task"}, "estimate": 1}]}))
+    runtime.learn(engine)
+    with unit_of_work(engine) as s:
+        prop = s.scalars(select(Proposal).where(
+            Proposal.dedupe_key == "effort:issuetype=Bug")).one()
+        policy.accept(s, prop.id, "owner@example.com", "bugs run long")
+    assert runtime.deliver(engine).dead == 0
+    child = next(i for i in h.emu.issues.values() if i.fields.get("summary") == "Fix login bug")
+    note = next(i for i in h.emu.issues.values() if i.fields.get("summary") == "Write release note")
+    assert child.fields["timeoriginalestimate"] > 8 * 3600 * 1.5
+    assert note.fields["timeoriginalestimate"] == 3600
+    (comment,) = tpl.comments.values()
+    text = comment["content"][0]["content"][0]["text"]
+    assert "Fix login bug: 8h ->" in text and "owner@example.com" in text
+    assert h.emu.unexpected == []

@@ -232,6 +232,10 @@ class JiraEmulator:
         if since:
             cut = dt.datetime.fromtimestamp(int(since.group(1)) / 1000, tz=dt.UTC)
             issues = [i for i in issues if i.updated >= cut]
+        parent = re.search(r'parent\s*=\s*"?([A-Z][A-Z0-9]*-\d+)"?', jql)
+        if parent:
+            issues = [i for i in issues
+                      if (i.fields.get("parent") or {}).get("key") == parent.group(1)]
         project = re.search(r'project\s*=\s*"?([A-Z][A-Z0-9]*)"?', jql)
         if project:
             issues = [i for i in issues if i.fields.get("project", {}).get("key") == project.group(1)]
@@ -296,6 +300,13 @@ class JiraEmulator:
         if query.get("notifyUsers", ["true"])[0] == "false" and not self.admin:
             return self._error(403, "To discard the user's notification either admin or "
                                     "project admin permissions are required.")
+        tracking = (body.get("fields") or {}).pop("timetracking", None)
+        if tracking is not None:
+            m = re.fullmatch(r"(\d+(?:\.\d+)?)h", str(tracking.get("originalEstimate", "")))
+            if not m:
+                return 400, {"errorMessages": [], "errors": {
+                    "timetracking": "Original estimate must be like 3h"}}, {}
+            body["fields"]["timeoriginalestimate"] = round(float(m.group(1)) * 3600)
         known = {f["id"] for f in self.fields}
         bad = {k: "Field does not exist" for k in body.get("fields", {}) if k not in known}
         if bad:
