@@ -66,6 +66,7 @@ class JiraHarness:
         self.emu.write_limit = None
         self.emu.writes.clear()
         self.emu.unexpected.clear()
+        self.emu.spec_errors.clear()
         seed(self.emu, n)
 
     def config(self) -> dict[str, Any]:

@@ -140,7 +140,7 @@ def test_end_to_end_sync_learn_write_back(engine: Engine) -> None:
     p80 = next(f["id"] for f in h.emu.fields if f["name"] == "learnloop Forecast P80")
     open_issue = h.emu.issues["PAY-4"]
     assert isinstance(open_issue.fields.get(p80), float) and open_issue.fields[p80] > 0
-    assert h.emu.unexpected == []
+    assert h.emu.unexpected == [] and h.emu.spec_errors == [], h.emu.spec_errors[:3]
 
 
 def test_comment_in_adf_edited_in_place_property_and_one_remote_link() -> None:
@@ -169,7 +169,7 @@ def test_comment_in_adf_edited_in_place_property_and_one_remote_link() -> None:
     assert issue.properties["learnloop"]["forecast_p80"] == 11.0
     assert len(issue.links) == 1
     assert next(iter(issue.links.values()))["object"]["url"] == "http://learnloop.local/items/4"
-    assert h.emu.unexpected == []
+    assert h.emu.unexpected == [] and h.emu.spec_errors == [], h.emu.spec_errors[:3]
 
 
 def test_learning_run_comments_only_where_a_threshold_is_crossed(engine: Engine) -> None:
@@ -272,4 +272,51 @@ def test_accepted_proposal_updates_template_children_with_a_comment(engine: Engi
     (comment,) = tpl.comments.values()
     text = comment["content"][0]["content"][0]["text"]
     assert "Fix login bug: 8h ->" in text and "owner@example.com" in text
-    assert h.emu.unexpected == []
+    assert h.emu.unexpected == [] and h.emu.spec_errors == [], h.emu.spec_errors[:3]
+
+
+def test_a_429_storm_through_the_outbox_delivers_everything_once(engine: Engine) -> None:
+    import datetime as _dt
+
+    from core import outbox
+    from core.model import WriteIntent, utcnow
+
+    h = JiraHarness(n=12)
+    h.emu.admin = True
+    _add(engine, h)
+    runtime.sync(engine, "pay")
+    conn = _connector(h)
+    conn.install()
+    with unit_of_work(engine) as s:
+        conn_id = s.scalars(select(Item.connection_id)).first()
+        assert conn_id is not None
+        for i in range(1, 13):
+            outbox.enqueue(s, conn_id, f"PAY-{i}", FIELDS, {"forecast_p80": float(i)})
+    h.emu.throttle = 7  # a storm: the next seven calls are refused
+    for _ in range(20):
+        runtime.deliver(engine)
+        with unit_of_work(engine) as s:  # let the retries come due at once
+            for row in s.scalars(select(WriteIntent).where(WriteIntent.status == "pending")):
+                row.next_attempt_at = utcnow() - _dt.timedelta(seconds=1)
+            left = s.scalar(select(func.count()).select_from(WriteIntent).where(
+                WriteIntent.status != "delivered"))
+        if not left:
+            break
+    assert left == 0
+    p80 = next(f["id"] for f in h.emu.fields if f["name"] == "learnloop Forecast P80")
+    assert all(h.emu.issues[f"PAY-{i}"].fields[p80] == float(i) for i in range(1, 13))
+    assert sum(h.emu.writes.get(f"PAY-{i}", 0) for i in range(1, 13)) == 12  # once each
+
+
+def test_the_emulator_is_checked_against_the_official_spec() -> None:
+    from tests.emulators.jira import spec
+
+    if not spec.available():
+        pytest.skip(f"{spec.SPEC} is not here (a clone without ../shared): spec check skipped")
+    assert spec.validate("GET", "/rest/api/2/serverInfo", 200, {"deploymentType": 5})
+    assert spec.validate("GET", "/rest/api/2/not-a-route", 200, {})
+    h = JiraHarness(n=3)
+    conn = _connector(h)
+    list(conn.pull(None))
+    conn.install()
+    assert h.emu.spec_errors == [] and len(h.emu.requests) > 3

@@ -69,6 +69,7 @@ class JiraEmulator:
         self.write_limit: int | None = None  # edits allowed per issue before Jira refuses
         self.writes: dict[str, int] = {}
         self.requests: list[tuple[str, str]] = []
+        self.spec_errors: list[str] = []
         self.unexpected: list[str] = []
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
@@ -104,6 +105,12 @@ class JiraEmulator:
                     code, payload, headers = emulator.route(
                         method, parts.path, parse_qs(parts.query, keep_blank_values=True), body,
                         self.headers.get("Authorization"))
+                    if code < 300 and parts.path.startswith("/rest/api/"):
+                        from tests.emulators.jira import spec
+
+                        if spec.available():
+                            emulator.spec_errors += spec.validate(method, parts.path, code,
+                                                                  payload)
                 data = b"" if payload is None else json.dumps(payload).encode()
                 self.send_response(code)
                 for k, v in headers.items():
