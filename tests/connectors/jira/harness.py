@@ -67,6 +67,8 @@ class JiraHarness:
         self.emu.writes.clear()
         self.emu.unexpected.clear()
         self.emu.spec_errors.clear()
+        self.emu.webhooks.clear()
+        self.emu.deliveries.clear()
         seed(self.emu, n)
 
     def config(self) -> dict[str, Any]:

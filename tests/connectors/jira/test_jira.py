@@ -320,3 +320,45 @@ def test_the_emulator_is_checked_against_the_official_spec() -> None:
     list(conn.pull(None))
     conn.install()
     assert h.emu.spec_errors == [] and len(h.emu.requests) > 3
+
+
+def test_emulator_webhooks_are_signed_like_jiras() -> None:
+    import hashlib
+    import hmac
+    import json as _json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    got: list[tuple[bytes, str]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            raw = self.rfile.read(int(self.headers["Content-Length"]))
+            got.append((raw, self.headers.get("X-Hub-Signature", "")))
+            self.send_response(200)
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        h = JiraHarness(n=2)
+        h.emu.admin = True
+        conn = _connector(h)
+        from connectors.jira.client import writer
+
+        client = writer(conn.config)
+        client.post("rest/webhooks/1.0/webhook", data={
+            "name": "learnloop", "url": f"http://127.0.0.1:{server.server_address[1]}/hook",
+            "events": ["jira:issue_updated"], "secret": "s3cret"})
+        conn.deliver([Intent(1, "PAY-1", FIELDS, {"forecast_p80": 2.0})])
+        (raw, signature), = got
+        expected = hmac.new(b"s3cret", raw, hashlib.sha256).hexdigest()
+        assert signature == f"sha256={expected}"
+        event = _json.loads(raw)
+        assert event["webhookEvent"] == "jira:issue_updated" and event["issue"]["key"] == "PAY-1"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -70,6 +70,8 @@ class JiraEmulator:
         self.writes: dict[str, int] = {}
         self.requests: list[tuple[str, str]] = []
         self.spec_errors: list[str] = []
+        self.webhooks: list[dict[str, Any]] = []
+        self.deliveries: list[tuple[str, int]] = []  # (url, status) of webhook posts
         self.unexpected: list[str] = []
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
@@ -154,6 +156,13 @@ class JiraEmulator:
         if self.fail_5xx > 0:
             self.fail_5xx -= 1
             return 503, {"errorMessages": ["Service Unavailable"]}, {}
+        if path == "/rest/webhooks/1.0/webhook" and method == "POST":
+            hook = {**(body or {}), "self": f"{self.base}/rest/webhooks/1.0/webhook/"
+                                            f"{len(self.webhooks) + 1}"}
+            if not hook.get("url") or not hook.get("events"):
+                return self._error(400, "A webhook needs a url and events.")
+            self.webhooks.append(hook)
+            return 201, {k: v for k, v in hook.items() if k != "secret"}, {}
         version = "3" if path.startswith("/rest/api/3/") else "2"
         path = re.sub(r"^/rest/api/[23]", "/api", path)
         if method == "GET" and path == "/api/serverInfo":
@@ -328,6 +337,36 @@ class JiraEmulator:
             return 429, {"errorMessages": ["This issue has exceeded its update limit; try "
                                            "again later."]}, {"Retry-After": "60"}
         self.writes[issue.key] = done + 1
+        changed = list(body.get("fields", {}))
         issue.fields.update(body.get("fields", {}))
         self.touch(issue)
+        self.fire("jira:issue_updated", issue, changed)
         return 204, None, {}
+
+    def fire(self, event: str, issue: Issue, changed: list[str]) -> None:
+        """POST the event to every registered webhook, signed like Jira's admin webhooks."""
+        import hashlib
+        import hmac
+        import urllib.request
+
+        payload = json.dumps({
+            "timestamp": int(dt.datetime.now(dt.UTC).timestamp() * 1000),
+            "webhookEvent": event, "issue_event_type_name": "issue_generic",
+            "issue": self.issue_json(issue, False),
+            "changelog": {"id": str(len(issue.histories) + 1),
+                          "items": [{"field": f} for f in changed]},
+        }).encode()
+        for hook in self.webhooks:
+            if event not in hook.get("events", []):
+                continue
+            headers = {"Content-Type": "application/json"}
+            if hook.get("secret"):
+                digest = hmac.new(str(hook["secret"]).encode(), payload, hashlib.sha256)
+                headers["X-Hub-Signature"] = "sha256=" + digest.hexdigest()
+            request = urllib.request.Request(hook["url"], data=payload, headers=headers,
+                                             method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=5) as answer:
+                    self.deliveries.append((hook["url"], answer.status))
+            except OSError:
+                self.deliveries.append((hook["url"], 0))
