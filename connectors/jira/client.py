@@ -19,7 +19,8 @@ def reader(config: JiraConfig) -> jira.JIRA:
     try:
         return JIRA(server=config.url, basic_auth=(config.email,
                                                    config.api_token.get_secret_value()),
-                    max_retries=0, options={"check_update": False})
+                    max_retries=0, options={"check_update": False},
+                    timeout=config.timeout_seconds)
     except Exception as exc:
         raise explain(exc, config) from exc
 
@@ -32,7 +33,7 @@ def writer(config: JiraConfig) -> atlassian.Jira:
     # worker is never blocked for a minute by one issue's write limit.
     return Jira(url=config.url, username=config.email,
                 password=config.api_token.get_secret_value(), cloud=True,
-                retry_with_header=False)
+                retry_with_header=False, timeout=config.timeout_seconds)
 
 
 def status_of(exc: Exception) -> int | None:

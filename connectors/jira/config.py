@@ -18,6 +18,8 @@ class JiraConfig(BaseModel):
                      "'project in (PAY, WEB)'; empty means every issue the account can see.")
     lookback_minutes: int = Field(default=10, ge=0, description="Incremental syncs re-read this "
                                   "much before the last one, so late writes are never missed.")
+    timeout_seconds: int = Field(default=30, ge=1, description="How long to wait for Jira "
+                                   "before a call counts as failed (and is retried later).")
     reconcile_hours: float = Field(default=24, gt=0, description="How often a sync re-reads "
                                    "the whole scope, so issues deleted in Jira are noticed.")
     in_progress_statuses: list[str] = Field(

@@ -63,7 +63,7 @@ class JiraHarness:
         self.emu.fields = [f for f in self.emu.fields if not f["custom"]]
         self.emu.on_screen.clear()
         self.emu.admin, self.emu.throttle, self.emu.fail_5xx = False, 0, 0
-        self.emu.write_limit = None
+        self.emu.write_limit, self.emu.delay = None, 0.0
         self.emu.writes.clear()
         self.emu.unexpected.clear()
         self.emu.spec_errors.clear()

@@ -362,3 +362,20 @@ def test_emulator_webhooks_are_signed_like_jiras() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_timeouts_fail_cleanly_and_are_retried(engine: Engine) -> None:
+    h = JiraHarness(n=3)
+    h.emu.admin = True
+    _add(engine, h)
+    conn = _connector(h, timeout_seconds=1)
+    conn.install()
+    h.emu.delay = 1.6
+    try:
+        with pytest.raises(ConnectorError):
+            run_sync(engine, "pay", _connector(h, timeout_seconds=1))
+        (res,) = conn.deliver([Intent(1, "PAY-1", FIELDS, {"forecast_p80": 1.0})])
+        assert not res.ok and not res.permanent
+    finally:
+        h.emu.delay = 0.0
+    assert run_sync(engine, "pay", _connector(h)).created == 3

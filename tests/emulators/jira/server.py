@@ -66,6 +66,7 @@ class JiraEmulator:
         self.admin = False
         self.throttle = 0
         self.fail_5xx = 0  # answer the next N calls with 503
+        self.delay = 0.0  # seconds to stall every answer (timeouts)
         self.write_limit: int | None = None  # edits allowed per issue before Jira refuses
         self.writes: dict[str, int] = {}
         self.requests: list[tuple[str, str]] = []
@@ -98,6 +99,10 @@ class JiraEmulator:
                 pass
 
             def _handle(self, method: str) -> None:
+                if emulator.delay:
+                    import time
+
+                    time.sleep(emulator.delay)
                 parts = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
