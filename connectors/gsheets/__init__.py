@@ -39,9 +39,17 @@ class GSheetsConnector:
         assert isinstance(config, GSheetsConfig)
         self.config = config
         self.mapping = dict(mapping or {})
+        self._gc: Any = None  # one gspread client per connector: one token, not one per call
+
+    def _client(self) -> Any:
+        if self._gc is None:
+            from connectors.gsheets.client import connect
+
+            self._gc = connect(self.config)
+        return self._gc
 
     def _header(self) -> tuple[Any, Any, Any, list[list[Any]]]:
-        book, tab = sync.open_tab(self.config)
+        book, tab = sync.open_tab(self.config, self._client())
         rows = sync.read_rows(tab, self.config)
         header = table_header(rows, table_mapping(self.mapping), table_options(self.config))
         return book, tab, header, rows
@@ -76,12 +84,13 @@ class GSheetsConnector:
 
     def pull(self, cursor: Mapping[str, Any] | None) -> Iterator[Batch]:
         """Every row when the sheet changed since `cursor` (Drive modifiedTime)."""
-        return sync.pull(self.config, self.mapping, cursor)
+        return sync.pull(self.config, self.mapping, cursor, self._client())
 
     def deliver(self, intents: Sequence[Intent]) -> list[Delivery]:
         """Field values into the plan tab; the insights tab; new template tab versions."""
         fields = [i for i in intents if i.surface == FIELDS]
-        results = writeback.deliver(self.config, self.mapping, fields) if fields else []
+        results = writeback.deliver(self.config, self.mapping, fields, self._client()) \
+            if fields else []
         for intent in intents:
             if intent.surface == FIELDS:
                 continue
@@ -91,7 +100,7 @@ class GSheetsConnector:
                                         error=f"gsheets cannot write {intent.surface}"))
                 continue
             try:
-                results.append(write[intent.surface](self.config, intent))
+                results.append(write[intent.surface](self.config, intent, self._client()))
             except LearnloopError as exc:
                 results.append(Delivery(intent.id, ok=False, error=str(exc)))
             except Exception as exc:

@@ -26,14 +26,15 @@ if TYPE_CHECKING:
 BATCH = 1000
 
 
-def open_tab(config: GSheetsConfig) -> tuple[gspread.Spreadsheet, gspread.Worksheet]:
+def open_tab(config: GSheetsConfig, client: gspread.Client | None = None,
+             ) -> tuple[gspread.Spreadsheet, gspread.Worksheet]:
     """The spreadsheet and the configured tab.
 
     Raises:
         ConnectorError: in plain words (not shared, no such tab, quota).
     """
     try:
-        book = connect(config).open_by_key(config.spreadsheet_id)
+        book = (client or connect(config)).open_by_key(config.spreadsheet_id)
         return book, book.worksheet(config.worksheet)
     except LearnloopError:
         raise
@@ -85,9 +86,10 @@ def row_identity(book: gspread.Spreadsheet, tab: gspread.Worksheet) -> dict[int,
 
 
 def pull(config: GSheetsConfig, mapping: Mapping[str, Any],
-         cursor: Mapping[str, Any] | None) -> Iterator[Batch]:
+         cursor: Mapping[str, Any] | None,
+         client: gspread.Client | None = None) -> Iterator[Batch]:
     """Batches of items and problems; nothing when Drive says the sheet has not changed."""
-    book, tab = open_tab(config)
+    book, tab = open_tab(config, client)
     try:
         modified = book.get_lastUpdateTime()
     except Exception as exc:

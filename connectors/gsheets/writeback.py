@@ -79,12 +79,12 @@ def _cell(value: Any) -> Any:
 
 
 def deliver(config: GSheetsConfig, mapping: Mapping[str, Any],
-            intents: Sequence[Intent]) -> list[Delivery]:
+            intents: Sequence[Intent], client: gspread.Client | None = None) -> list[Delivery]:
     """Write FIELDS intents into their rows (located by the id column at write time)."""
     import gspread
 
     try:
-        book, tab = open_tab(config)
+        book, tab = open_tab(config, client)
         rows = read_rows(tab, config)
         header = table_header(rows, table_mapping(mapping), table_options(config))
         found = header.find(str(mapping["id"]))
@@ -137,9 +137,10 @@ def _tab(book: gspread.Spreadsheet, title: str) -> gspread.Worksheet | None:
         return None
 
 
-def write_insights(config: GSheetsConfig, intent: Intent) -> Delivery:
+def write_insights(config: GSheetsConfig, intent: Intent,
+                   client: gspread.Client | None = None) -> Delivery:
     """The insights tab: the current findings with their evidence, replacing the last list."""
-    book, _ = open_tab(config)
+    book, _ = open_tab(config, client)
     title = intent.target
     tab = _tab(book, title) or book.add_worksheet(title, rows=200, cols=8)
     columns = list(intent.payload.get("columns", []))
@@ -153,10 +154,11 @@ def write_insights(config: GSheetsConfig, intent: Intent) -> Delivery:
     return Delivery(intent.id, ok=True, tool_ref=title)
 
 
-def write_template(config: GSheetsConfig, intent: Intent) -> Delivery:
+def write_template(config: GSheetsConfig, intent: Intent,
+                   client: gspread.Client | None = None) -> Delivery:
     """A new version of a template tab: the tab duplicated as '<name> v<N>', with the plan the
     policy now asks for beside each task, and a note saying what changed and why."""
-    book, _ = open_tab(config)
+    book, _ = open_tab(config, client)
     source = _tab(book, intent.target)
     if source is None:
         return Delivery(intent.id, ok=False, permanent=True,

@@ -79,15 +79,19 @@ class JiraConnector:
 
     def pull(self, cursor: Mapping[str, Any] | None) -> Iterator[Batch]:
         """Issues changed since the cursor, page by page."""
+        return sync.pull(self.config, self.mapping, cursor, self._client())
+
+    def _client(self) -> Any:
         if self._reader is None:
             self._reader = reader(self.config)
-        return sync.pull(self.config, self.mapping, cursor, self._reader)
+        return self._reader
 
     def deliver(self, intents: Sequence[Intent]) -> list[Delivery]:
         """Field values, the learnloop comment, the issue property and the remote link."""
         fields = [i for i in intents if i.surface == FIELDS]
         results = writeback.deliver(self.config, fields) if fields else []
-        results += [writeback.deliver_template(self.config, i) if i.surface == TEMPLATE
+        results += [writeback.deliver_template(self.config, i, self._client())
+                    if i.surface == TEMPLATE
                     else writeback.deliver_other(self.config, i)
                     for i in intents if i.surface != FIELDS]
         return results

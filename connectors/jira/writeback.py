@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connectors.jira.client import explain, reader, retry_after, status_of, writer
 from connectors.jira.config import JiraConfig
 from core.contract import Delivery, Intent
+
+if TYPE_CHECKING:
+    import jira
 
 FIELD_TYPE = "com.atlassian.jira.plugin.system.customfieldtypes:"
 OUR_FIELDS = {  # payload key -> (field name, type, searcher)
@@ -132,14 +135,15 @@ def deliver_other(config: JiraConfig, intent: Intent) -> Delivery:
                     error=f"jira cannot write {intent.surface}")
 
 
-def deliver_template(config: JiraConfig, intent: Intent) -> Delivery:
+def deliver_template(config: JiraConfig, intent: Intent, search: jira.JIRA | None = None,
+                     ) -> Delivery:
     """A template issue (its children are the planned tasks): each child's original estimate
     becomes the plan the accepted policy asks for (P80), and one comment on the template says
     what changed and why."""
     plan = {str(t.get("name")): t for t in intent.payload.get("rendered", [])}
     client = writer(config)
     try:
-        children = reader(config).enhanced_search_issues(
+        children = (search or reader(config)).enhanced_search_issues(
             f'parent = "{intent.target}"', maxResults=100, fields=["summary",
                                                                    "timeoriginalestimate"],
             json_result=True)
