@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.model.access import ROLES, Activity, ApiToken, User, WebSession
 from core.model.base import Base, utcnow
 from core.model.learning import Audit, Finding, Forecast, LearningRun
 from core.model.ops import JobRun, WriteIntent
@@ -9,6 +10,9 @@ from core.model.policy import Policy, Proposal, Rule, Template
 from core.model.tracking import Connection, Deviation, Event, Item, QuarantinedRow
 
 __all__ = [
+    "ROLES",
+    "Activity",
+    "ApiToken",
     "Audit",
     "Base",
     "Connection",
@@ -24,6 +28,8 @@ __all__ = [
     "QuarantinedRow",
     "Rule",
     "Template",
+    "User",
+    "WebSession",
     "WriteIntent",
     "utcnow",
 ]

@@ -45,6 +45,9 @@ class JobRun(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     job: Mapped[str] = mapped_column(String(50))
+    key: Mapped[str | None] = mapped_column(
+        String(200), unique=True, doc="job and time slot; a second worker's claim of it fails"
+    )
     connection_id: Mapped[int | None] = mapped_column(
         ForeignKey("connections.id", ondelete="CASCADE")
     )
