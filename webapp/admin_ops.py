@@ -1,0 +1,211 @@
+"""What an admin does to a connection, shared by the pages and the JSON API."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import Path
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connectors import registry, runtime
+from core import secrets
+from core.connections import add_connection, validate_config, validate_mapping
+from core.contract import ConnectorFactory, FieldInfo
+from core.errors import ConfigError, NotFoundError
+from core.model import Connection, User
+from core.schedule import parse_schedule
+from webapp import services
+from webapp.forms import config_from_form
+
+ACTIONS = ("test", "sync", "install", "uninstall", "deliver")
+ACTION_PATH = Path(pattern="^(" + "|".join(ACTIONS) + ")$")
+_FIELDS_TTL = 300.0
+_fields_cache: dict[int, tuple[float, list[FieldInfo] | str]] = {}
+_cache_lock = threading.Lock()
+
+
+def get(session: Session, conn_id: int) -> Connection:
+    """The connection with this id.
+
+    Raises:
+        NotFoundError: when there is none.
+    """
+    conn = session.get(Connection, conn_id)
+    if conn is None:
+        raise NotFoundError(f"there is no connection #{conn_id}")
+    return conn
+
+
+def check_schedule(text: str | None) -> str | None:
+    """A validated schedule ('every 15m' or a crontab line), or None for the default."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    parse_schedule(text)
+    return text
+
+
+def schedule_text(conn: Connection) -> str:
+    """The connection's schedule in words."""
+    return parse_schedule(conn.schedule or "every 1h").describe()
+
+
+def install(session: Session, user: User, factory: ConnectorFactory, name: str,
+            form: Mapping[str, Any], schedule: str | None = None,
+            mapping: Mapping[str, Any] | None = None) -> Connection:
+    """Validate and store a new connection (secrets encrypted) from form or JSON values.
+
+    Raises:
+        ConfigError: naming what is wrong.
+    """
+    config = config_from_form(factory.config_model, form) if _is_form(form) else dict(form)
+    conn = add_connection(session, factory, name.strip(), config, mapping or {},
+                          check_schedule(schedule))
+    services.log(session, user, "installed a connection", "connection", conn.id,
+                 kind=factory.name, name=conn.name)
+    return conn
+
+
+def _is_form(values: Mapping[str, Any]) -> bool:
+    return all(isinstance(v, str) for v in values.values())
+
+
+def update_config(session: Session, user: User, conn: Connection,
+                  values: Mapping[str, Any]) -> None:
+    """Change a connection's settings; secrets left blank keep their stored value.
+
+    Raises:
+        ConfigError: naming what is wrong.
+    """
+    factory = registry.get(conn.kind)
+    given = config_from_form(factory.config_model, values, keep_secrets=True) \
+        if _is_form(values) else dict(values)
+    stored = secrets.decrypt(conn.secrets)
+    model = validate_config(factory, {**stored, **given})
+    plain, secret_values = secrets.split_config(model)
+    conn.config, conn.secrets = plain, secrets.encrypt(secret_values)
+    _forget(conn.id)
+    services.log(session, user, "changed the settings", "connection", conn.id,
+                 fields=sorted(k for k in given if k not in secret_values),
+                 secrets_changed=sorted(k for k in given if k in secret_values))
+
+
+def discovered(conn: Connection) -> list[FieldInfo] | str:
+    """The fields the tool reports, for the mapping editor (or why they could not be read)."""
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _fields_cache.get(conn.id)
+    if hit and now - hit[0] < _FIELDS_TTL:
+        return hit[1]
+    try:
+        found: list[FieldInfo] | str = runtime.connector_for(conn).discover_fields()
+    except Exception as exc:
+        found = secrets.redact_stored(f"could not read the tool's fields: {exc}", conn.secrets)
+    with _cache_lock:
+        _fields_cache[conn.id] = (now, found)
+    return found
+
+
+def _forget(conn_id: int) -> None:
+    with _cache_lock:
+        _fields_cache.pop(conn_id, None)
+
+
+def mapping_from_form(conn: Connection, form: Mapping[str, Any]) -> dict[str, Any]:
+    """A mapping from the editor's inputs: one tool field per core field, and segment fields."""
+    factory = registry.get(conn.kind)
+    mapping: dict[str, Any] = {}
+    for f in factory.mapping_fields:
+        value = str(form.get(f"map_{f.name}") or "").strip()
+        if value:
+            mapping[f.name] = value
+    segments = form.get("segments")
+    if isinstance(segments, str):
+        mapping["segments"] = [s.strip() for s in segments.split(",") if s.strip()]
+    elif isinstance(segments, list):
+        mapping["segments"] = [str(s) for s in segments]
+    return mapping
+
+
+def set_mapping(session: Session, user: User, conn: Connection, mapping: Mapping[str, Any]) -> None:
+    """Store a validated field mapping.
+
+    Raises:
+        ConfigError: for unknown or missing fields.
+    """
+    conn.mapping = validate_mapping(registry.get(conn.kind), mapping)
+    services.log(session, user, "changed the field mapping", "connection", conn.id,
+                 mapping=conn.mapping)
+
+
+def run_action(session: Session, user: User, conn: Connection, action: str,
+               form: Mapping[str, Any]) -> str:
+    """Carry out one admin action on a connection; returns what happened in words.
+
+    Raises:
+        ConfigError: for an unknown action or bad input.
+    """
+    engine = session.get_bind()
+    if action == "config":
+        update_config(session, user, conn, {k: v for k, v in form.items() if k != "csrf_token"})
+        return "settings saved"
+    if action == "mapping":
+        set_mapping(session, user, conn, mapping_from_form(conn, form))
+        return "field mapping saved"
+    if action == "schedule":
+        conn.schedule = check_schedule(str(form.get("schedule") or ""))
+        services.log(session, user, "changed the schedule", "connection", conn.id,
+                     schedule=conn.schedule)
+        return f"sync schedule: {schedule_text(conn)}"
+    if action == "delete":
+        services.log(session, user, "removed a connection", "connection", conn.id,
+                     name=conn.name)
+        session.delete(conn)
+        _forget(conn.id)
+        return f"{conn.name} removed with everything synced from it"
+    name, conn_id = conn.name, conn.id
+    session.commit()  # the runtime works in its own transactions
+    message = _tool_action(engine, name, action)
+    services.log(session, user, f"ran {action}", "connection", conn_id, result=message)
+    return message
+
+
+def _tool_action(engine: Any, name: str, action: str) -> str:
+    if action == "test":
+        health = runtime.test_connection(engine, name)
+        missing = f" Missing permissions: {', '.join(health.missing_permissions)}." \
+            if health.missing_permissions else ""
+        return ("Connection works: " if health.ok else "Connection failed: ") \
+            + health.message + missing
+    if action == "sync":
+        report = runtime.sync(engine, name)
+        learned = runtime.learn(engine)
+        return (f"synced: {report.created} new, {report.updated} updated, {report.unchanged} "
+                f"unchanged, {report.quarantined} rows quarantined; learning run "
+                f"#{learned.run_id}: {len(learned.proposals)} proposals, "
+                f"{learned.writes_queued} write-backs queued")
+    if action in ("install", "uninstall"):
+        from core.connections import get_connection
+        from core.store import unit_of_work
+
+        with unit_of_work(engine) as s:
+            connector = runtime.connector_for(get_connection(s, name))
+        done = connector.install() if action == "install" else connector.uninstall()
+        parts = [f"{label}: {', '.join(values)}" for label, values in
+                 (("created", done.created), ("already there", done.existing),
+                  ("removed", done.removed), ("problems", done.problems)) if values]
+        return f"{action}: " + ("; ".join(parts) or "nothing to do")
+    if action == "deliver":
+        result = runtime.deliver(engine)
+        return (f"write-back: {result.delivered} delivered, {result.retrying} to retry, "
+                f"{result.dead} given up")
+    raise ConfigError(f"unknown action {action!r}")
+
+
+def connections_by_name(session: Session) -> dict[str, Connection]:
+    """Every connection, by name."""
+    return {c.name: c for c in session.scalars(select(Connection))}

@@ -1,0 +1,137 @@
+"""Items for people: a paged list, one item's timeline, and experiments by segment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from core.errors import NotFoundError
+from core.experiments.analyze import analyze_test, segment_findings
+from core.experiments.learn import from_store
+from core.insights import matching_finding
+from core.learning.ledger import from_days
+from core.learning.run import current_findings
+from core.model import Connection, Deviation, Event, Forecast, Item, WriteIntent
+
+PAGE_SIZE = 50
+
+
+def page(session: Session, *, status: str | None = None, q: str | None = None, page: int = 1,
+         size: int = PAGE_SIZE, connection_id: int | None = None) -> tuple[list[Any], bool]:
+    """One page of items, newest plan first, with their latest effort P80; and whether more."""
+    latest = (select(Forecast.item_id, func.max(Forecast.id).label("fid"))
+              .where(Forecast.measure == "effort").group_by(Forecast.item_id).subquery())
+    query = (select(Item, Connection.name, Forecast.p80)
+             .join(Connection, Connection.id == Item.connection_id)
+             .outerjoin(latest, latest.c.item_id == Item.id)
+             .outerjoin(Forecast, Forecast.id == latest.c.fid)
+             .where(Item.deleted.is_(False)))
+    if status:
+        query = query.where(Item.status == status)
+    if connection_id:
+        query = query.where(Item.connection_id == connection_id)
+    if q:
+        like = f"%{q.strip()}%"
+        query = query.where(or_(Item.title.ilike(like), Item.external_id.ilike(like)))
+    rows = session.execute(query.order_by(Item.id.desc()).offset((page - 1) * size)
+                           .limit(size + 1)).all()
+    return list(rows[:size]), len(rows) > size
+
+
+def page_fast(session: Session, *, status: str | None = None, q: str | None = None,
+              page: int = 1, size: int = PAGE_SIZE) -> tuple[list[Any], bool]:
+    """Like `page`, but the forecasts are looked up for the page's items only."""
+    query = (select(Item, Connection.name).join(Connection, Connection.id == Item.connection_id)
+             .where(Item.deleted.is_(False)))
+    if status:
+        query = query.where(Item.status == status)
+    if q:
+        like = f"%{q.strip()}%"
+        query = query.where(or_(Item.title.ilike(like), Item.external_id.ilike(like)))
+    rows = session.execute(query.order_by(Item.id.desc()).offset((page - 1) * size)
+                           .limit(size + 1)).all()
+    more, rows = len(rows) > size, rows[:size]
+    ids = [r[0].id for r in rows]
+    p80: dict[int, float] = {}
+    if ids:
+        for item_id, value in session.execute(
+                select(Forecast.item_id, Forecast.p80).where(
+                    Forecast.item_id.in_(ids), Forecast.measure == "effort")
+                .order_by(Forecast.id)).all():
+            p80[item_id] = value
+    return [(item, name, p80.get(item.id)) for item, name in rows], more
+
+
+def detail(session: Session, item_id: int) -> dict[str, Any]:
+    """One item: its plan, outcome, timeline (plan changes, actions, outcome, forecasts issued),
+    deviations, the finding that explains its segment, and what was written back.
+
+    Raises:
+        NotFoundError: for an unknown item.
+    """
+    item = session.get(Item, item_id)
+    if item is None or item.deleted:
+        raise NotFoundError(f"there is no item #{item_id}")
+    events = session.scalars(select(Event).where(Event.item_id == item_id)
+                             .order_by(Event.occurred_at).limit(500)).all()
+    forecasts = session.scalars(select(Forecast).where(Forecast.item_id == item_id)
+                                .order_by(Forecast.issued_at)).all()
+    timeline: list[dict[str, Any]] = []
+    for when, what, kind in ((item.planned_at, "planned", "plan"),
+                             (item.actual_start, "work started", "action"),
+                             (item.actual_end, f"finished ({item.status})", "outcome")):
+        if when is not None:
+            timeline.append({"at": when, "kind": kind, "text": what})
+    for e in events:
+        attrs = ", ".join(f"{k}: {v}" for k, v in list(e.attributes.items())[:4])
+        timeline.append({"at": e.occurred_at, "kind": "action",
+                         "text": f"{e.kind.replace('_', ' ')}" + (f" ({attrs})" if attrs else "")
+                                 + (f" by {e.actor}" if e.actor else "")
+                                 + (" [agent]" if e.actor_kind == "agent" else "")})
+    for f in forecasts:
+        timeline.append({"at": f.issued_at, "kind": "forecast", "text": _forecast_text(f, item)})
+    timeline.sort(key=lambda t: t["at"])
+    deviations = session.scalars(select(Deviation).where(Deviation.item_id == item_id)).all()
+    finding = matching_finding(item, current_findings(session), "effort")
+    writes = session.scalars(select(WriteIntent).where(WriteIntent.item_id == item_id)
+                             .order_by(WriteIntent.id)).all()
+    return {"item": item, "timeline": timeline, "forecasts": forecasts,
+            "deviations": deviations, "finding": finding, "writes": writes}
+
+
+def _forecast_text(f: Forecast, item: Item) -> str:
+    if f.measure == "finish":
+        values = ", ".join(f"{k.upper()} {from_days(v):%Y-%m-%d}"
+                           for k, v in (("p50", f.p50), ("p80", f.p80), ("p90", f.p90)))
+    else:
+        values = ", ".join(f"{k.upper()} {v:.1f} {item.unit}"
+                           for k, v in (("p50", f.p50), ("p80", f.p80), ("p90", f.p90)))
+    scored = ""
+    if f.score:
+        covered = f.score.get("covered", {})
+        scored = " — scored: " + ", ".join(
+            f"{k.upper()} {'held' if covered.get(k) else 'missed'}" for k in ("p50", "p80", "p90")
+            if k in covered)
+    return f"{f.measure} forecast issued ({f.model_version}): {values}{scored}"
+
+
+def experiments(session: Session) -> list[dict[str, Any]]:
+    """Every stored test: arms with rates and lifts (intervals, n), and segment results."""
+    out = []
+    for stored in from_store(session):
+        test = stored.experiment
+        result = analyze_test(test, stored.dispersion)
+        metric = result["primary_metric"]
+        arms = [{"arm": arm, **row} for arm, row in result["metrics"][metric].items()]
+        segments = [{"segment": f["segment"], "arm": f"{f['best_arm']} vs {f['compared_to']}",
+                     "lift": f["lift"], "ci": f["ci"], "n": sum(f["n"]), "kind": f["kind"],
+                     "statement": f["statement"]}
+                    for f in segment_findings(test, observational=not stored.randomized,
+                                              dispersion=stored.dispersion)[:15]]
+        out.append({"name": test.name, "randomized": stored.randomized, "metric": metric,
+                    "control": test.control, "decision": result["decision"],
+                    "winner": result["winner"], "srm_p": result["srm_p"], "arms": arms,
+                    "segments": segments, "n": len(stored.items)})
+    return out

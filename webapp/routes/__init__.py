@@ -1,0 +1,1 @@
+"""One router per area: auth, dashboards, review (findings, proposals, audit), admin, api."""

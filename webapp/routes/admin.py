@@ -1,0 +1,99 @@
+"""Admin pages: install a connector per tool, test it, map fields, schedule, sync now."""
+
+from __future__ import annotations
+
+import urllib.parse
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import func, select
+
+from connectors import registry
+from core.errors import ConfigError
+from core.model import Activity, Connection, JobRun, QuarantinedRow, WriteIntent
+from webapp import admin_ops
+from webapp.deps import CurrentAdmin, SessionDep
+from webapp.forms import fields_of
+from webapp.views import render
+
+router = APIRouter(prefix="/admin")
+
+
+def _back(conn_id: int | None, msg: str | None = None, err: str | None = None) -> Response:
+    where = f"/admin/connections/{conn_id}" if conn_id else "/admin/connections"
+    query = urllib.parse.urlencode({k: v for k, v in (("msg", msg), ("err", err)) if v})
+    return RedirectResponse(f"{where}?{query}" if query else where, status_code=303)
+
+
+@router.get("/connections", response_class=HTMLResponse)
+def connections(request: Request, session: SessionDep, admin: CurrentAdmin) -> Response:
+    rows = session.execute(
+        select(Connection, func.count(QuarantinedRow.id))
+        .outerjoin(QuarantinedRow, QuarantinedRow.connection_id == Connection.id)
+        .group_by(Connection.id).order_by(Connection.name)).all()
+    return render(request, "connections.html", rows=rows, kinds=sorted(registry.available()))
+
+
+@router.get("/connections/new", response_class=HTMLResponse)
+def new_connection(request: Request, admin: CurrentAdmin, kind: str) -> Response:
+    factory = registry.get(kind)
+    return render(request, "connection_new.html", kind=kind, factory=factory,
+                  fields=fields_of(factory.config_model), values={})
+
+
+@router.post("/connections")
+async def create_connection(request: Request, session: SessionDep, admin: CurrentAdmin,
+                            kind: Annotated[str, Form()], name: Annotated[str, Form()],
+                            schedule: Annotated[str, Form()] = "") -> Response:
+    factory = registry.get(kind)
+    form = dict(await request.form())
+    try:
+        conn = admin_ops.install(session, admin, factory, name, form, schedule)
+    except ConfigError as exc:
+        return render(request, "connection_new.html", status_code=422, kind=kind,
+                      factory=factory, fields=fields_of(factory.config_model, form),
+                      values=form, error=str(exc))
+    session.commit()
+    return _back(conn.id, f"{conn.name} installed; test it, then map its fields")
+
+
+@router.get("/connections/{conn_id}", response_class=HTMLResponse)
+def connection(request: Request, session: SessionDep, admin: CurrentAdmin,
+               conn_id: int) -> Response:
+    conn = admin_ops.get(session, conn_id)
+    factory = registry.get(conn.kind)
+    items = session.scalar(select(func.count()).where(
+        Connection.id == conn_id).select_from(Connection).join(Connection.items)) or 0
+    outbox = dict(session.execute(select(WriteIntent.status, func.count()).where(
+        WriteIntent.connection_id == conn_id).group_by(WriteIntent.status)).all())
+    runs = session.scalars(select(JobRun).where(JobRun.connection_id == conn_id)
+                           .order_by(JobRun.id.desc()).limit(8)).all()
+    quarantined = session.scalars(select(QuarantinedRow).where(
+        QuarantinedRow.connection_id == conn_id).order_by(QuarantinedRow.id.desc()).limit(10)).all()
+    errors = session.scalars(select(WriteIntent).where(
+        WriteIntent.connection_id == conn_id, WriteIntent.last_error.is_not(None))
+        .order_by(WriteIntent.id.desc()).limit(5)).all()
+    history = session.scalars(select(Activity).where(
+        Activity.subject_type == "connection", Activity.subject_id == str(conn_id))
+        .order_by(Activity.id.desc()).limit(10)).all()
+    return render(request, "connection.html", conn=conn, factory=factory, items=items,
+                  outbox=outbox, runs=runs, quarantined=quarantined, write_errors=errors,
+                  history=history, fields=fields_of(factory.config_model, conn.config),
+                  discovered=admin_ops.discovered(conn), schedule=admin_ops.schedule_text(conn))
+
+
+@router.post("/connections/{conn_id}/{action}")
+async def act(request: Request, session: SessionDep, admin: CurrentAdmin, conn_id: int,
+              action: str) -> Response:
+    conn = admin_ops.get(session, conn_id)
+    form = dict(await request.form())
+    try:
+        message = admin_ops.run_action(session, admin, conn, action, form)
+    except ConfigError as exc:
+        session.rollback()
+        return _back(conn_id, err=str(exc))
+    session.commit()
+    if action == "delete":
+        return _back(None, message)
+    return _back(conn_id, message)

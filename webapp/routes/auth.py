@@ -1,0 +1,155 @@
+"""Signing in and out, the first-run page, API tokens and users."""
+
+from __future__ import annotations
+
+import secrets
+import urllib.parse
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
+
+from core.errors import ConfigError
+from core.model import ROLES, ApiToken, User, utcnow
+from webapp import security, services
+from webapp.deps import CurrentAdmin, CurrentUser, SessionDep
+from webapp.views import render
+
+router = APIRouter()
+LOGIN_CSRF = "learnloop_login_csrf"
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths: an open redirect would let a phishing link borrow our login."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
+
+
+def _login_page(request: Request, error: str | None = None, status: int = 200) -> Response:
+    token = secrets.token_urlsafe(16)
+    page = render(request, "login.html", status_code=status, login_csrf=token, error=error,
+                  next=_safe_next(request.query_params.get("next")))
+    page.set_cookie(LOGIN_CSRF, token, httponly=True, samesite="strict")
+    return page
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, session: SessionDep) -> Response:
+    if not security.has_users(session):
+        return RedirectResponse("/setup", status_code=303)
+    return _login_page(request)
+
+
+@router.post("/login")
+def login(request: Request, session: SessionDep, email: Annotated[str, Form()],
+          password: Annotated[str, Form()], csrf_token: Annotated[str, Form()] = "",
+          next: Annotated[str, Form()] = "/") -> Response:
+    if not security.csrf_ok(request.cookies.get(LOGIN_CSRF, ""), csrf_token):
+        return _login_page(request, "the form expired; please try again", 403)
+    user = security.authenticate(session, email, password)
+    if user is None:
+        return _login_page(request, "wrong email or password", 401)
+    token = security.start_session(session, user)
+    services.log(session, user, "signed in", "user", user.id)
+    session.commit()
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(security.SESSION_COOKIE, token, httponly=True, samesite="lax",
+                        secure=request.url.scheme == "https",
+                        max_age=security.SESSION_DAYS * 86400)
+    response.delete_cookie(LOGIN_CSRF)
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, session: SessionDep, user: CurrentUser) -> Response:
+    security.end_session(session, request.cookies.get(security.SESSION_COOKIE, ""))
+    session.commit()
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(security.SESSION_COOKIE)
+    return response
+
+
+@router.get("/setup", response_class=HTMLResponse)
+def setup_form(request: Request, session: SessionDep) -> Response:
+    if security.has_users(session):
+        return RedirectResponse("/login", status_code=303)
+    token = secrets.token_urlsafe(16)
+    page = render(request, "setup.html", login_csrf=token)
+    page.set_cookie(LOGIN_CSRF, token, httponly=True, samesite="strict")
+    return page
+
+
+@router.post("/setup")
+def setup(request: Request, session: SessionDep, email: Annotated[str, Form()],
+          password: Annotated[str, Form()], name: Annotated[str, Form()] = "",
+          csrf_token: Annotated[str, Form()] = "") -> Response:
+    """The first admin; the page closes for good once anyone exists."""
+    if security.has_users(session):
+        return RedirectResponse("/login", status_code=303)
+    if not security.csrf_ok(request.cookies.get(LOGIN_CSRF, ""), csrf_token):
+        return render(request, "setup.html", status_code=403, login_csrf="",
+                      error="the form expired; reload the page")
+    try:
+        user = security.create_user(session, email, password, "admin", name)
+    except ConfigError as exc:
+        return render(request, "setup.html", status_code=422,
+                      login_csrf=request.cookies.get(LOGIN_CSRF, ""), error=str(exc))
+    services.log(session, user, "created the first admin", "user", user.id)
+    token = security.start_session(session, user)
+    session.commit()
+    response = RedirectResponse("/admin/connections", status_code=303)
+    response.set_cookie(security.SESSION_COOKIE, token, httponly=True, samesite="lax",
+                        max_age=security.SESSION_DAYS * 86400)
+    return response
+
+
+@router.get("/account/tokens", response_class=HTMLResponse)
+def tokens(request: Request, session: SessionDep, user: CurrentUser) -> Response:
+    rows = session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)
+                           .order_by(ApiToken.id.desc())).all()
+    return render(request, "tokens.html", tokens=rows, new_token=None)
+
+
+@router.post("/account/tokens", response_class=HTMLResponse)
+def new_token(request: Request, session: SessionDep, user: CurrentUser,
+              name: Annotated[str, Form()]) -> Response:
+    row, secret = security.create_token(session, user, name)
+    services.log(session, user, "created an API token", "api_token", row.id, name=row.name)
+    session.commit()
+    rows = session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)
+                           .order_by(ApiToken.id.desc())).all()
+    return render(request, "tokens.html", tokens=rows, new_token=secret)
+
+
+@router.post("/account/tokens/{token_id}/revoke")
+def revoke_token(session: SessionDep, user: CurrentUser, token_id: int) -> Response:
+    row = session.get(ApiToken, token_id)
+    if row is not None and row.user_id == user.id and row.revoked_at is None:
+        row.revoked_at = utcnow()
+        services.log(session, user, "revoked an API token", "api_token", row.id)
+        session.commit()
+    return RedirectResponse("/account/tokens?msg=" + urllib.parse.quote("token revoked"),
+                            status_code=303)
+
+
+@router.get("/admin/users", response_class=HTMLResponse)
+def users(request: Request, session: SessionDep, admin: CurrentAdmin) -> Response:
+    rows = session.scalars(select(User).order_by(User.email)).all()
+    return render(request, "users.html", users=rows, roles=ROLES)
+
+
+@router.post("/admin/users")
+def add_user(request: Request, session: SessionDep, admin: CurrentAdmin,
+             email: Annotated[str, Form()], password: Annotated[str, Form()],
+             role: Annotated[str, Form()], name: Annotated[str, Form()] = "") -> Response:
+    try:
+        user = security.create_user(session, email, password, role, name)
+    except ConfigError as exc:
+        return RedirectResponse("/admin/users?err=" + urllib.parse.quote(str(exc)),
+                                status_code=303)
+    services.log(session, admin, "added a user", "user", user.id, email=user.email, role=role)
+    session.commit()
+    return RedirectResponse("/admin/users?msg=" + urllib.parse.quote(f"added {user.email}"),
+                            status_code=303)

@@ -1,0 +1,104 @@
+"""Findings, proposals (accept / edit / reject), the learning audit and the activity trail."""
+
+from __future__ import annotations
+
+import urllib.parse
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
+
+from core import audit, policy
+from core.errors import ConfigError, LearnloopError
+from core.learning.run import current_findings
+from core.model import Activity, Proposal
+from webapp import insight_data, review_data, services
+from webapp.deps import CurrentAdmin, CurrentTemplateOwner, CurrentUser, SessionDep
+from webapp.views import render
+
+router = APIRouter()
+STATUSES = ("pending", "accepted", "applied", "rejected", "failed", "superseded")
+
+
+@router.get("/findings", response_class=HTMLResponse)
+def findings(request: Request, session: SessionDep, user: CurrentUser) -> Response:
+    return render(request, "findings.html", findings=current_findings(session))
+
+
+@router.get("/proposals", response_class=HTMLResponse)
+def proposals(request: Request, session: SessionDep, user: CurrentUser,
+              status: Annotated[str, Query(max_length=20)] = "pending") -> Response:
+    query = select(Proposal).order_by(Proposal.id.desc()).limit(200)
+    if status != "all":
+        query = query.where(Proposal.status == status)
+    return render(request, "proposals.html", proposals=session.scalars(query).all(),
+                  status=status, statuses=STATUSES)
+
+
+@router.get("/proposals/{proposal_id}", response_class=HTMLResponse)
+def proposal(request: Request, session: SessionDep, user: CurrentUser,
+             proposal_id: int) -> Response:
+    detail = review_data.detail(session, proposal_id)
+    session.commit()
+    return render(request, "proposal.html", **detail)
+
+
+@router.post("/proposals/{proposal_id}/{decision}")
+async def decide(request: Request, session: SessionDep, owner: CurrentTemplateOwner,
+                 proposal_id: int, decision: str,
+                 note: Annotated[str, Form(max_length=2000)] = "") -> Response:
+    target = f"/proposals/{proposal_id}"
+    try:
+        edits = review_data.edited_params(policy.get_proposal(session, proposal_id),
+                                          dict(await request.form())) \
+            if decision == "accept" else None
+        review_data.decide(session, owner, proposal_id, decision, note, edits)
+    except (ConfigError, LearnloopError) as exc:
+        session.rollback()
+        return RedirectResponse(f"{target}?err={urllib.parse.quote(str(exc))}", status_code=303)
+    session.commit()
+    word = {"accept": "accepted: the change goes out through the write-back queue",
+            "reject": "rejected"}[decision]
+    return RedirectResponse(f"{target}?msg={urllib.parse.quote(word)}", status_code=303)
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit_page(request: Request, session: SessionDep, user: CurrentUser) -> Response:
+    measured = insight_data.cached(session, "audit", audit.measure)
+    latest = audit.latest(session)
+    measured_scores = {k: m.score for k, m in measured.items()}
+    total = sum(measured_scores.values())
+    return render(request, "audit.html", dims=audit.DIMENSIONS, measured=measured,
+                  latest=latest, measured_total=total, measured_level=audit.maturity(total),
+                  measured_place=audit.placement(measured_scores),
+                  self_place=audit.placement(latest.self_scores) if latest else None,
+                  can_score=user.role in ("admin", "template_owner"))
+
+
+@router.post("/audit")
+async def take_audit(request: Request, session: SessionDep, owner: CurrentTemplateOwner) -> Response:
+    form = dict(await request.form())
+    scores: dict[str, int] = {}
+    try:
+        for key in audit.KEYS:
+            raw = str(form.get(key, "")).strip()
+            if not raw.isdigit():
+                raise ConfigError(f"score {audit.DIMENSIONS[key].title} from 1 to 5")
+            scores[key] = int(raw)
+        row = audit.record(session, scores, owner.email)
+    except ConfigError as exc:
+        session.rollback()
+        return RedirectResponse(f"/audit?err={urllib.parse.quote(str(exc))}", status_code=303)
+    services.log(session, owner, "took the learning audit", "audit", row.id, total=row.total)
+    session.commit()
+    return RedirectResponse("/audit?msg=" + urllib.parse.quote(
+        f"audit saved: {row.total}/30, {row.maturity_level}"), status_code=303)
+
+
+@router.get("/activity", response_class=HTMLResponse)
+def activity(request: Request, session: SessionDep, admin: CurrentAdmin,
+             page: Annotated[int, Query(ge=1, le=10_000)] = 1) -> Response:
+    rows = session.scalars(select(Activity).order_by(Activity.id.desc())
+                           .offset((page - 1) * 100).limit(101)).all()
+    return render(request, "activity.html", rows=rows[:100], more=len(rows) > 100, page=page)
