@@ -33,11 +33,10 @@ class CsrfFailed(Exception):
 
 def get_session(request: Request) -> Iterator[Session]:
     """One store session per request; handlers that change things commit explicitly."""
+    # Closing (not rolling back) leaves loaded objects readable for an error page rendered
+    # after the request's session ended.
     with Session(request.app.state.engine, expire_on_commit=False) as session:
-        try:
-            yield session
-        finally:
-            session.rollback()
+        yield session
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

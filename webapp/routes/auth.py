@@ -27,10 +27,11 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
-def _login_page(request: Request, error: str | None = None, status: int = 200) -> Response:
+def _login_page(request: Request, error: str | None = None, status: int = 200,
+                next: str | None = None) -> Response:
     token = secrets.token_urlsafe(16)
     page = render(request, "login.html", status_code=status, login_csrf=token, error=error,
-                  next=_safe_next(request.query_params.get("next")))
+                  next=_safe_next(next or request.query_params.get("next")))
     page.set_cookie(LOGIN_CSRF, token, httponly=True, samesite="strict")
     return page
 
@@ -47,10 +48,10 @@ def login(request: Request, session: SessionDep, email: Annotated[str, Form()],
           password: Annotated[str, Form()], csrf_token: Annotated[str, Form()] = "",
           next: Annotated[str, Form()] = "/") -> Response:
     if not security.csrf_ok(request.cookies.get(LOGIN_CSRF, ""), csrf_token):
-        return _login_page(request, "the form expired; please try again", 403)
+        return _login_page(request, "the form expired; please try again", 403, next)
     user = security.authenticate(session, email, password)
     if user is None:
-        return _login_page(request, "wrong email or password", 401)
+        return _login_page(request, "wrong email or password", 401, next)
     token = security.start_session(session, user)
     services.log(session, user, "signed in", "user", user.id)
     session.commit()
