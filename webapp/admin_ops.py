@@ -56,13 +56,13 @@ def schedule_text(conn: Connection) -> str:
 
 def install(session: Session, user: User, factory: ConnectorFactory, name: str,
             form: Mapping[str, Any], schedule: str | None = None,
-            mapping: Mapping[str, Any] | None = None) -> Connection:
+            mapping: Mapping[str, Any] | None = None, from_form: bool = True) -> Connection:
     """Validate and store a new connection (secrets encrypted) from form or JSON values.
 
     Raises:
         ConfigError: naming what is wrong.
     """
-    config = config_from_form(factory.config_model, form) if _is_form(form) else dict(form)
+    config = config_from_form(factory.config_model, form) if from_form else dict(form)
     conn = add_connection(session, factory, name.strip(), config, mapping or {},
                           check_schedule(schedule))
     services.log(session, user, "installed a connection", "connection", conn.id,
@@ -70,12 +70,8 @@ def install(session: Session, user: User, factory: ConnectorFactory, name: str,
     return conn
 
 
-def _is_form(values: Mapping[str, Any]) -> bool:
-    return all(isinstance(v, str) for v in values.values())
-
-
 def update_config(session: Session, user: User, conn: Connection,
-                  values: Mapping[str, Any]) -> None:
+                  values: Mapping[str, Any], from_form: bool = True) -> None:
     """Change a connection's settings; secrets left blank keep their stored value.
 
     Raises:
@@ -83,7 +79,7 @@ def update_config(session: Session, user: User, conn: Connection,
     """
     factory = registry.get(conn.kind)
     given = config_from_form(factory.config_model, values, keep_secrets=True) \
-        if _is_form(values) else dict(values)
+        if from_form else dict(values)
     stored = secrets.decrypt(conn.secrets)
     model = validate_config(factory, {**stored, **given})
     plain, secret_values = secrets.split_config(model)

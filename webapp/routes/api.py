@@ -92,7 +92,7 @@ def create_connection(session: SessionDep, admin: CurrentAdmin,
                       body: s.ConnectionCreate) -> s.ConnectionPublic:
     """Install a connection; secrets are stored encrypted."""
     conn = admin_ops.install(session, admin, registry.get(body.kind), body.name, body.config,
-                             body.schedule, body.mapping)
+                             body.schedule, body.mapping, from_form=False)
     session.commit()
     return s.ConnectionPublic.model_validate(conn)
 
