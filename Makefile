@@ -26,7 +26,10 @@ lint: $(VENV)/.dev
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+CHROMIUM ?= $(shell command -v chromium || echo /usr/bin/chromium)
+
 test: lint
+	@test -x "$(CHROMIUM)" || echo "NOTE: Debian's chromium is not installed (sudo apt-get install chromium): the browser tests in tests/browser will be SKIPPED."
 	$(BIN)/pytest -n 2 -q
 
 bench: $(VENV)/.dev

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from core.errors import ConfigError, LearnloopError, NotFoundError
 from core.store import open_store
 from webapp.deps import CsrfFailed, Forbidden, NotAuthenticated
+from webapp.routes import admin, api, auth, dashboards, review
 from webapp.views import HERE, render
 
 SECURITY_HEADERS = {
@@ -39,8 +40,6 @@ def _problem(request: Request, status: int, message: str) -> Response:
 
 def create_app(engine: Engine | None = None) -> FastAPI:
     """The web app over `engine` (default: the configured store, migrated)."""
-    from webapp.routes import admin, api, auth, dashboards, review
-
     app = FastAPI(title="learnloop", version="0.1.0",
                   description="Plans vs actuals, learned and written back into your tools. "
                               "Authenticate with `Authorization: Bearer <API token>`.",

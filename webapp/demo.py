@@ -107,8 +107,38 @@ def run_demo(items: int = 1200, serve: bool = True) -> None:
     _outreach(engine, home, today)
     out.print(f"\nDemo workspace: {home} (rebuilt on every run). Explore it with:\n"
               f"   LEARNLOOP_DATABASE_URL=sqlite:///{home / 'learnloop.db'} learnloop findings")
+    _people(engine)
     if serve:
-        out.print("\nThe web UI is not built yet (issue 7); nothing to serve. Done.")
+        _serve(engine)
+
+
+DEMO_PEOPLE = (("admin@demo.learnloop", "admin"), ("owner@demo.learnloop", "template_owner"),
+               ("viewer@demo.learnloop", "viewer"))
+DEMO_PASSWORD = "learnloop-demo"  # noqa: S105 - a sample workspace on this machine only
+
+
+def _people(engine: Engine) -> None:
+    from webapp import security
+
+    with unit_of_work(engine) as s:
+        for email, role in DEMO_PEOPLE:
+            security.create_user(s, email, DEMO_PASSWORD, role)
+    out.print("\n[bold]7. The web app[/bold]: sign in as "
+              + ", ".join(f"{email} ({role.replace('_', ' ')})" for email, role in DEMO_PEOPLE)
+              + f", password {DEMO_PASSWORD!r} (demo only)")
+
+
+def _serve(engine: Engine) -> None:
+    import os
+
+    import uvicorn
+
+    from webapp.app import create_app
+
+    host = os.environ.get("LEARNLOOP_DEMO_HOST", "127.0.0.1")
+    port = int(os.environ.get("LEARNLOOP_DEMO_PORT", "8000"))
+    out.print(f"   serving the demo at http://{host}:{port}/ (Ctrl+C stops it)")
+    uvicorn.run(create_app(engine), host=host, port=port, log_level="warning")
 
 
 OUTREACH_MAPPING = {

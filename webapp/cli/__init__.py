@@ -15,14 +15,6 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors become one line on stderr and a non-zero exit code."""
     try:
         result = app(args=argv, standalone_mode=False, prog_name="learnloop")
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
-        sys.stderr.write("aborted\n")
-        return 1
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
@@ -30,6 +22,18 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"error: {exc}\n")
         return 2
     except Exception as exc:
+        # typer >= 0.25 raises its own copy of click's exceptions: match both by shape.
+        kind = type(exc).__name__
+        if kind == "Exit" or isinstance(exc, click.exceptions.Exit):
+            return int(getattr(exc, "exit_code", 0) or 0)
+        if kind == "Abort" or isinstance(exc, click.exceptions.Abort):
+            sys.stderr.write("aborted\n")
+            return 1
+        code = getattr(exc, "exit_code", None)
+        show = getattr(exc, "show", None)
+        if callable(show) and isinstance(code, int):
+            show()
+            return code
         if os.environ.get("LEARNLOOP_DEBUG"):
             raise
         first = str(exc).splitlines()[0] if str(exc) else ""

@@ -18,6 +18,8 @@ from core.settings import get_settings
 from core.store import unit_of_work
 from webapp.cli import backtest, bench, connections, experiments, proposals
 from webapp.cli.common import JSON_HELP, emit_json, error_line, out, parse_pairs, progress, store
+from webapp.cli.serve import create_first_admin, serve
+from webapp.cli.worker import worker
 
 app = typer.Typer(
     help="learnloop: learn from planned vs actual and write the learning back into your tools.",
@@ -28,11 +30,17 @@ app.add_typer(proposals.app, name="proposals")
 app.command("backtest")(backtest.run)
 app.add_typer(bench.app, name="bench")
 app.add_typer(experiments.app, name="experiments")
+app.command("worker")(worker)
+app.command("serve")(serve)
 
 
 @app.command()
-def init() -> None:
-    """Create the learnloop home, its secret key and the store."""
+def init(
+    admin_email: Annotated[str | None, typer.Option(
+        help="Create the first admin with this email (password from "
+             "LEARNLOOP_ADMIN_PASSWORD, else asked for).")] = None,
+) -> None:
+    """Create the learnloop home, its secret key and the store (and the first admin)."""
     from core.secrets import load_key
 
     settings = get_settings()
@@ -40,6 +48,9 @@ def init() -> None:
     load_key()
     out.print(f"store ready at {engine.url.render_as_string(hide_password=True)}")
     out.print(f"home: {settings.home}")
+    if admin_email:
+        out.print(f"admin {create_first_admin(admin_email, None)} created; sign in with "
+                  "`learnloop serve`")
 
 
 @app.command()

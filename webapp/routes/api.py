@@ -174,7 +174,7 @@ def items(session: SessionDep, user: CurrentUser,
           q: Annotated[str | None, Query(max_length=200)] = None,
           page: Annotated[int, Query(ge=1, le=100_000)] = 1, size: Limit = 50) -> s.ItemPage:
     """Items, newest first, with their latest effort P80 forecast."""
-    rows, more = item_data.page_fast(session, status=status, q=q, page=page, size=size)
+    rows, more = item_data.page(session, status=status, q=q, page=page, size=size)
     return s.ItemPage(page=page, more=more, items=[
         s.ItemRow(**s.ItemPublic.model_validate(item).model_dump(), forecast_p80=p80)
         for item, _, p80 in rows])
