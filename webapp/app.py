@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from core.errors import ConfigError, LearnloopError, NotFoundError
 from core.store import open_store
 from webapp.deps import CsrfFailed, Forbidden, NotAuthenticated
+from webapp.nul import RejectNul
 from webapp.routes import admin, api, auth, dashboards, review
 from webapp.views import HERE, render
 
@@ -45,6 +46,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
                               "Authenticate with `Authorization: Bearer <API token>`.",
                   docs_url="/api/docs", redoc_url=None, openapi_url="/openapi.json")
     app.state.engine = engine if engine is not None else open_store()
+    app.add_middleware(RejectNul)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     for module in (auth, dashboards, review, admin):
         app.include_router(module.router, include_in_schema=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from webapp import security
 from webapp.app import create_app
 
 AUTH: dict[str, str] = {}
-EXAMPLES = 12
+EXAMPLES = int(os.environ.get("LEARNLOOP_FUZZ_EXAMPLES", "12"))
 
 
 @pytest.fixture

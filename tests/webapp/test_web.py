@@ -191,3 +191,11 @@ def test_template_owner_accepts_with_an_edit_and_the_decision_is_logged(
     assert "a bit less" in page.text and "Accept</button>" not in page.text
     with unit_of_work(app_engine) as s:
         assert s.get(Proposal, prop["id"]).policy_version == 2  # type: ignore[union-attr]
+
+
+def test_nul_characters_are_refused_not_stored(app_engine: Engine) -> None:
+    api, v = TestClient(create_app(app_engine)), _token(app_engine, "viewer")
+    r = api.post("/api/tokens", headers=v, json={"name": "a\u0000b"})
+    assert r.status_code == 422 and "NUL" in r.json()["detail"]
+    assert api.get("/api/items?q=%00", headers=v).status_code == 422
+    assert api.post("/api/tokens", headers=v, json={"name": "fine"}).status_code == 201
