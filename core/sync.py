@@ -12,7 +12,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from core import deviations, secrets
-from core.contract import Batch, Connector, ItemRecord, Problem
+from core.contract import Batch, Connector, EventRecord, ItemRecord, Problem
 from core.errors import LearnloopError
 from core.model import Connection, Event, Item, JobRun, QuarantinedRow, utcnow
 from core.store import unit_of_work
@@ -68,8 +68,64 @@ def _apply_item(item: Item, rec: ItemRecord) -> bool:
     return changed
 
 
+NUL = "\x00"
+NUL_REASON = ("text contains a NUL character (shown as \\0), which the store cannot hold "
+              "(PostgreSQL refuses it); remove it in the tool")
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return NUL in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _visible(value: Any) -> Any:
+    """`value` with every NUL written as the two characters \\0, so it can be stored."""
+    if isinstance(value, str):
+        return value.replace(NUL, "\\0")
+    if isinstance(value, dict):
+        return {_visible(k): _visible(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_visible(v) for v in value]
+    return value
+
+
+def _record_has_nul(record: ItemRecord | EventRecord) -> bool:
+    # repr() runs in C and shows every NUL as \x00: only a hit needs the exact walk.
+    return "\\x00" in repr(record) and any(
+        _has_nul(getattr(record, f.name)) for f in dataclasses.fields(record))
+
+
+def _split_nul(batch: Batch, seen: set[str]) -> tuple[Batch, list[Problem]]:
+    """The batch without records carrying a NUL, and those records as problems.
+
+    An item quarantined this way still counts as seen, so a snapshot does not mark it deleted.
+    """
+    problems = list(batch.problems)
+    items = []
+    for rec in batch.items:
+        if _record_has_nul(rec):
+            seen.add(rec.external_id)
+            problems.append(Problem(_visible(rec.external_id), NUL_REASON, _visible(rec.raw)))
+        else:
+            items.append(rec)
+    events = []
+    for ev in batch.events:
+        if _record_has_nul(ev):
+            problems.append(Problem(_visible(ev.external_id), NUL_REASON,
+                                    _visible(ev.attributes)))
+        else:
+            events.append(ev)
+    return dataclasses.replace(batch, items=items, events=events, problems=[]), problems
+
+
 def _store_batch(session: Session, conn: Connection, batch: Batch, report: SyncReport,
                  seen: set[str]) -> None:
+    batch, problems = _split_nul(batch, seen)
     by_ext: dict[str, Item] = {}
     records = {r.external_id: r for r in batch.items}  # the last record of an id wins
     ext_ids = list(records) + [e.item_external_id for e in batch.events] + list(batch.deleted)
@@ -103,7 +159,7 @@ def _store_batch(session: Session, conn: Connection, batch: Batch, report: SyncR
             touched.append(gone)
     session.flush()
     _store_events(session, conn, batch, by_ext, report)
-    for problem in batch.problems:
+    for problem in problems:
         _quarantine(session, conn, problem)
         report.problems.append(problem)
     deviations.refresh(session, touched)
@@ -139,14 +195,16 @@ def _store_events(session: Session, conn: Connection, batch: Batch, by_ext: dict
 
 
 def _quarantine(session: Session, conn: Connection, problem: Problem) -> None:
+    problem = dataclasses.replace(problem, locator=_visible(problem.locator))
     row = session.scalar(select(QuarantinedRow).where(
         QuarantinedRow.connection_id == conn.id, QuarantinedRow.locator == problem.locator
     ))
+    reason, raw = _visible(problem.reason), _visible(problem.raw)
     if row is None:
         session.add(QuarantinedRow(connection_id=conn.id, locator=problem.locator,
-                                   reason=problem.reason, raw=problem.raw))
+                                   reason=reason, raw=raw))
     else:
-        row.reason, row.raw, row.last_seen_at = problem.reason, problem.raw, utcnow()
+        row.reason, row.raw, row.last_seen_at = reason, raw, utcnow()
 
 
 def run_sync(

@@ -178,3 +178,30 @@ def test_a_quarantined_row_is_kept_once_until_it_is_fixed(engine: Engine) -> Non
         assert run is not None and run.stats["quarantined"] == 1
     run_sync(engine, "fake", _Snapshot(["a", "b", "c"], bad=False))  # type: ignore[arg-type]
     assert _count(engine, QuarantinedRow) == 0  # no longer reported by a full snapshot
+
+
+class _WithNul:
+    """A tool whose export carries a NUL character in one title and one event."""
+
+    def pull(self, cursor: Mapping[str, Any] | None) -> Iterator[Batch]:
+        from core.contract import EventRecord
+
+        good = ItemRecord("a", title="fine", status="done", planned_estimate=2.0,
+                          actual_effort=3.0)
+        bad = ItemRecord("b", title="bro\x00ken", status="done", planned_estimate=2.0,
+                         actual_effort=3.0, raw={"Summary": "bro\x00ken"})
+        events = [EventRecord("a", "e1", T0, "status_changed", attributes={"to": "Do\x00ne"}),
+                  EventRecord("a", "e2", T0, "status_changed", attributes={"to": "Done"})]
+        yield Batch(items=[good, bad], events=events, snapshot=True)
+
+
+def test_nul_characters_quarantine_their_row_and_keep_the_rest(engine: Engine) -> None:
+    _connector(engine)
+    report = run_sync(engine, "fake", _WithNul())  # type: ignore[arg-type]
+    assert (report.created, report.events) == (1, 1)
+    assert sorted(p.locator for p in report.problems) == ["b", "e1"]
+    assert "NUL" in report.problems[0].reason
+    with unit_of_work(engine) as s:
+        assert s.scalars(select(Item.external_id)).all() == ["a"]
+        rows = {r.locator: r.raw for r in s.scalars(select(QuarantinedRow))}
+    assert rows["b"] == {"Summary": "bro\\0ken"} and rows["e1"] == {"to": "Do\\0ne"}
