@@ -8,7 +8,7 @@ from collections.abc import Callable
 from sqlalchemy import Engine, select
 
 from connectors import registry
-from core import outbox
+from core import outbox, policy
 from core.connections import build_connector, get_connection
 from core.contract import Connector, Health
 from core.learning.run import RunReport, run_learning
@@ -72,4 +72,7 @@ def deliver(engine: Engine, rounds: int = 100) -> outbox.DeliveryReport:
         total.delivered += report.delivered
         total.retrying += report.retrying
         total.dead += report.dead
+    if total.delivered or total.dead:
+        with unit_of_work(engine) as s:  # accepted proposals whose writes all arrived: applied
+            policy.settle_accepted(s)
     return total

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from core import outbox
 from core.contract import TEMPLATE
 from core.errors import LearnloopError, NotFoundError
-from core.model import Policy, Proposal, Rule, Template, utcnow
+from core.model import Policy, Proposal, Rule, Template, WriteIntent, utcnow
 
 GLOBAL_KEY = "effort:all"
 CHANGE_THRESHOLD = 0.10  # relative move of the P80 multiplier that is worth a proposal
@@ -239,12 +239,46 @@ def accept(session: Session, proposal_id: int, by: str, note: str | None = None,
                                 "kind": template.kind, "rendered": rendered_after,
                                 "why": f"proposal #{proposal.id} accepted by {by}: "
                                        f"{proposal.rationale}"},
-                               key=f"{template.connection_id}:template:{template.name}:"
-                                   f"v{template.version + 1}")
+                               key=template_write_key(template.connection_id, template.name,
+                                                      template.version + 1))
     proposal.status, proposal.decided_by, proposal.decided_at = "accepted", by, utcnow()
     proposal.decision_note, proposal.policy_version = note, new.version
     session.flush()
     return new
+
+
+def template_write_key(connection_id: int, name: str, version: int) -> str:
+    """The outbox key of one template version written into its tool."""
+    return f"{connection_id}:template:{name}:v{version}"
+
+
+def writes_of(session: Session, proposal: Proposal) -> list[WriteIntent]:
+    """The template write-backs an accepted proposal queued (one per template it changed)."""
+    if proposal.policy_version is None:
+        return []
+    keys = [template_write_key(t.connection_id, t.name, t.version) for t in session.scalars(
+        select(Template).where(Template.policy_version == proposal.policy_version,
+                               Template.connection_id.is_not(None))) if t.connection_id]
+    if not keys:
+        return []
+    return list(session.scalars(select(WriteIntent).where(WriteIntent.idempotency_key.in_(keys))))
+
+
+def settle(session: Session, proposal: Proposal) -> None:
+    """An accepted proposal becomes applied once its write-backs arrived, failed if one died."""
+    if proposal.status != "accepted":
+        return
+    writes = writes_of(session, proposal)
+    if writes and all(w.status == "delivered" for w in writes):
+        proposal.status = "applied"
+    elif any(w.status == "dead" for w in writes):
+        proposal.status = "failed"
+
+
+def settle_accepted(session: Session) -> None:
+    """Settle every accepted proposal (after the outbox delivered something)."""
+    for proposal in session.scalars(select(Proposal).where(Proposal.status == "accepted")):
+        settle(session, proposal)
 
 
 def reject(session: Session, proposal_id: int, by: str, note: str | None = None) -> Proposal:

@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from fastapi import Path
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connectors import registry, runtime
@@ -201,7 +200,3 @@ def _tool_action(engine: Any, name: str, action: str) -> str:
                 f"{result.dead} given up")
     raise ConfigError(f"unknown action {action!r}")
 
-
-def connections_by_name(session: Session) -> dict[str, Connection]:
-    """Every connection, by name."""
-    return {c.name: c for c in session.scalars(select(Connection))}

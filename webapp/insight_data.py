@@ -6,7 +6,6 @@ sync) and reused until the next one; per-page queries are indexed and paged.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -16,9 +15,10 @@ import numpy as np
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from core.insights import FindingIndex
 from core.learning import ledger
 from core.learning.gap import gap_by_cycle
-from core.learning.ledger import wilson
+from core.learning.run import current_findings
 from core.model import Deviation, Finding, Item, JobRun, LearningRun, Proposal
 
 SCATTER_POINTS = 1500
@@ -51,6 +51,16 @@ def cached(session: Session, name: str, compute: Callable[[Session], T]) -> T:
             del _cache[stale]
         _cache[key] = (now, value)
     return value
+
+
+def findings(session: Session) -> list[Finding]:
+    """The latest learning run's findings (loaded once per run, read by many pages)."""
+    return current_findings(session)
+
+
+def finding_index(session: Session) -> FindingIndex:
+    """The latest effort findings by segment, to explain any item without reloading them."""
+    return FindingIndex(cached(session, "findings", findings), "effort")
 
 
 def counts(session: Session) -> dict[str, int]:
@@ -133,14 +143,3 @@ def calibration_cycles(session: Session) -> dict[str, Any]:
 def gap(session: Session) -> dict[str, Any]:
     """The gap between plan and actual per month finished, and whether it narrows."""
     return gap_by_cycle(session)
-
-
-def proportion(hits: int, n: int) -> dict[str, Any]:
-    """A share with its 90% Wilson interval and n, for display."""
-    lo, hi = wilson(hits, n)
-    return {"value": hits / n if n else None, "lo": lo, "hi": hi, "n": n}
-
-
-def finite(value: Any) -> bool:
-    """Whether a value is a finite number."""
-    return isinstance(value, (int, float)) and math.isfinite(value)

@@ -10,10 +10,9 @@ from sqlalchemy.orm import Session
 from core.errors import NotFoundError
 from core.experiments.analyze import analyze_test, segment_findings
 from core.experiments.learn import from_store
-from core.insights import matching_finding
 from core.learning.ledger import from_days
-from core.learning.run import current_findings
 from core.model import Connection, Deviation, Event, Forecast, Item, WriteIntent
+from webapp import insight_data
 
 PAGE_SIZE = 50
 
@@ -75,7 +74,7 @@ def detail(session: Session, item_id: int) -> dict[str, Any]:
         timeline.append({"at": f.issued_at, "kind": "forecast", "text": _forecast_text(f, item)})
     timeline.sort(key=lambda t: t["at"])
     deviations = session.scalars(select(Deviation).where(Deviation.item_id == item_id)).all()
-    finding = matching_finding(item, current_findings(session), "effort")
+    finding = insight_data.cached(session, "finding_index", insight_data.finding_index).match(item)
     writes = session.scalars(select(WriteIntent).where(WriteIntent.item_id == item_id)
                              .order_by(WriteIntent.id)).all()
     return {"item": item, "timeline": timeline, "forecasts": forecasts,

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import ConfigError
 from core.model import ROLES, ApiToken, User, WebSession, utcnow
+from webapp import services
 
 SESSION_COOKIE = "learnloop_session"
 SESSION_DAYS = 14
@@ -62,6 +63,20 @@ def create_user(session: Session, email: str, password: str, role: str, name: st
     user = User(email=email, name=name.strip(), role=role, password_hash=hash_password(password))
     session.add(user)
     session.flush()
+    return user
+
+
+def create_first_admin(session: Session, email: str, password: str, name: str = "",
+                       via: str = "") -> User:
+    """The first admin, allowed only while nobody exists (then admins add people).
+
+    Raises:
+        ConfigError: when users exist already, or for a bad email or password.
+    """
+    if has_users(session):
+        raise ConfigError("there are users already: admins add people on /admin/users")
+    user = create_user(session, email, password, "admin", name)
+    services.log(session, user, "created the first admin", "user", user.id, via=via)
     return user
 
 

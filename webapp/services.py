@@ -1,4 +1,4 @@
-"""What pages and the API share: the activity log, and paging."""
+"""The activity log (the audit trail), written by pages and the API alike."""
 
 from __future__ import annotations
 

@@ -122,6 +122,8 @@ def test_first_run_page_makes_one_admin_then_closes(engine: Engine) -> None:
     r = client.post("/setup", data={"email": "me@example.com", "password": "short",
                                      "csrf_token": token.group(1)})
     assert r.status_code == 422 and "10 characters" in r.text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', r.text)  # a fresh form token
+    assert token
     r = client.post("/setup", data={"email": "me@example.com", "password": PASSWORD,
                                      "csrf_token": token.group(1)})
     assert r.status_code == 200 and r.url.path == "/admin/connections"
@@ -199,3 +201,17 @@ def test_nul_characters_are_refused_not_stored(app_engine: Engine) -> None:
     assert r.status_code == 422 and "NUL" in r.json()["detail"]
     assert api.get("/api/items?q=%00", headers=v).status_code == 422
     assert api.post("/api/tokens", headers=v, json={"name": "fine"}).status_code == 201
+
+
+def test_init_creates_the_first_admin_once(use_store: str, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from webapp.cli import main
+
+    monkeypatch.setenv("LEARNLOOP_ADMIN_PASSWORD", PASSWORD)
+    assert main(["init", "--admin-email", "First@Example.com"]) == 0
+    assert "admin first@example.com created" in capsys.readouterr().out
+    assert main(["init", "--admin-email", "second@example.com"]) == 2
+    assert "there are users already" in capsys.readouterr().err
+    with unit_of_work(create_app().state.engine) as s:
+        users = s.scalars(select(security.User.email)).all()
+    assert users == ["first@example.com"]

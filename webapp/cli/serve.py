@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from core.errors import ConfigError
 from core.store import unit_of_work
 from webapp.cli.common import out, store
 
@@ -39,15 +38,12 @@ def create_first_admin(email: str, password: str | None) -> str:
     Raises:
         ConfigError: when users exist already or the email/password are unusable.
     """
-    from webapp import security, services
+    from webapp import security
 
     password = password or os.environ.get(PASSWORD_ENV)
     if not password:
         password = typer.prompt("password for the first admin", hide_input=True,
                                 confirmation_prompt=True)
     with unit_of_work(store()) as session:
-        if security.has_users(session):
-            raise ConfigError("there are users already: admins add people on /admin/users")
-        user = security.create_user(session, email, password or "", "admin")
-        services.log(session, user, "created the first admin", "user", user.id, via="cli")
+        user = security.create_first_admin(session, email, password or "", via="cli")
         return user.email

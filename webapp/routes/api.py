@@ -10,7 +10,6 @@ from sqlalchemy import select
 from connectors import registry, runtime
 from core import audit, policy
 from core.errors import NotFoundError
-from core.learning.run import current_findings
 from core.model import Activity, ApiToken, Connection, Proposal, utcnow
 from webapp import admin_ops, insight_data, item_data, review_data, security, services
 from webapp import schemas as s
@@ -191,7 +190,7 @@ def item(session: SessionDep, user: CurrentUser, item_id: int) -> s.ItemDetail:
 @router.get("/findings", tags=["insights"])
 def findings(session: SessionDep, user: CurrentUser) -> list[s.FindingPublic]:
     """The findings of the latest learning run, by impact."""
-    return [s.FindingPublic.model_validate(f) for f in current_findings(session)]
+    return [s.FindingPublic.model_validate(f) for f in insight_data.cached(session, "findings", insight_data.findings)]
 
 
 @router.get("/proposals", tags=["proposals"])
@@ -209,7 +208,7 @@ def proposals(session: SessionDep, user: CurrentUser,
 def proposal(session: SessionDep, user: CurrentUser, proposal_id: int) -> s.ProposalPublic:
     """One proposal with its diff and evidence."""
     found = policy.get_proposal(session, proposal_id)
-    review_data.settle(session, found)
+    policy.settle(session, found)
     session.commit()
     return s.ProposalPublic.model_validate(found)
 

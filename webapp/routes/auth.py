@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import secrets
 import urllib.parse
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from core.errors import ConfigError
 from core.model import ROLES, ApiToken, User, utcnow
@@ -27,13 +28,30 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
-def _login_page(request: Request, error: str | None = None, status: int = 200,
-                next: str | None = None) -> Response:
+def _anonymous_form(request: Request, name: str, status: int = 200, **context: Any) -> Response:
+    """A form shown before sign-in, with a fresh double-submit CSRF token."""
     token = secrets.token_urlsafe(16)
-    page = render(request, "login.html", status_code=status, login_csrf=token, error=error,
-                  next=_safe_next(next or request.query_params.get("next")))
+    page = render(request, name, status_code=status, login_csrf=token, **context)
     page.set_cookie(LOGIN_CSRF, token, httponly=True, samesite="strict")
     return page
+
+
+def _login_page(request: Request, error: str | None = None, status: int = 200,
+                next: str | None = None) -> Response:
+    return _anonymous_form(request, "login.html", status, error=error,
+                           next=_safe_next(next or request.query_params.get("next")))
+
+
+def _signed_in(request: Request, session: Session, user: User, target: str) -> Response:
+    """Start a browser session for `user` and send them to `target`."""
+    token = security.start_session(session, user)
+    session.commit()
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(security.SESSION_COOKIE, token, httponly=True, samesite="lax",
+                        secure=request.url.scheme == "https",
+                        max_age=security.SESSION_DAYS * 86400)
+    response.delete_cookie(LOGIN_CSRF)
+    return response
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -52,15 +70,8 @@ def login(request: Request, session: SessionDep, email: Annotated[str, Form()],
     user = security.authenticate(session, email, password)
     if user is None:
         return _login_page(request, "wrong email or password", 401, next)
-    token = security.start_session(session, user)
     services.log(session, user, "signed in", "user", user.id)
-    session.commit()
-    response = RedirectResponse(_safe_next(next), status_code=303)
-    response.set_cookie(security.SESSION_COOKIE, token, httponly=True, samesite="lax",
-                        secure=request.url.scheme == "https",
-                        max_age=security.SESSION_DAYS * 86400)
-    response.delete_cookie(LOGIN_CSRF)
-    return response
+    return _signed_in(request, session, user, _safe_next(next))
 
 
 @router.post("/logout")
@@ -76,10 +87,7 @@ def logout(request: Request, session: SessionDep, user: CurrentUser) -> Response
 def setup_form(request: Request, session: SessionDep) -> Response:
     if security.has_users(session):
         return RedirectResponse("/login", status_code=303)
-    token = secrets.token_urlsafe(16)
-    page = render(request, "setup.html", login_csrf=token)
-    page.set_cookie(LOGIN_CSRF, token, httponly=True, samesite="strict")
-    return page
+    return _anonymous_form(request, "setup.html")
 
 
 @router.post("/setup")
@@ -90,20 +98,13 @@ def setup(request: Request, session: SessionDep, email: Annotated[str, Form()],
     if security.has_users(session):
         return RedirectResponse("/login", status_code=303)
     if not security.csrf_ok(request.cookies.get(LOGIN_CSRF, ""), csrf_token):
-        return render(request, "setup.html", status_code=403, login_csrf="",
-                      error="the form expired; reload the page")
+        return _anonymous_form(request, "setup.html", 403,
+                               error="the form expired; please try again")
     try:
-        user = security.create_user(session, email, password, "admin", name)
+        user = security.create_first_admin(session, email, password, name, via="setup page")
     except ConfigError as exc:
-        return render(request, "setup.html", status_code=422,
-                      login_csrf=request.cookies.get(LOGIN_CSRF, ""), error=str(exc))
-    services.log(session, user, "created the first admin", "user", user.id)
-    token = security.start_session(session, user)
-    session.commit()
-    response = RedirectResponse("/admin/connections", status_code=303)
-    response.set_cookie(security.SESSION_COOKIE, token, httponly=True, samesite="lax",
-                        max_age=security.SESSION_DAYS * 86400)
-    return response
+        return _anonymous_form(request, "setup.html", 422, error=str(exc))
+    return _signed_in(request, session, user, "/admin/connections")
 
 
 @router.get("/account/tokens", response_class=HTMLResponse)

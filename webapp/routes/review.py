@@ -11,7 +11,6 @@ from sqlalchemy import select
 
 from core import audit, policy
 from core.errors import ConfigError, LearnloopError
-from core.learning.run import current_findings
 from core.model import Activity, Proposal
 from webapp import insight_data, review_data, services
 from webapp.deps import CurrentAdmin, CurrentTemplateOwner, CurrentUser, SessionDep
@@ -23,7 +22,7 @@ STATUSES = ("pending", "accepted", "applied", "rejected", "failed", "superseded"
 
 @router.get("/findings", response_class=HTMLResponse)
 def findings(request: Request, session: SessionDep, user: CurrentUser) -> Response:
-    return render(request, "findings.html", findings=current_findings(session))
+    return render(request, "findings.html", findings=insight_data.cached(session, "findings", insight_data.findings))
 
 
 @router.get("/proposals", response_class=HTMLResponse)

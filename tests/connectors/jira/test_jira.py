@@ -265,6 +265,8 @@ def test_accepted_proposal_updates_template_children_with_a_comment(engine: Engi
             Proposal.dedupe_key == "effort:issuetype=Bug")).one()
         policy.accept(s, prop.id, "owner@example.com", "bugs run long")
     assert runtime.deliver(engine).dead == 0
+    with unit_of_work(engine) as s:  # every write of the accepted change arrived
+        assert s.get(Proposal, prop.id).status == "applied"  # type: ignore[union-attr]
     child = next(i for i in h.emu.issues.values() if i.fields.get("summary") == "Fix login bug")
     note = next(i for i in h.emu.issues.values() if i.fields.get("summary") == "Write release note")
     assert child.fields["timeoriginalestimate"] > 8 * 3600 * 1.5
