@@ -18,21 +18,24 @@ PAGE_SIZE = 50
 
 
 def page(session: Session, *, status: str | None = None, q: str | None = None,
-              page: int = 1, size: int = PAGE_SIZE) -> tuple[list[Any], bool]:
+         page: int = 1, size: int = PAGE_SIZE) -> tuple[list[Any], bool]:
     """One page of items, newest first, with their latest effort P80; and whether there are more.
 
-    Forecasts are looked up for the page's items only, so a page costs the same at any size.
+    The page's ids are found first (only ids are skipped over, so deep pages stay cheap), then
+    those items and their forecasts are loaded.
     """
-    query = (select(Item, Connection.name).join(Connection, Connection.id == Item.connection_id)
-             .where(Item.deleted.is_(False)))
+    wanted = select(Item.id).where(Item.deleted.is_(False))
     if status:
-        query = query.where(Item.status == status)
+        wanted = wanted.where(Item.status == status)
     if q:
         like = f"%{q.strip()}%"
-        query = query.where(or_(Item.title.ilike(like), Item.external_id.ilike(like)))
-    rows = session.execute(query.order_by(Item.id.desc()).offset((page - 1) * size)
-                           .limit(size + 1)).all()
-    more, rows = len(rows) > size, rows[:size]
+        wanted = wanted.where(or_(Item.title.ilike(like), Item.external_id.ilike(like)))
+    found = list(session.scalars(wanted.order_by(Item.id.desc()).offset((page - 1) * size)
+                                 .limit(size + 1)))
+    more, found = len(found) > size, found[:size]
+    rows = session.execute(
+        select(Item, Connection.name).join(Connection, Connection.id == Item.connection_id)
+        .where(Item.id.in_(found)).order_by(Item.id.desc())).all() if found else []
     ids = [r[0].id for r in rows]
     p80: dict[int, float] = {}
     if ids:
