@@ -143,7 +143,10 @@ def findings(
     with unit_of_work(engine) as s:
         rows: list[dict[str, Any]] = [
             {"id": f.id, "measure": f.measure, "segment": f.segment, "statement": f.statement,
-             "n": f.n, "effect": f.effect, "interval_80": [f.interval_low, f.interval_high],
+             "n": f.n, "effect": f.effect,
+             "interval": {"level": f.interval_level, "low": f.interval_low,
+                          "high": f.interval_high},
+             "spread_80": (None if f.spread_low is None else [f.spread_low, f.spread_high]),
              "p_value": f.p_value, "q_value": f.q_value, "impact": f.impact}
             for f in current_findings(s)[:limit]
         ]
