@@ -150,32 +150,48 @@ def value_at(at: dt.datetime, current: Any, changes: Iterable[tuple[dt.datetime,
     return current
 
 
-def _history(session: Session, item_ids: list[int]) -> tuple[
-        dict[int, dict[str, list[tuple[dt.datetime, Any]]]],
-        dict[int, list[tuple[dt.datetime, str]]]]:
-    changes: dict[int, dict[str, list[tuple[dt.datetime, Any]]]] = {}
-    statuses: dict[int, list[tuple[dt.datetime, str]]] = {}
-    for start in range(0, len(item_ids), CHUNK):
+History = dict[str, tuple[dict[str, list[tuple[dt.datetime, Any]]], list[tuple[dt.datetime, str]]]]
+
+
+def _history(session: Session, items: Sequence[Item], pending: Iterable[EventRecord]) -> History:
+    """Item external id -> (field -> [(when, from)], [(when, status entered)]), from the stored
+    events and the ones this batch is about to store (each event once)."""
+    out: History = {}
+    seen: set[str] = set()
+
+    def add(ext: str, event_id: str, kind: str, when: dt.datetime,
+            attrs: Mapping[str, Any]) -> None:
+        if event_id in seen:
+            return
+        seen.add(event_id)
+        changes, statuses = out.setdefault(ext, ({}, []))
+        if kind == STATUS_CHANGED:
+            statuses.append((when, str(attrs.get("to"))))
+        elif kind == PLAN_CHANGED and attrs.get("field") in PLAN_FIELDS:
+            changes.setdefault(str(attrs["field"]), []).append((when, attrs.get("from")))
+
+    for ev in pending:
+        add(ev.item_external_id, ev.external_id, ev.kind, ev.occurred_at, ev.attributes)
+    ext_of = {i.id: i.external_id for i in items if i.id is not None}
+    ids = list(ext_of)
+    for start in range(0, len(ids), CHUNK):
         rows = session.execute(
-            select(Event.item_id, Event.kind, Event.occurred_at, Event.attributes)
-            .where(Event.item_id.in_(item_ids[start:start + CHUNK]),
+            select(Event.item_id, Event.external_id, Event.kind, Event.occurred_at,
+                   Event.attributes)
+            .where(Event.item_id.in_(ids[start:start + CHUNK]),
                    Event.kind.in_((PLAN_CHANGED, STATUS_CHANGED))))
-        for item_id, kind, when, attrs in rows:
-            if kind == STATUS_CHANGED:
-                statuses.setdefault(item_id, []).append((when, str(attrs.get("to"))))
-                continue
-            name = attrs.get("field")
-            if name in PLAN_FIELDS:
-                changes.setdefault(item_id, {}).setdefault(name, []).append(
-                    (when, attrs.get("from")))
-    return changes, statuses
+        for item_id, event_id, kind, when, attrs in rows:
+            add(ext_of[item_id], event_id, kind, when, attrs or {})
+    return out
 
 
 def refresh(session: Session, conn: Connection, items: Iterable[Item],
-            now: dt.datetime | None = None) -> int:
+            pending: Iterable[EventRecord] = (), now: dt.datetime | None = None) -> int:
     """Recompute the committed plan of `items` from their events and current values.
 
-    Run after the sync stored the items and their events, before the deviations.
+    Run after this sync's values are applied to the items and before they are flushed, so a
+    new item is inserted with its committed plan; `pending` are the events the batch is about
+    to store.
 
     Returns:
         How many items have a committed plan.
@@ -183,19 +199,18 @@ def refresh(session: Session, conn: Connection, items: Iterable[Item],
     Raises:
         ConfigError: when the connection's commit_on names an unknown rule.
     """
-    items = [i for i in items if i.id is not None]
+    items = list(items)
     if not items:
         return 0
     now = now or dt.datetime.now(dt.UTC)
-    changes, statuses = _history(session, [i.id for i in items])
+    history = _history(session, items, pending)
     committed = 0
     for item in items:
-        rule = rule_for(conn.scope, item.kind)
-        at = commitment_time(item, rule, statuses.get(item.id, []), now)
+        changes, statuses = history.get(item.external_id, ({}, []))
+        at = commitment_time(item, rule_for(conn.scope, item.kind), statuses, now)
         plan: dict[str, Any] | None = None
         if at is not None:
-            mine = changes.get(item.id, {})
-            plan = {f: value_at(at, encode(f, getattr(item, f)), mine.get(f, []))
+            plan = {f: value_at(at, encode(f, getattr(item, f)), changes.get(f, []))
                     for f in PLAN_FIELDS}
             committed += 1
         if item.committed_plan != plan:

@@ -158,12 +158,12 @@ def _store_batch(session: Session, conn: Connection, batch: Batch, report: SyncR
             gone.deleted = True
             report.deleted += 1
             touched.append(gone)
+    plans.refresh(session, conn, touched, batch.events)
     session.flush()
     _store_events(session, conn, batch, by_ext, report)
     for problem in problems:
         _quarantine(session, conn, problem)
         report.problems.append(problem)
-    plans.refresh(session, conn, touched)
     deviations.refresh(session, touched)
     if batch.cursor is not None:
         conn.cursor = batch.cursor
