@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from core import insights, outbox, policy
 from core.contract import COMMENT, FIELDS, INSIGHTS, LINK, PROPERTY
 from core.experiments.learn import learn_experiments
-from core.learning import dataset, ledger
+from core.learning import dataset, ledger, replanning
 from core.learning.findings import CI_LEVEL, SegmentStat, describe, examine
 from core.learning.model import MODEL_VERSION, SegmentQuantileModel
 from core.learning.stats import benjamini_hochberg
@@ -386,6 +386,7 @@ def _steps(s: Session, run: LearningRun, report: RunReport,
     rows = _store_findings(s, run, kept)
     pairs = list(zip(sorted(kept, key=lambda x: -x.impact), rows, strict=True))
     report.findings = [{"id": f.id, "statement": f.statement, "q": f.q_value} for f in rows]
+    report.findings += replanning.store_findings(s, run.id)
     close("findings")
     current: dict[str, dict[int, SimpleNamespace]] = {}
     for measure, o in obs.items():
