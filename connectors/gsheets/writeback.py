@@ -16,7 +16,7 @@ from connectors.gsheets.client import (
 from connectors.gsheets.config import GSheetsConfig
 from connectors.gsheets.mapping import table_mapping, table_options
 from connectors.gsheets.sync import open_tab, read_rows, row_identity
-from core.contract import Delivery, Intent
+from core.contract import Delivery, FieldsPayload, InsightsPayload, Intent, TemplatePayload
 from core.errors import LearnloopError
 from core.tabular import COLUMNS, cell_id, column_letter, our_titles, table_header
 
@@ -107,14 +107,15 @@ def deliver(config: GSheetsConfig, mapping: Mapping[str, Any],
                                         error=f"id {intent.target!r} not in tab "
                                         f"{config.worksheet!r}"))
                 continue
+            values = FieldsPayload.from_json(intent.payload).to_json()
             for key in COLUMNS:
-                if key in intent.payload:
+                if key in values:
                     data.append({"range": f"'{tab.title}'!{column_letter(cols[key])}{r + 1}",
-                                 "values": [[_cell(intent.payload[key])]]})
-            if intent.payload.get("insight"):
+                                 "values": [[_cell(values[key])]]})
+            if values.get("insight"):
                 notes.append({"updateCells": {
                     "start": {"sheetId": tab.id, "rowIndex": r, "columnIndex": cols[NOTE_ON]},
-                    "rows": [{"values": [{"note": str(intent.payload["insight"])}]}],
+                    "rows": [{"values": [{"note": str(values["insight"])}]}],
                     "fields": "note"}})
             results.append(Delivery(intent.id, ok=True, tool_ref=f"{tab.title}!{r + 1}"))
         if data:
@@ -140,12 +141,13 @@ def _tab(book: gspread.Spreadsheet, title: str) -> gspread.Worksheet | None:
 def write_insights(config: GSheetsConfig, intent: Intent,
                    client: gspread.Client | None = None) -> Delivery:
     """The insights tab: the current findings with their evidence, replacing the last list."""
+    payload = InsightsPayload.from_json(intent.payload)
     book, _ = open_tab(config, client)
     title = intent.target
     tab = _tab(book, title) or book.add_worksheet(title, rows=200, cols=8)
-    columns = list(intent.payload.get("columns", []))
-    rows = [[f"learnloop findings as of {intent.payload.get('as_of', '')}"], columns,
-            *intent.payload.get("rows", [])]
+    columns = list(payload.columns)
+    rows: list[list[Any]] = [[f"learnloop findings as of {payload.as_of.isoformat()}"],
+                             columns, *(list(r) for r in payload.rows)]
     old = len(tab.get_all_values())
     width = max(len(r) for r in rows)
     rows += [[""] * width for _ in range(max(0, old - len(rows)))]
@@ -158,25 +160,26 @@ def write_template(config: GSheetsConfig, intent: Intent,
                    client: gspread.Client | None = None) -> Delivery:
     """A new version of a template tab: the tab duplicated as '<name> v<N>', with the plan the
     policy now asks for beside each task, and a note saying what changed and why."""
+    payload = TemplatePayload.from_json(intent.payload)
     book, _ = open_tab(config, client)
     source = _tab(book, intent.target)
     if source is None:
         return Delivery(intent.id, ok=False, permanent=True,
                         error=f"no template tab named {intent.target!r}")
-    title = f"{intent.target} v{intent.payload['version']}"
+    title = f"{intent.target} v{payload.version}"
     copy = _tab(book, title) or source.duplicate(new_sheet_name=title)
     rows = copy.get_all_values()
     width = max((len(r) for r in rows), default=0)
-    plan = {str(t.get("name")): t for t in intent.payload.get("rendered", [])}
+    plan = {t.name: t for t in payload.rendered}
     updates = [[_cell(v) for v in ("learnloop plan P50", "learnloop plan P80", "learnloop rule")]]
     for row in rows[1:]:
         task = plan.get(str(row[0])) if row else None
-        updates.append([task.get("plan_p50", "") if task else "",
-                        task.get("plan_p80", "") if task else "",
-                        task.get("rule", "") if task else ""])
+        updates.append([_cell(task.plan_p50) if task else "",
+                        _cell(task.plan_p80) if task else "",
+                        _cell(task.rule) if task else ""])
     copy.update(updates, f"{column_letter(width)}1", value_input_option="RAW")  # type: ignore[arg-type]
     book.batch_update({"requests": [{"updateCells": {
         "start": {"sheetId": copy.id, "rowIndex": 0, "columnIndex": width},
-        "rows": [{"values": [{"note": str(intent.payload.get("why", ""))}]}],
+        "rows": [{"values": [{"note": payload.why}]}],
         "fields": "note"}}]})
     return Delivery(intent.id, ok=True, tool_ref=title)

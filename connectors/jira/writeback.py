@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Any
 
 from connectors.jira.client import explain, reader, retry_after, status_of, writer
 from connectors.jira.config import JiraConfig
-from core.contract import Delivery, Intent
+from core.contract import (
+    CommentPayload,
+    Delivery,
+    FieldsPayload,
+    Intent,
+    LinkPayload,
+    PropertyPayload,
+    TemplatePayload,
+)
 
 if TYPE_CHECKING:
     import jira
@@ -69,7 +77,8 @@ def deliver(config: JiraConfig, intents: Sequence[Intent]) -> list[Delivery]:
                 for i in intents]
     results = []
     for intent in intents:
-        fields = {ids[k]: _value(k, v) for k, v in intent.payload.items() if k in ids}
+        values = FieldsPayload.from_json(intent.payload).to_json()
+        fields = {ids[k]: _value(k, v) for k, v in values.items() if k in ids}
         if not fields:
             results.append(Delivery(intent.id, ok=False, permanent=True,
                                     error="learnloop's Jira fields are missing: run install"))
@@ -106,7 +115,7 @@ def deliver_other(config: JiraConfig, intent: Intent) -> Delivery:
     client = writer(config)
     try:
         if intent.surface == "comment":
-            body = {"body": adf(str(intent.payload.get("text", "")))}
+            body = {"body": adf(CommentPayload.from_json(intent.payload).text)}
             path = f"rest/api/3/issue/{intent.target}/comment"
             if intent.tool_ref:
                 client.put(f"{path}/{intent.tool_ref}", data=body)
@@ -114,13 +123,13 @@ def deliver_other(config: JiraConfig, intent: Intent) -> Delivery:
             made = client.post(path, data=body) or {}
             return Delivery(intent.id, ok=True, tool_ref=str(made.get("id")))
         if intent.surface == "property":
-            client.set_issue_property(intent.target, PROPERTY_KEY, dict(intent.payload))
+            client.set_issue_property(intent.target, PROPERTY_KEY,
+                                      PropertyPayload.from_json(intent.payload).to_json())
             return Delivery(intent.id, ok=True, tool_ref=f"{intent.target}:{PROPERTY_KEY}")
         if intent.surface == "link":
-            url = str(intent.payload["url"])
+            link = LinkPayload.from_json(intent.payload)
             client.create_or_update_issue_remote_links(
-                intent.target, url, str(intent.payload.get("title", "learnloop")),
-                global_id=f"learnloop:{intent.target}")
+                intent.target, link.url, link.title, global_id=f"learnloop:{intent.target}")
             return Delivery(intent.id, ok=True, tool_ref=f"learnloop:{intent.target}")
     except Exception as exc:
         code = status_of(exc)
@@ -140,7 +149,8 @@ def deliver_template(config: JiraConfig, intent: Intent, search: jira.JIRA | Non
     """A template issue (its children are the planned tasks): each child's original estimate
     becomes the plan the accepted policy asks for (P80), and one comment on the template says
     what changed and why."""
-    plan = {str(t.get("name")): t for t in intent.payload.get("rendered", [])}
+    payload = TemplatePayload.from_json(intent.payload)
+    plan = {t.name: t for t in payload.rendered}
     client = writer(config)
     try:
         children = (search or reader(config)).enhanced_search_issues(
@@ -151,20 +161,20 @@ def deliver_template(config: JiraConfig, intent: Intent, search: jira.JIRA | Non
         changed = []
         for child in children.get("issues", []):
             task = plan.get(str(child["fields"].get("summary")))
-            if not task or task.get("plan_p80") is None:
+            if not task or task.plan_p80 is None:
                 continue
-            hours = float(task["plan_p80"])
+            hours = task.plan_p80
             client.update_issue_field(child["key"], {"timetracking": {
                 "originalEstimate": f"{hours:g}h"}}, notify_users=True)
-            changed.append(f"{child['fields'].get('summary')}: {task.get('estimate')}h -> "
-                           f"{hours:g}h ({task.get('rule')})")
-        text = (f"learnloop template v{intent.payload.get('version')}: "
+            changed.append(f"{child['fields'].get('summary')}: {task.estimate}h -> "
+                           f"{hours:g}h ({task.rule})")
+        text = (f"learnloop template v{payload.version}: "
                 + ("; ".join(changed) if changed else "no task estimate changed")
-                + f". Why: {intent.payload.get('why', '')}")
+                + f". Why: {payload.why}")
         client.post(f"rest/api/3/issue/{intent.target}/comment", data={"body": adf(text)})
     except Exception as exc:
         code = status_of(exc)
         return Delivery(intent.id, ok=False, error=str(explain(exc, config)),
                         retry_after=retry_after(exc) if code == 429 else None,
                         permanent=code in (400, 404))
-    return Delivery(intent.id, ok=True, tool_ref=f"{intent.target}:v{intent.payload.get('version')}")
+    return Delivery(intent.id, ok=True, tool_ref=f"{intent.target}:v{payload.version}")
