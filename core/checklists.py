@@ -39,7 +39,7 @@ def proposal_of(session: Session, intent: WriteIntent) -> Proposal | None:
 
 def _listed(session: Session, rows: list[WriteIntent],
             proposal: Proposal | None = None) -> list[Checklist]:
-    names = dict(session.execute(select(Connection.id, Connection.name)).tuples().all())
+    names: dict[int, str] = {i: n for i, n in session.execute(select(Connection.id, Connection.name))}
     return [Checklist(r, names.get(r.connection_id, "?"), proposal or proposal_of(session, r))
             for r in rows]
 
