@@ -340,11 +340,11 @@ def queue_writeback(s: Session, targets: TargetSpec,
             continue  # nothing learned about this item: write nothing
         where = (item.connection_id, item.external_id)
         if plan.fields:
-            writes.append((*where, FIELDS, ins.fields.only(plan.fields).to_json(), item.id))
+            writes.append((*where, FIELDS, ins.fields.json_of(plan.fields), item.id))
         if ins.comment and COMMENT in plan.surfaces:
             writes.append((*where, COMMENT, ins.comment.to_json(), item.id))
         if PROPERTY in plan.surfaces:  # the same learning, structured, for scripts and JQL
-            prop = PropertyPayload.model_validate({**ins.fields.model_dump(), "item_id": item.id})
+            prop = PropertyPayload(**dict(ins.fields), item_id=item.id)
             writes.append((*where, PROPERTY, prop.to_json(), item.id))
         if LINK in plan.surfaces:
             link = LinkPayload(url=f"{public_url()}/items/{item.id}",

@@ -83,9 +83,11 @@ def test_a_payload_round_trips_through_json(payload: Payload) -> None:
 def test_a_fields_payload_restricted_to_targets_stays_restricted() -> None:
     full = EXAMPLES[0]
     assert isinstance(full, FieldsPayload)
-    only = full.only(["forecast_p80", "risk", "insight", "no_such_value"])
-    assert only.to_json() == {"forecast_p80": 6.5, "risk": "high",
-                              "insight": "P80 for this item: 6.5 hours"}
+    names = ["forecast_p80", "risk", "insight", "no_such_value"]
+    only = full.only(names)
+    assert only.to_json() == full.json_of(names) == {
+        "forecast_p80": 6.5, "risk": "high", "insight": "P80 for this item: 6.5 hours"}
+    assert FieldsPayload.from_json(only.to_json()).json_of(["delta", "risk"]) == {"risk": "high"}
     cleared = FieldsPayload.from_json({"delta": None, "forecast_p80": 2.0})
     assert cleared.to_json() == {"delta": None, "forecast_p80": 2.0}  # None clears; absent keeps
     assert FieldsPayload(unit="hours").learned() is False and cleared.learned()
