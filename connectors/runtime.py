@@ -10,7 +10,7 @@ from sqlalchemy import Engine, select
 from connectors import registry
 from core import outbox, policy
 from core.connections import build_connector, get_connection
-from core.contract import Connector, Health
+from core.contract import Connector, Health, WriteTarget, declared_targets
 from core.learning.run import RunReport, run_learning
 from core.model import Connection
 from core.secrets import redact_stored
@@ -26,6 +26,11 @@ def connector_for(conn: Connection) -> Connector:
 def capabilities() -> dict[str, frozenset[str]]:
     """Write-back surfaces per connector kind."""
     return {name: factory.capabilities for name, factory in registry.available().items()}
+
+
+def targets() -> dict[str, tuple[WriteTarget, ...]]:
+    """The write targets each connector kind declares: what the learning run fills."""
+    return {name: declared_targets(factory) for name, factory in registry.available().items()}
 
 
 def connection_names(engine: Engine) -> list[str]:
@@ -58,8 +63,8 @@ def sync(engine: Engine, name: str, progress: Callable[[int], None] | None = Non
 
 def learn(engine: Engine, progress: Callable[[str], None] | None = None,
           as_of: dt.datetime | None = None) -> RunReport:
-    """Run a learning cycle, queueing write-back for the surfaces each connector supports."""
-    return run_learning(engine, capabilities(), progress, as_of)
+    """Run a learning cycle, queueing write-back for the targets each connector declares."""
+    return run_learning(engine, targets(), progress, as_of)
 
 
 def deliver(engine: Engine, rounds: int = 100) -> outbox.DeliveryReport:

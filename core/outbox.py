@@ -100,10 +100,12 @@ class DeliveryReport:
     delivered: int = 0
     retrying: int = 0
     dead: int = 0
+    checklist: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        """A JSON-friendly summary."""
-        return {"delivered": self.delivered, "retrying": self.retrying, "dead": self.dead}
+        """A JSON-friendly summary; `checklist` only when a delivery became one."""
+        out = {"delivered": self.delivered, "retrying": self.retrying, "dead": self.dead}
+        return out | ({"checklist": self.checklist} if self.checklist else {})
 
 
 def _due(now: dt.datetime) -> ColumnElement[bool]:
@@ -169,6 +171,33 @@ def _settle_ok(s: Session, intent_id: int, tool_ref: str | None, sent_hash: str)
     return "retrying"
 
 
+def _settle_checklist(s: Session, intent_id: int, steps: list[str], tool_ref: str | None,
+                      sent_hash: str) -> str:
+    """Store the steps a person must take instead, if the row still holds the payload sent.
+
+    A checklist that was already checked off stays checked: a redelivery (a retaken claim)
+    returns the same steps and must not reopen it. A payload changed meanwhile goes back to
+    pending, as in `_settle_ok`.
+    """
+    ref = {"tool_ref": tool_ref} if tool_ref else {}
+    same = (WriteIntent.id == intent_id) & (WriteIntent.payload_hash == sent_hash)
+    opened = s.scalar(
+        update(WriteIntent).where(same, WriteIntent.status != "checked")
+        .values(status="checklist", checklist=list(steps), checked_by=None, checked_at=None,
+                last_error=None, claimed_by=None, attempts=WriteIntent.attempts + 1, **ref)
+        .returning(WriteIntent.id)
+        .execution_options(synchronize_session=False)
+    )
+    if opened is not None or s.scalar(select(WriteIntent.id).where(same)) is not None:
+        return "checklist"
+    s.execute(
+        update(WriteIntent).where(WriteIntent.id == intent_id)
+        .values(status="pending", attempts=0, next_attempt_at=utcnow(), claimed_by=None, **ref)
+        .execution_options(synchronize_session=False)
+    )
+    return "retrying"
+
+
 def _settle_failed(row: WriteIntent, result: Delivery | None, error: str) -> str:
     row.attempts += 1
     row.claimed_by = None
@@ -225,7 +254,10 @@ def deliver(
         with unit_of_work(engine) as s:
             for intent in sorted(intents, key=lambda i: i.id):
                 got = results.get(intent.id)
-                if got is not None and got.ok:
+                if got is not None and got.ok and got.checklist:
+                    outcome = _settle_checklist(s, intent.id, got.checklist, got.tool_ref,
+                                                sent[intent.id])
+                elif got is not None and got.ok:
                     outcome = _settle_ok(s, intent.id, got.tool_ref, sent[intent.id])
                 else:
                     held = s.get(WriteIntent, intent.id)

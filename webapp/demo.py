@@ -75,7 +75,7 @@ def run_demo(items: int = 1200, serve: bool = True) -> None:
             out.print(f"\n[bold]4. Accept[/bold] #{chosen.id} as the template owner:", markup=True)
             out.print(chosen.diff, markup=False)
             version = policy.accept(s, chosen.id, "demo template owner", "accepted in the demo")
-            queued = queue_writeback(s, runtime.capabilities())
+            queued = queue_writeback(s, runtime.targets())
             out.print(f"   policy is now version {version.version}; {queued} writes queued")
 
     out.print("\n[bold]5. Write-back[/bold] through the outbox")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -15,13 +16,29 @@ from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.orm import Session
 
 from core import insights, outbox, policy
-from core.contract import COMMENT, FIELDS, INSIGHTS, LINK, PROPERTY
+from core.contract import (
+    COMMENT,
+    FIELDS,
+    INSIGHTS,
+    LINK,
+    NOTE,
+    PROPERTY,
+    InsightsPayload,
+    LinkPayload,
+    NotePayload,
+    PayloadError,
+    PropertyPayload,
+    TargetSpec,
+    WriteTarget,
+    resolve_targets,
+    surfaces_of,
+)
 from core.experiments.learn import learn_experiments
 from core.learning import dataset, ledger, replanning
 from core.learning.findings import CI_LEVEL, SegmentStat, describe, examine
 from core.learning.model import MODEL_VERSION, SegmentQuantileModel
 from core.learning.stats import benjamini_hochberg
-from core.model import Connection, Finding, Item, LearningRun, utcnow
+from core.model import Connection, Finding, Item, LearningRun, WriteIntent, utcnow
 from core.settings import public_url
 from core.store import unit_of_work
 
@@ -249,58 +266,115 @@ def writeback_items(s: Session, as_of: dt.datetime | None = None) -> list[Item]:
     return dataset.open_items(s) + finished_recently(s, as_of)
 
 
-def queue_writeback(s: Session, capabilities: Mapping[str, frozenset[str]],
+@dataclass(frozen=True)
+class _Plan:
+    """What one connector kind is sent: its FIELDS values, other surfaces, note types."""
+
+    fields: tuple[str, ...]
+    surfaces: frozenset[str]
+    note_kinds: frozenset[str]
+
+    def per_item(self) -> bool:
+        """Whether anything is written onto items (not only an insights page)."""
+        return bool(self.fields) or bool(self.surfaces & {COMMENT, PROPERTY, LINK, NOTE})
+
+    @classmethod
+    def of(cls, spec: Iterable[WriteTarget | str]) -> _Plan:
+        targets = resolve_targets(spec)
+        return cls(tuple(t.name for t in targets if t.surface == FIELDS), surfaces_of(targets),
+                   frozenset(t.type for t in targets if t.surface == NOTE))
+
+
+def _last_notes(s: Session, item_ids: list[int]) -> dict[int, NotePayload]:
+    """The note payload last queued per item (what the next note is compared with)."""
+    out: dict[int, NotePayload] = {}
+    for start in range(0, len(item_ids), 1000):
+        for item_id, payload in s.execute(
+            select(WriteIntent.item_id, WriteIntent.payload)
+            .where(WriteIntent.surface == NOTE, WriteIntent.item_id.in_(item_ids[start:start + 1000]))
+        ):
+            with contextlib.suppress(PayloadError):
+                out[item_id] = NotePayload.from_json(payload)
+    return out
+
+
+def queue_writeback(s: Session, targets: TargetSpec,
                     items: list[Item] | None = None, findings: list[Finding] | None = None,
                     as_of: dt.datetime | None = None,
                     forecasts: Mapping[str, Mapping[int, ledger.ForecastLike]] | None = None,
                     ) -> int:
-    """Queue the field (and, past the threshold, comment) writes for `items`
-    (default: `writeback_items`), with `forecasts` per measure (default: the ledger's)."""
+    """Queue the write-back of `items` (default: `writeback_items`) with `forecasts` per
+    measure (default: the ledger's), filling only the targets each connector kind declares.
+
+    Fields go out quietly on every run; a comment only past the threshold; a note (or task)
+    only when an item's status or risk band changed since the last one.
+
+    Args:
+        s: the store session.
+        targets: the write targets per connector kind (`connectors.runtime.targets()`).
+        items: the items to write back.
+        findings: the findings matched to items (default: the newest run's).
+        as_of: the time that decides which finished items are recent.
+        forecasts: the current forecasts per measure and item id.
+
+    Returns:
+        How many intents must now be written.
+    """
     conns = {c.id: c for c in s.scalars(select(Connection))}
+    plans = {kind: _Plan.of(spec) for kind, spec in targets.items()}
     if items is None:
         items = writeback_items(s, as_of)
+    items = [i for i in items if conns[i.connection_id].kind in plans
+             and plans[conns[i.connection_id].kind].per_item()]
     index = insights.FindingIndex(current_findings(s) if findings is None else findings, "effort")
     rules = policy.active_rules(s)
     if forecasts is None:
         open_ids = [i.id for i in items if i.status == "open"]
         forecasts = {m: ledger.latest(s, open_ids, m) for m in ("effort", "finish")}
     effort, finish = forecasts.get("effort", {}), forecasts.get("finish", {})
+    notes = _last_notes(s, [i.id for i in items
+                            if NOTE in plans[conns[i.connection_id].kind].surfaces])
     writes: list[tuple[int, str, str, dict[str, Any], int | None]] = []
     for item in items:
-        caps = capabilities.get(conns[item.connection_id].kind, frozenset())
-        if FIELDS not in caps:
-            continue
+        plan = plans[conns[item.connection_id].kind]
         ins = insights.for_item(item, effort.get(item.id), finish.get(item.id), rules, index)
-        if all(v is None for k, v in ins.fields.items() if k != "unit"):
+        if not ins.fields.learned():
             continue  # nothing learned about this item: write nothing
-        writes.append((item.connection_id, item.external_id, FIELDS, ins.fields, item.id))
-        if ins.comment and COMMENT in caps:
-            writes.append((item.connection_id, item.external_id, COMMENT,
-                           {"text": ins.comment}, item.id))
-        if PROPERTY in caps:  # the same learning, structured, for scripts and JQL
-            writes.append((item.connection_id, item.external_id, PROPERTY,
-                           {**ins.fields, "item_id": item.id}, item.id))
-        if LINK in caps:
-            writes.append((item.connection_id, item.external_id, LINK,
-                           {"url": f"{public_url()}/items/{item.id}",
-                            "title": "learnloop: forecast and evidence"}, item.id))
+        where = (item.connection_id, item.external_id)
+        if plan.fields:
+            writes.append((*where, FIELDS, ins.fields.json_of(plan.fields), item.id))
+        if ins.comment and COMMENT in plan.surfaces:
+            writes.append((*where, COMMENT, ins.comment.to_json(), item.id))
+        if PROPERTY in plan.surfaces:  # the same learning, structured, for scripts and JQL
+            prop = PropertyPayload(**dict(ins.fields), item_id=item.id)
+            writes.append((*where, PROPERTY, prop.to_json(), item.id))
+        if LINK in plan.surfaces:
+            link = LinkPayload(url=f"{public_url()}/items/{item.id}",
+                               title="learnloop: forecast and evidence")
+            writes.append((*where, LINK, link.to_json(), item.id))
+        if plan.note_kinds:
+            note = insights.note_for(item, ins, notes.get(item.id), plan.note_kinds)
+            if note is not None:
+                writes.append((*where, NOTE, note.to_json(), item.id))
     return outbox.enqueue_many(s, writes)
 
 
 MAX_INSIGHTS = 50
 
 
-def queue_insights(s: Session, capabilities: Mapping[str, frozenset[str]],
-                   findings: list[Finding], as_of: dt.datetime) -> int:
-    """One insights page per connection whose tool has one: the top findings, with evidence."""
-    rows = [[f.statement, f.n, round(f.effect, 3), round(f.interval_low, 3),
-             round(f.interval_high, 3), round(f.q_value, 4)]
-            for f in sorted(findings, key=lambda f: -f.impact)[:MAX_INSIGHTS]]
-    payload = {"as_of": as_of.isoformat(), "rows": rows,
-               "columns": ["finding", "n", "effect", "80% low", "80% high", "q"]}
+def queue_insights(s: Session, targets: TargetSpec, findings: list[Finding],
+                   as_of: dt.datetime) -> int:
+    """One insights page per connection whose tool declares one: the top findings, with evidence."""
+    rows = tuple((f.statement, f.n, round(f.effect, 3), round(f.interval_low, 3),
+                  round(f.interval_high, 3), round(f.q_value, 4))
+                 for f in sorted(findings, key=lambda f: -f.impact)[:MAX_INSIGHTS])
+    payload = InsightsPayload(as_of=as_of, rows=rows,
+                              columns=("finding", "n", "effect", "80% low", "80% high", "q"))
+    kinds = {kind for kind, spec in targets.items()
+             if INSIGHTS in surfaces_of(resolve_targets(spec))}
     writes: list[tuple[int, str, str, dict[str, Any], int | None]] = [
-        (c.id, "learnloop insights", INSIGHTS, payload, None)
-        for c in s.scalars(select(Connection)) if INSIGHTS in capabilities.get(c.kind, frozenset())
+        (c.id, "learnloop insights", INSIGHTS, payload.to_json(), None)
+        for c in s.scalars(select(Connection)) if c.kind in kinds
     ]
     return outbox.enqueue_many(s, writes) if writes else 0
 
@@ -315,14 +389,15 @@ def current_findings(s: Session) -> list[Finding]:
                           .order_by(Finding.impact.desc())))
 
 
-def run_learning(engine: Engine, capabilities: Mapping[str, frozenset[str]] | None = None,
+def run_learning(engine: Engine, capabilities: TargetSpec | None = None,
                  progress: Callable[[str], None] | None = None,
                  as_of: dt.datetime | None = None) -> RunReport:
     """Run one learning cycle over the whole store.
 
     Args:
         engine: the store.
-        capabilities: write-back surfaces per connector kind; writes are queued only for these.
+        capabilities: write targets per connector kind (a bare surface name stands for all
+            its standard targets); writes are queued only for these.
         progress: called with the name of each step as it starts.
         as_of: the time forecasts are made at (default: now); open items already past their
             due date get finish forecasts conditional on not being done by then.
@@ -354,7 +429,7 @@ def run_learning(engine: Engine, capabilities: Mapping[str, frozenset[str]] | No
 
 
 def _steps(s: Session, run: LearningRun, report: RunReport,
-           capabilities: Mapping[str, frozenset[str]], progress: Callable[[str], None],
+           capabilities: TargetSpec, progress: Callable[[str], None],
            as_of: dt.datetime) -> None:
     def timed(name: str) -> None:
         progress(name)
