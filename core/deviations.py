@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from core import measures as registry
 from core.model import Deviation, Item
 
 DAY = 86400.0
@@ -15,29 +16,11 @@ DAY = 86400.0
 def measures(item: Item) -> dict[str, tuple[float, float, float]]:
     """The deviations an item supports: measure -> (planned, actual, value).
 
-    effort_ratio: actual effort / estimate; slip_days: done date - due date in days;
-    duration_ratio: actual duration / planned duration (both in days).
+    Which measures depend on the item's kind family (see `core.measures`): tasks get
+    effort_ratio, slip_days and duration_ratio; deals close_slip_days, amount_ratio and won;
+    enrollments reply, meeting and conversion.
     """
-    out: dict[str, tuple[float, float, float]] = {}
-    if item.status != "done":
-        return out
-    est, eff = item.planned_estimate, item.actual_effort
-    if est is not None and eff is not None and est > 0 and eff > 0:
-        out["effort_ratio"] = (est, eff, eff / est)
-    if item.planned_due is not None and item.actual_end is not None:
-        slip = (item.actual_end - item.planned_due).total_seconds() / DAY
-        out["slip_days"] = (0.0, slip, slip)
-    if (
-        item.planned_start is not None
-        and item.planned_due is not None
-        and item.actual_start is not None
-        and item.actual_end is not None
-    ):
-        planned = (item.planned_due - item.planned_start).total_seconds() / DAY
-        actual = (item.actual_end - item.actual_start).total_seconds() / DAY
-        if planned > 0 and actual > 0:
-            out["duration_ratio"] = (planned, actual, actual / planned)
-    return out
+    return registry.compute(item, registry.plan_of(item), registry.item_kind_map(item))
 
 
 def refresh(session: Session, items: Iterable[Item]) -> int:
