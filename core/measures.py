@@ -115,15 +115,19 @@ class Measure:
 
     def size(self, plan: Mapping[str, Any]) -> float | None:
         """The plan's size for this measure (the model's size covariate), None if unknown."""
+        return self.size_of(plan.get("planned_start"), plan.get("planned_due"),
+                            plan.get("planned_estimate"), plan.get("planned_amount"))
+
+    def size_of(self, start: Any, due: Any, estimate: Any, amount: Any) -> float | None:
+        """`size` from the planned values themselves (the hot path of learning's reads)."""
         if self.name == "effort":
-            return _positive(plan.get("planned_estimate"))
+            return _positive(estimate)
         if self.name == "amount":
-            return _positive(plan.get("planned_amount"))
-        if self.view == DAYS and self.name != "stage_days":
-            return _days(plan.get("planned_start"), plan.get("planned_due")) or _positive(
-                plan.get("planned_estimate"))
+            return _positive(amount)
         if self.name == "duration":
-            return _days(plan.get("planned_start"), plan.get("planned_due"))
+            return _days(start, due)
+        if self.view == DAYS and self.name != "stage_days":
+            return _days(start, due) or _positive(estimate)
         return None
 
     def plans_open(self, plan: Mapping[str, Any]) -> bool:

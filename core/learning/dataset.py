@@ -85,54 +85,60 @@ def finished(session: Session, window: int = WINDOW) -> dict[str, list[Observati
     """
     maps = kind_maps(session)
     newest = (
-        select(Item.id, Item.kind, Item.connection_id, Item.segments, Item.planned_at,
-               Item.planned_start, Item.planned_due, Item.planned_estimate, Item.planned_amount,
-               Item.actual_end)
+        select(Item.id, Item.planned_at)
         .where(Item.deleted.is_(False), Item.status != "open")
         .order_by(Item.planned_at.desc().nulls_last(), Item.id.desc())
         .limit(window)
         .subquery("newest")
     )
+    # Two reads of the same window: the items once each (their segments decoded once), then
+    # their deviations as plain numbers.
+    items = {row[0]: row[1:] for row in session.execute(
+        select(Item.id, Item.kind, Item.connection_id, Item.segments, Item.planned_at,
+               Item.planned_start, Item.planned_due, Item.planned_estimate, Item.planned_amount)
+        .join(newest, newest.c.id == Item.id))}
     dev = deviations()
     rows = session.execute(
-        select(newest, dev.c.measure, dev.c.planned, dev.c.actual, dev.c.value)
-        .join(dev, dev.c.item_id == newest.c.id)
+        select(dev.c.item_id, dev.c.measure, dev.c.planned, dev.c.actual, dev.c.value)
+        .join(newest, newest.c.id == dev.c.item_id)
         .where(dev.c.measure.in_(sorted(registry.DEVIATIONS)))
         .order_by(newest.c.planned_at.asc().nulls_first(), newest.c.id.asc())
     )
+    families: dict[tuple[str, int], tuple[str, dict[str, registry.Measure]]] = {}
     by_key: dict[str, list[Observation]] = {}
-    by_family: dict[str, dict[str, registry.Measure]] = {}
-    deals: dict[int, tuple[dt.datetime, dict[str, Any], dt.datetime | None, str]] = {}
-    for (item_id, kind, conn_id, segments, at, p_start, p_due, estimate, amount, end,
-         name, planned, actual, value) in rows:
-        fam = registry.family(kind, maps.get(conn_id))
-        known = by_family.get(fam)
+    deals: dict[int, tuple[dt.datetime, dict[str, Any], str]] = {}
+    for item_id, name, planned, actual, value in rows:
+        kind, conn_id, segments, at, p_start, p_due, estimate, amount = items[item_id]
+        known = families.get((kind, conn_id))
         if known is None:
-            known = by_family[fam] = {m.deviation: m for m in registry.for_family(fam)}
-        m = known.get(name)
-        if m is None:  # stored under another kind before the item's kind changed
+            fam = registry.family(kind, maps.get(conn_id))
+            known = families[(kind, conn_id)] = (
+                fam, {m.deviation: m for m in registry.for_family(fam)})
+        fam, spec = known[0], known[1].get(name)
+        if spec is None:  # stored under another kind before the item's kind changed
             continue
         at = at or EPOCH
-        plan = {"planned_start": p_start, "planned_due": p_due, "planned_estimate": estimate,
-                "planned_amount": amount}
-        by_key.setdefault(key(fam, m.name), []).append(
-            Observation(item_id, at, segments, planned, actual, value, m.size(plan)))
+        by_key.setdefault(key(fam, spec.name), []).append(Observation(
+            item_id, at, segments, planned, actual, value,
+            spec.size_of(p_start, p_due, estimate, amount)))
         if fam == registry.DEAL:
-            deals.setdefault(item_id, (at, segments, end, fam))
-    for fam_key, obs in _stage_days(session, deals).items():
-        by_key[fam_key] = obs
+            deals.setdefault(item_id, (at, segments, fam))
+    by_key.update(_stage_days(session, deals))
     return by_key
 
 
-def _stage_days(session: Session,
-                deals: Mapping[int, tuple[dt.datetime, dict[str, Any], dt.datetime | None, str]],
+def _stage_days(session: Session, deals: Mapping[int, tuple[dt.datetime, dict[str, Any], str]]
                 ) -> dict[str, list[Observation]]:
     """Days per stage of finished deals, one observation per deal and stage it went
     through (the stage is a segment of its own), in the deals' time order."""
     deal_ids = list(deals)
     changes: dict[int, list[tuple[dt.datetime, str | None, str | None]]] = {}
+    ends: dict[int, dt.datetime | None] = {}
     for start in range(0, len(deal_ids), 1000):
         chunk = deal_ids[start:start + 1000]
+        for item_id, end in session.execute(
+                select(Item.id, Item.actual_end).where(Item.id.in_(chunk))):
+            ends[item_id] = end
         for item_id, when, attrs in session.execute(
                 select(Event.item_id, Event.occurred_at, Event.attributes)
                 .where(Event.item_id.in_(chunk), Event.kind == STATUS_EVENT)):
@@ -140,8 +146,9 @@ def _stage_days(session: Session,
             changes.setdefault(item_id, []).append((when, attrs.get("from"), attrs.get("to")))
     out: dict[str, list[Observation]] = {}
     for item_id in deal_ids:
-        at, segments, end, fam = deals[item_id]
-        for stage, days in sorted(registry.stage_days(changes.get(item_id, []), end).items()):
+        at, segments, fam = deals[item_id]
+        spent = registry.stage_days(changes.get(item_id, []), ends.get(item_id))
+        for stage, days in sorted(spent.items()):
             out.setdefault(key(fam, "stage_days"), []).append(Observation(
                 item_id, at, {**segments, "stage": stage}, 0.0, days, days, None))
     return out
