@@ -1,26 +1,46 @@
-"""Derive deviations (actual vs planned) from an item's planned and actual values."""
+"""Derive deviations (actual vs planned) from an item, against its committed and current plan."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from core import measures as registry
+from core import plans
 from core.model import Deviation, Item
 
 DAY = 86400.0
+COMMITTED, CURRENT = "committed", "current"
+AGAINST = (COMMITTED, CURRENT)
+"""The plans a deviation is measured against; learning reads `committed`."""
 
 
-def measures(item: Item) -> dict[str, tuple[float, float, float]]:
-    """The deviations an item supports: measure -> (planned, actual, value).
+def measures(item: Item, plan: Mapping[str, Any]) -> dict[str, tuple[float, float, float]]:
+    """The deviations of a finished item against `plan`: measure -> (planned, actual, value).
+
+    Args:
+        item: the item, for its status and actual values.
+        plan: the planned values by core name (`planned_due`, `planned_estimate`, ...).
 
     Which measures depend on the item's kind family (see `core.measures`): tasks get
     effort_ratio, slip_days and duration_ratio; deals close_slip_days, amount_ratio and won;
     enrollments reply, meeting and conversion.
     """
-    return registry.compute(item, registry.plan_of(item), registry.item_kind_map(item))
+    return registry.compute(item, plan, registry.item_kind_map(item))
+
+
+def against_both(item: Item) -> dict[tuple[str, str], tuple[float, float, float]]:
+    """(measure, against) -> (planned, actual, value), for the committed and current plan."""
+    out: dict[tuple[str, str], tuple[float, float, float]] = {}
+    for against, plan in ((COMMITTED, plans.committed_plan(item)),
+                          (CURRENT, plans.current_plan(item))):
+        if plan is not None:
+            for measure, values in measures(item, plan).items():
+                out[(measure, against)] = values
+    return out
 
 
 def refresh(session: Session, items: Iterable[Item]) -> int:
@@ -30,19 +50,17 @@ def refresh(session: Session, items: Iterable[Item]) -> int:
         return 0
     ids = [i.id for i in items]
     existing = {
-        (d.item_id, d.measure): d
+        (d.item_id, d.measure, d.against): d
         for d in session.scalars(select(Deviation).where(Deviation.item_id.in_(ids)))
     }
     count = 0
     for item in items:
-        current = {} if item.deleted else measures(item)
-        for measure, (planned, actual, value) in current.items():
-            row = existing.pop((item.id, measure), None)
+        current = {} if item.deleted else against_both(item)
+        for (measure, against), (planned, actual, value) in current.items():
+            row = existing.pop((item.id, measure, against), None)
             if row is None:
-                session.add(
-                    Deviation(item_id=item.id, measure=measure, planned=planned, actual=actual,
-                              value=value)
-                )
+                session.add(Deviation(item_id=item.id, measure=measure, against=against,
+                                      planned=planned, actual=actual, value=value))
             else:
                 row.planned, row.actual, row.value = planned, actual, value
             count += 1

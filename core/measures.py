@@ -41,13 +41,14 @@ ALIASES = {
 """Item kind (case-folded) -> kind family."""
 
 PLAN_FIELDS = ("planned_start", "planned_due", "planned_estimate", "planned_amount",
-               "expected_outcome")
+               "planned_probability", "expected_outcome")
 ACTUAL_FIELDS = ("actual_start", "actual_end", "actual_effort", "actual_amount", "outcome")
-MEASURED_FIELDS = frozenset(PLAN_FIELDS[:4] + ACTUAL_FIELDS[:4])
+MEASURED_FIELDS = frozenset(PLAN_FIELDS[:5] + ACTUAL_FIELDS[:4])
 """Core fields that only mean something to a measure (a mapping check refuses the others)."""
 
 CONTEXT_FIELDS = {
-    DEAL: frozenset({"planned_start", "actual_start"}),  # when the deal was opened, worked
+    # when the deal was opened and worked; the stated win probability `won` is compared with
+    DEAL: frozenset({"planned_start", "actual_start", "planned_probability"}),
     ENROLLMENT: frozenset({"planned_start", "actual_start", "actual_end"}),  # enrolled, ended
 }
 """Measured fields a family uses for time order or context rather than for a measure."""
@@ -212,7 +213,7 @@ def _won(plan: Mapping[str, Any], item: ItemLike) -> Triple | None:
         return None
     # The planned value is the plan's stated win probability when it has one (a CRM's deal
     # probability); a deal in the pipeline is otherwise planned as a win.
-    stated = plan.get("win_probability")
+    stated = plan.get("planned_probability")
     planned = float(stated) if isinstance(stated, int | float) else 1.0
     value = 1.0 if outcome else 0.0
     return (planned, value, value)

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from core import deviations, secrets
+from core import deviations, plans, secrets
 from core.contract import Batch, Connector, EventRecord, ItemRecord, Problem
 from core.errors import LearnloopError
 from core.model import Connection, Event, Item, JobRun, QuarantinedRow, utcnow
@@ -135,6 +135,7 @@ def _store_batch(session: Session, conn: Connection, batch: Batch, report: SyncR
             select(Item).where(Item.connection_id == conn.id, Item.external_id.in_(chunk))
         ):
             by_ext[item.external_id] = item
+    batch.events.extend(_replanning(by_ext, records, batch.events))
     touched: list[Item] = []
     for ext, rec in records.items():
         seen.add(ext)
@@ -157,6 +158,7 @@ def _store_batch(session: Session, conn: Connection, batch: Batch, report: SyncR
             gone.deleted = True
             report.deleted += 1
             touched.append(gone)
+    plans.refresh(session, conn, touched, batch.events)
     session.flush()
     _store_events(session, conn, batch, by_ext, report)
     for problem in problems:
@@ -165,6 +167,20 @@ def _store_batch(session: Session, conn: Connection, batch: Batch, report: SyncR
     deviations.refresh(session, touched)
     if batch.cursor is not None:
         conn.cursor = batch.cursor
+
+
+def _replanning(by_ext: dict[str, Item], records: dict[str, ItemRecord],
+                events: list[EventRecord]) -> list[EventRecord]:
+    """Plan changes the connector did not report itself: each stored item against its new row
+    (how snapshot sources, which have no history, get their re-planning events)."""
+    covered = plans.covered_fields(events)
+    now = utcnow()
+    out: list[EventRecord] = []
+    for ext, rec in records.items():
+        item = by_ext.get(ext)
+        if item is not None:
+            out.extend(plans.snapshot_changes(item, rec, now, covered.get(ext, ())))
+    return out
 
 
 def _store_events(session: Session, conn: Connection, batch: Batch, by_ext: dict[str, Item],

@@ -18,6 +18,7 @@ from core.model import Connection, Deviation, Event, Item
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 WINDOW = 100_000
 STATUS_EVENT = "status_changed"
+AGAINST = "committed"  # learning reads deviations against the plan as committed
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,8 @@ def finding_measure(model_key: str) -> str:
 def deviations() -> Subquery:
     """The deviations learning reads: every read of Deviation goes through here, so a filter
     on them (such as which plan baseline they are measured against) lives in one place."""
-    return select(Deviation.item_id, Deviation.measure, Deviation.planned, Deviation.actual,
-                  Deviation.value).subquery("dev")
+    return (select(Deviation.item_id, Deviation.measure, Deviation.planned, Deviation.actual,
+                   Deviation.value).where(Deviation.against == AGAINST).subquery("dev"))
 
 
 def kind_maps(session: Session) -> dict[int, dict[str, str]]:

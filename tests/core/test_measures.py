@@ -311,7 +311,7 @@ def test_a_store_of_the_previous_release_keeps_its_forecasts(
     else:
         url = request.getfixturevalue("empty_url_pg")
     old = make_engine(url)
-    command.upgrade(alembic_config(old), "0003")
+    command.upgrade(alembic_config(old), "0010")
     with old.begin() as c:
         c.execute(text("INSERT INTO connections (kind, name, config, mapping, scope, health, "
                        "created_at) VALUES ('file', 'old', '{}', '{}', '{}', 'ok', "

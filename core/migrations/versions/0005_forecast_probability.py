@@ -5,7 +5,7 @@ Win probabilities go into the forecast ledger beside quantile forecasts: a nulla
 none). Existing rows keep their values.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0010
 Create Date: 2026-12-08 10:00:00.000000
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 
 revision = '0005'
-down_revision = '0003'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 
