@@ -193,7 +193,7 @@ def test_learning_finds_where_plans_move_and_how_much_slip_it_hid(
     assert pay.segment == {"Team": "PAY"} and pay.measure == "planned_due" and pay.n == 12
     assert pay.effect == pytest.approx(8 / 12)
     assert pay.interval_low < 8 / 12 < pay.interval_high
-    hidden = pay.item_ids["evidence"]["hidden"]
+    hidden = pay.evidence["hidden"]
     slips = [5 + 1 + i % 3 for i in range(8)]
     assert hidden["n"] == 8 and hidden["share"] == pytest.approx(40 / sum(slips))
     assert f"{40 / sum(slips):.0%} of the slip was hidden by re-planning" in pay.statement
