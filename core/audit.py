@@ -196,7 +196,7 @@ def _planned_vs_actual(s: Session, now: dt.datetime) -> Measured:
     scored, covered = (int(v or 0) for v in s.execute(select(
         func.count(Forecast.id), func.count(case((Forecast.actual <= Forecast.p80, Forecast.id))),
     ).where(Forecast.scored_at >= now - dt.timedelta(days=180),
-            Forecast.actual.is_not(None))).one())
+            Forecast.actual.is_not(None), Forecast.p80.is_not(None))).one())
     findings = _n(s, select(func.count(Finding.id)).where(
         Finding.created_at >= now - dt.timedelta(days=90), Finding.n >= 10))
     coverage = covered / scored if scored else 0.0

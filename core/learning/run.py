@@ -16,6 +16,7 @@ from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.orm import Session
 
 from core import insights, outbox, policy
+from core import measures as registry
 from core.contract import (
     COMMENT,
     FIELDS,
@@ -37,6 +38,7 @@ from core.experiments.learn import learn_experiments
 from core.learning import dataset, ledger, replanning
 from core.learning.findings import CI_LEVEL, SegmentStat, describe, examine
 from core.learning.model import MODEL_VERSION, SegmentQuantileModel
+from core.learning.rates import Outcome, RateModel
 from core.learning.stats import benjamini_hochberg
 from core.model import Connection, Finding, Item, LearningRun, WriteIntent, utcnow
 from core.settings import public_url
@@ -86,20 +88,38 @@ def _quantile_params(values: np.ndarray[Any, Any], pooled: np.ndarray[Any, Any])
 
 
 def _fit(obs: list[dataset.Observation], measure: str, report: RunReport
-         ) -> SegmentQuantileModel | None:
+         ) -> SegmentQuantileModel | RateModel | None:
+    """Fit the model of one `family/measure` key: quantiles of a ratio or of days, or a
+    shrunk rate of a binary outcome; None (with a note) below MIN_TRAIN items."""
     if len(obs) < MIN_TRAIN:
         report.notes.append(
             f"{measure}: {len(obs)} finished items with a plan; at least {MIN_TRAIN} are needed "
-            "before forecasts are issued"
+            "before it is modelled and forecasts are issued"
         )
         return None
+    fam, name = dataset.split(measure)
+    spec = registry.lookup(fam, name)
+    items = len({o.item_id for o in obs})
+    if spec.view == registry.BINARY:
+        rates = RateModel.fit([Outcome(o.value >= 0.5, o.segments) for o in obs])
+        report.models[measure] = {"kind": fam, "measure": name, "items": items,
+                                  **rates.describe()}
+        return rates
     model = SegmentQuantileModel.fit([o.sample(measure) for o in obs])
     report.models[measure] = {
+        "kind": fam, "measure": name, "items": items,
         "version": model.version, "n_train": model.n_train, "penalty": model.penalty,
         "validation": model.validation,
         "dimensions": {d: len(v) for d, v in model.effects().items()},
     }
     return model
+
+
+def _examined(key: str) -> bool:
+    """Whether segment findings are looked for on a measure (not on 0/1 outcomes: those are
+    the experiments' and the rate models' business)."""
+    fam, name = dataset.split(key)
+    return registry.lookup(fam, name).view != registry.BINARY
 
 
 def conditional(levels: list[float], values: list[float], floor: float) -> list[float]:
@@ -150,14 +170,16 @@ def _recal_factor(segments: Mapping[str, Any], recal: Mapping[str, Mapping[str, 
     return float(best["factor"]) if best else 1.0
 
 
-def _forecast_open(s: Session, run: LearningRun, measure: str, model: SegmentQuantileModel,
-                   items: list[Item], report: RunReport, as_of: dt.datetime,
+def _forecast_open(s: Session, run: LearningRun, measure: registry.Measure,
+                   model: SegmentQuantileModel | RateModel, items: list[Item],
+                   report: RunReport, as_of: dt.datetime,
                    recal: Mapping[str, Mapping[str, float]] | None = None,
                    ) -> dict[int, SimpleNamespace]:
-    """Issue forecasts for open items (skipping repeats); returns every item's current one.
+    """Issue forecasts for open items of the model's kind family (skipping repeats); returns
+    every item's current one, keyed by item id.
 
     Effort P80 and above are multiplied by the ledger's recalibration factor of the item's
-    segment when that segment's issued P80s kept failing.
+    segment when that segment's issued P80s kept failing. A rate model issues probabilities.
     """
     pairs = []
     for item in items:
@@ -166,11 +188,17 @@ def _forecast_open(s: Session, run: LearningRun, measure: str, model: SegmentQua
             pairs.append((item, smp))
     if not pairs:
         return {}
+    forecast_measure = measure.forecast or measure.name
+    if isinstance(model, RateModel):
+        probabilities = [model.predict(smp.segments)[0] for _, smp in pairs]
+        return _issue(s, run, forecast_measure, model.version, pairs,
+                      [{"probability": p} for p in probabilities], [None] * len(pairs), report)
     preds = model.predict([smp for _, smp in pairs])
     levels = sorted(preds)
     grid = np.column_stack([preds[q] for q in levels])
-    if measure == "effort":
-        planned = np.array([i.planned_estimate for i, _ in pairs], dtype=np.float64)
+    if measure.view == registry.LOG_RATIO:
+        planned = np.array([measure.size(registry.plan_of(i)) for i, _ in pairs],
+                           dtype=np.float64)
         values = planned[:, None] * np.exp(grid)
         if recal:
             upper = np.asarray([q >= 0.8 for q in levels])
@@ -185,19 +213,29 @@ def _forecast_open(s: Session, run: LearningRun, measure: str, model: SegmentQua
         floors = ledger.to_days(as_of) - planned
         values = planned[:, None] + conditional_many(levels, grid, floors)
     names = [f"p{round(q * 100)}" for q in levels]
+    forecasts = [dict(zip(names, (float(v) for v in values[j]), strict=True))
+                 for j in range(len(pairs))]
+    return _issue(s, run, forecast_measure, model.version, pairs, forecasts,
+                  [float(v) for v in planned], report)
+
+
+def _issue(s: Session, run: LearningRun, measure: str, version: str,
+           pairs: list[tuple[Item, Any]], forecasts: list[dict[str, float]],
+           planned: list[float | None], report: RunReport) -> dict[int, SimpleNamespace]:
+    """Write the forecasts that do not repeat the item's previous one into the ledger."""
     previous = ledger.latest(s, [i.id for i, _ in pairs], measure)
     now = utcnow()
     rows: list[dict[str, Any]] = []
     current: dict[int, SimpleNamespace] = {}
-    for j, (item, _) in enumerate(pairs):
-        forecast = dict(zip(names, (float(v) for v in values[j]), strict=True))
-        current[item.id] = SimpleNamespace(model_version=model.version, actual=None, **forecast)
-        if ledger.repeats(previous.get(item.id), forecast, model.version):
+    for (item, _), forecast, plan in zip(pairs, forecasts, planned, strict=True):
+        current[item.id] = SimpleNamespace(model_version=version, actual=None, **forecast)
+        if ledger.repeats(previous.get(item.id), forecast, version):
             continue
         seg = ",".join(f"{k}={v}" for k, v in sorted(item.segments.items()))
         rows.append({"item_id": item.id, "run_id": run.id, "measure": measure,
-                     "model_version": model.version, "segment": seg[:300],
-                     "planned": float(planned[j]), "issued_at": now, **forecast})
+                     "model_version": version, "segment": seg[:300], "planned": plan,
+                     "issued_at": now, "p50": None, "p80": None, "p90": None, "p95": None,
+                     "probability": None, **forecast})
     report.forecasts_issued += ledger.issue_many(s, rows)
     return current
 
@@ -220,6 +258,9 @@ def _store_findings(s: Session, run: LearningRun, stats: list[SegmentStat]) -> l
 
 def _propose(s: Session, run: LearningRun, obs: list[dataset.Observation],
              found: list[tuple[SegmentStat, Finding]], report: RunReport) -> None:
+    """Estimation rules from the task family's effort: one global, one per kept finding."""
+    if not obs:
+        return
     pooled = np.log([o.value for o in obs])
     if len(obs) >= MIN_TRAIN:
         params = {k: round(math.exp(float(np.quantile(pooled, q))), 3)
@@ -445,13 +486,15 @@ def _steps(s: Session, run: LearningRun, report: RunReport,
     report.recalibrated = recal
     close("score ledger")
     timed("load")
-    obs = dataset.finished_all(s)
-    report.finished = {m: len(v) for m, v in obs.items()}
+    obs = dataset.finished(s)
+    report.finished = {k: len(v) for k, v in obs.items()}
     open_items = dataset.open_items(s)
+    open_by_family = dataset.open_by_family(s, open_items)
     report.open_items = len(open_items)
     close("load")
     timed("findings")
-    stats = [st for m, o in obs.items() for st in examine(o, m)]
+    stats = [st for k, o in obs.items() if _examined(k)
+             for st in examine(o, dataset.finding_measure(k))]
     report.examined = len(stats)
     for st, q in zip(stats, benjamini_hochberg([st.p for st in stats]), strict=True):
         st.q = q
@@ -463,18 +506,24 @@ def _steps(s: Session, run: LearningRun, report: RunReport,
     report.findings = [{"id": f.id, "statement": f.statement, "q": f.q_value} for f in rows]
     report.findings += replanning.store_findings(s, run.id)
     close("findings")
+    # One model per (kind family, measure); each forecasts the open items of its family only.
     current: dict[str, dict[int, SimpleNamespace]] = {}
-    for measure, o in obs.items():
-        timed(f"fit {measure}")
-        model = _fit(o, measure, report)
-        close(f"fit {measure}")
-        if model is not None:
-            timed(f"forecast {measure}")
-            current[measure] = _forecast_open(s, run, measure, model, open_items, report, as_of,
-                                              recal if measure == "effort" else None)
-            close(f"forecast {measure}")
+    for key, o in obs.items():
+        fam, name = dataset.split(key)
+        spec = registry.lookup(fam, name)
+        timed(f"fit {key}")
+        model = _fit(o, key, report)
+        close(f"fit {key}")
+        if model is not None and spec.forecast is not None:
+            timed(f"forecast {key}")
+            got = _forecast_open(s, run, spec, model, open_by_family.get(fam, []), report,
+                                 as_of, recal if spec.name == "effort" else None)
+            current.setdefault(spec.forecast, {}).update(got)
+            close(f"forecast {key}")
     timed("proposals")
-    _propose(s, run, obs["effort"], [(st, f) for st, f in pairs if st.measure == "effort"], report)
+    effort = dataset.key(registry.TASK, "effort")
+    _propose(s, run, obs.get(effort, []),
+             [(st, f) for st, f in pairs if st.measure == dataset.finding_measure(effort)], report)
     close("proposals")
     timed("experiments")
     report.experiments = learn_experiments(s, run.id)
