@@ -90,14 +90,14 @@ def store_links(session: Session, conn_id: int, links: Sequence[LinkRecord],
             session.delete(row)  # the deal's company changed: the old link goes
     ids = _item_ids(session, conn_id, {e for k in wanted for e in k[:2]}, known)
     for key in wanted:
-        row = stored.get(key)
-        if row is None:
+        old = stored.get(key)
+        if old is None:
             session.add(ItemLink(connection_id=conn_id, from_external_id=key[0],
                                  to_external_id=key[1], relation=key[2],
                                  from_item_id=ids.get(key[0]), to_item_id=ids.get(key[1])))
         else:
-            row.from_item_id = row.from_item_id or ids.get(key[0])
-            row.to_item_id = row.to_item_id or ids.get(key[1])
+            old.from_item_id = old.from_item_id or ids.get(key[0])
+            old.to_item_id = old.to_item_id or ids.get(key[1])
     session.flush()
     return problems
 
@@ -146,7 +146,7 @@ def store_enrollments(session: Session, conn_id: int, records: Sequence[Enrollme
         else:
             wanted[(rec.item_external_id, rec.test.strip())] = rec
     ids = _item_ids(session, conn_id, {e for e, _ in wanted}, known)
-    for (ext, test), rec in list(wanted.items()):
+    for ext, test in list(wanted):
         if ext not in ids:
             problems.append(Problem(f"enrollment {ext} in {test}",
                                     f"enrollment for unknown item {ext}"))
@@ -160,13 +160,13 @@ def store_enrollments(session: Session, conn_id: int, records: Sequence[Enrollme
     for (ext, test), rec in wanted.items():
         values = {"arm": rec.arm.strip(), "unit": rec.unit, "assigned_at": rec.assigned_at,
                   "random": rec.random, "expected_split": rec.expected_split}
-        row = stored.get((ids[ext], test))
-        if row is None:
+        existing = stored.get((ids[ext], test))
+        if existing is None:
             session.add(Enrollment(connection_id=conn_id, item_id=ids[ext], test=test, **values))
             continue
         for name, value in values.items():
-            if getattr(row, name) != value:
-                setattr(row, name, value)
+            if getattr(existing, name) != value:
+                setattr(existing, name, value)
     return problems
 
 
@@ -177,11 +177,12 @@ def _resolved_links(session: Session, ids: Sequence[int]) -> dict[int, list[tupl
     rows: list[tuple[int, str, int]] = []
     if len(ids) > ALL_LINKS:
         wanted = set(ids)
-        rows = [(a, b, c) for a, b, c in session.execute(query) if a in wanted]
+        rows = [(a, b, c) for a, b, c in session.execute(query)
+                if a is not None and c is not None and a in wanted]
     else:
         for chunk in _chunks(list(ids)):
             rows.extend((a, b, c) for a, b, c in session.execute(
-                query.where(ItemLink.from_item_id.in_(chunk))))
+                query.where(ItemLink.from_item_id.in_(chunk))) if a is not None and c is not None)
     order = {r: i for i, r in enumerate(RELATIONS)}
     out: dict[int, list[tuple[str, int]]] = defaultdict(list)
     for src, relation, dst in sorted(rows, key=lambda r: (order.get(r[1], 99), r[2])):

@@ -97,13 +97,15 @@ class RelationColumns:
             InputError: when a mapped column is not in the header, naming the columns there.
         """
         wanted: dict[str, str] = {}
+        named: dict[str, str] = {}
         for key, column in mapping.items():
             if not column or (key not in LINK_FIELDS and key not in ENROLLMENT_FIELDS):
                 continue
             target = ALIASES.get(key, key)
             if target in wanted:
-                raise ConfigError(f"map either {target} or {key}, not both")
-            wanted[target] = str(column).strip()
+                first, second = sorted((named[target], key))
+                raise ConfigError(f"map either {first} or {second}, not both")
+            wanted[target], named[target] = str(column).strip(), key
         if not wanted:
             return None
         enrollment = {k for k in wanted if k not in LINK_FIELDS}
@@ -170,6 +172,7 @@ def parse_split(text: str) -> dict[str, float] | None:
         value = json.loads(text)
     except ValueError:
         value = None
+    pairs: list[tuple[Any, ...]]
     if isinstance(value, dict):
         pairs = list(value.items())
     else:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -44,7 +44,7 @@ def tests_from_rows(source: str, tests: Sequence[Any], arms: Sequence[Any],
     row = _first(np.asarray([not t or not a for t, a in zip(t_names, a_names, strict=True)]))
     if row is not None:
         raise InputError(f"{source} row {row + FIRST_ROW}: the test or arm is empty")
-    checks = [
+    checks: list[tuple[Callable[[int], str], np.ndarray[Any, Any]]] = [
         (lambda i: f"negative count ({units_name}={units[i]:g}, {conversions_name}="
                    f"{conversions[i]:g})", (units < 0) | (conversions < 0)),
         (lambda i: f"{conversions_name} ({conversions[i]:g}) > {units_name} ({units[i]:g})",

@@ -64,8 +64,8 @@ def thompson_many(tests: Sequence[Mapping[str, ArmStats]], floor: float = FLOOR,
             sds = np.asarray([p[1] for p in posts])[:, None, :]
             best = np.argmax(means + sds * z, axis=2)  # (tests, draws)
             rows = np.arange(len(part))[:, None] * k
-            shares = np.bincount((rows + best).ravel(), minlength=len(part) * k)
-            shares = shares.reshape(len(part), k) / draws
+            wins = np.bincount((rows + best).ravel(), minlength=len(part) * k)
+            shares = wins.reshape(len(part), k) / draws
             for i, w in zip(part, shares.tolist(), strict=True):
                 out[i] = {a: round(float(floor + (1 - k * floor) * x), 6)
                           for a, x in zip(tests[i], w, strict=True)}

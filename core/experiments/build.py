@@ -170,20 +170,22 @@ def build(name: str, units: Units, control: str | None = None,
                 cell = test.segments.setdefault(label, {})
                 for i, a in enumerate(names):
                     cell.setdefault(a, {})[m] = stats[j * k + i]
-    return test, _dispersions(test, names, codes, metrics, clusters, units.days)
+    return test, _dispersions(names, codes, metrics, units.days)
 
 
-def _dispersions(test: Experiment, names: list[str], codes: Array,
-                 metrics: Mapping[str, _Metric], clusters: Array | None,
+def _dispersions(names: list[str], codes: Array, metrics: Mapping[str, _Metric],
                  days: Sequence[str] | None) -> dict[str, float]:
+    """Each metric's day-to-day dispersion, measured on the units themselves: an account's
+    units spread over days, so a day is not a set of whole accounts."""
     if days is None or all(not d for d in days):
         return {m: 1.0 for m in metrics}
     day_names, day_codes = _codes(days)
     k = len(names)
     out = {}
     for m, spec in metrics.items():
-        stats = _moments(day_codes * k + codes, len(day_names) * k, spec, clusters)
+        arms = _moments(codes, k, spec, None)
+        stats = _moments(day_codes * k + codes, len(day_names) * k, spec, None)
         per_day = {a: [stats[d * k + i] for d, day in enumerate(day_names) if day]
                    for i, a in enumerate(names)}
-        out[m] = over_days({a: test.arms[a][m] for a in names}, per_day)
+        out[m] = over_days({a: arms[i] for i, a in enumerate(names)}, per_day)
     return out

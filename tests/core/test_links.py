@@ -125,7 +125,8 @@ def test_segments_come_through_links_and_the_account_is_found(engine: Engine) ->
                         ids["ann@acme"]: ids["ACME"]}
 
 
-def test_an_old_store_gets_its_enrollments_from_variant_segments(empty_url: str) -> None:
+def test_an_old_store_gets_its_enrollments_from_variant_segments(
+        empty_url: str) -> None:  # noqa: F811  (the fixture imported above)
     import sqlalchemy as sa
     from alembic import command
 
