@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -87,11 +88,18 @@ def gb_python(venv: Path) -> Path:
     return python
 
 
-def _timed(cmd: list[str], stdout: Path | None = None) -> float:
-    started = time.perf_counter()
+def _cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def _timed(cmd: list[str], stdout: Path | None = None) -> tuple[float, float]:
+    """Wall-clock and CPU seconds of one whole process (CPU time barely moves when other
+    work shares the machine; wall-clock does)."""
+    cpu, started = _cpu(), time.perf_counter()
     with open(stdout or "/dev/null", "w") as sink:
         subprocess.run(cmd, check=True, stdout=sink)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, _cpu() - cpu
 
 
 def run(tests: int, arms: int, venv: Path, repeat: int = 1) -> dict[str, float | int]:
@@ -106,16 +114,20 @@ def run(tests: int, arms: int, venv: Path, repeat: int = 1) -> dict[str, float |
         ll_cmd = [str(learnloop), "experiments", "analyze", str(csv_path), "--test", "test",
                   "--arm", "arm", "--units", "sent", "--conversions", "replies", "--json"]
         gb_cmd = [str(python), "-c", GB_SCRIPT, str(csv_path), str(theirs), str(PRIOR_SD ** 2)]
-        ll_s = min(_timed(ll_cmd, ours) for _ in range(repeat))
-        gb_s = min(_timed(gb_cmd) for _ in range(repeat))
+        ll = [_timed(ll_cmd, ours) for _ in range(repeat)]
+        gb = [_timed(gb_cmd) for _ in range(repeat)]
+        ll_s, gb_s = min(w for w, _ in ll), min(w for w, _ in gb)
         mine = {t["test"]: t for t in json.loads(ours.read_text())["tests"]}
-        gb = json.loads(theirs.read_text())
+        gb_result = json.loads(theirs.read_text())
     diff = max(abs(mine[name]["metrics"]["replies"][arm]["chance_to_win"] - ctw)
-               for name, r in gb.items() for arm, ctw in r["ctw"].items())
-    srm = max(abs(mine[name]["srm_p"] - r["srm_p"]) for name, r in gb.items())
+               for name, r in gb_result.items() for arm, ctw in r["ctw"].items())
+    srm = max(abs(mine[name]["srm_p"] - r["srm_p"]) for name, r in gb_result.items())
     decisions = [t["decision"] for t in mine.values()]
     return {"tests": tests, "arms": arms, "learnloop_seconds": round(ll_s, 2),
             "gbstats_seconds": round(gb_s, 2), "ratio": round(gb_s / ll_s, 1),
+            "learnloop_cpu_seconds": round(min(c for _, c in ll), 2),
+            "gbstats_cpu_seconds": round(min(c for _, c in gb), 2),
+            "cpu_ratio": round(min(c for _, c in gb) / min(c for _, c in ll), 1),
             "winners": decisions.count("winner"), "unhealthy": decisions.count("unhealthy"),
             "dispersion": next(iter(mine.values()))["dispersion"],
             "max_chance_to_win_difference": round(diff, 4),

@@ -9,7 +9,6 @@ from typing import Any
 
 from core.experiments.allocation import thompson_many
 from core.experiments.stats import ArmStats, Moments, RatioMoments, compare, srm_p
-from core.learning.stats import benjamini_hochberg
 
 SRM_ALPHA = 0.001
 WIN_PROBABILITY = 0.95
@@ -232,6 +231,8 @@ def segment_findings(test: Experiment, observational: bool = False,
                 versus.posterior_mean or 0.0, (mb.mean, mr.mean), (mb.n, mr.n)))
     if not cells:
         return []
+    from core.learning.stats import benjamini_hochberg  # scipy.stats: only segments need it
+
     q_within = benjamini_hochberg([c.p_within for c in cells])
     q_inter = benjamini_hochberg([c.p_interaction for c in cells])
     # A policy claims both things at once (A beats B here, and here differs from elsewhere):
