@@ -199,7 +199,9 @@ def _segments(session: Session, ids: Iterable[int]) -> dict[int, dict[str, Any]]
 
 
 def inherited_segments(session: Session, item_ids: Sequence[int],
-                       depth: int = INHERIT_DEPTH) -> dict[int, dict[str, Any]]:
+                       depth: int = INHERIT_DEPTH,
+                       known: Mapping[int, dict[str, Any]] | None = None
+                       ) -> dict[int, dict[str, Any]]:
     """Each item's segments completed through its links: a deal's industry from its company,
     an enrollment's seniority from its contact (and that contact's company's industry).
 
@@ -210,6 +212,8 @@ def inherited_segments(session: Session, item_ids: Sequence[int],
         session: a session on the store.
         item_ids: the items wanted.
         depth: how many links away segments may come from.
+        known: segments the caller already read, by item id (not read again); with them,
+            a store without links costs one query.
 
     Returns:
         item id -> its segments with the inherited ones added (every id asked for that exists).
@@ -231,7 +235,12 @@ def inherited_segments(session: Session, item_ids: Sequence[int],
                    if dst != i and dst not in paths[i]]
             paths[i].extend(dict.fromkeys(nxt))
             reach[i] = list(dict.fromkeys(nxt))
-    seg = _segments(session, [*ids, *(d for p in paths.values() for d in p)])
+    known = known or {}
+    if not levels and all(i in known for i in ids):
+        return {i: dict(known[i] or {}) for i in ids}
+    wanted = [*ids, *(d for p in paths.values() for d in p)]
+    seg = {**_segments(session, [i for i in wanted if i not in known]),
+           **{i: known[i] for i in wanted if i in known}}
     out: dict[int, dict[str, Any]] = {}
     for i in ids:
         if i not in seg:

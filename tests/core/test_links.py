@@ -115,6 +115,8 @@ def test_segments_come_through_links_and_the_account_is_found(engine: Engine) ->
     with unit_of_work(engine) as s:
         ids = {e: i for e, i in s.execute(select(Item.external_id, Item.id))}
         got = inherited_segments(s, [ids["E-1"], ids["D-1"], ids["E-2"]])
+        own = {i: seg for i, seg in s.execute(select(Item.id, Item.segments))}
+        assert inherited_segments(s, [ids["E-1"], ids["D-1"], ids["E-2"]], known=own) == got
         accounts = account_of(s, [ids["E-1"], ids["D-1"], ids["E-2"], ids["ann@acme"]])
     # the contact's region wins over its company's (nearer); own keys are never overwritten
     assert got[ids["E-1"]] == {"channel": "email", "seniority": "VP", "region": "US",
