@@ -80,6 +80,37 @@ class EventRecord:
 
 
 @dataclass(slots=True)
+class LinkRecord:
+    """`to_external_id` is the `relation` of `from_external_id` (a deal's company, an
+    enrollment's contact, an issue's parent epic), both ids of items of the same connection.
+
+    The target need not be pulled yet: the link waits for it. The links of one item and
+    relation travel together in one batch: they replace that item's stored links of it.
+    """
+
+    from_external_id: str
+    to_external_id: str
+    relation: str
+
+
+@dataclass(slots=True)
+class EnrollmentRecord:
+    """The item `item_external_id` assigned to `arm` of `test`.
+
+    `unit` is the contact or account enrolled, `random` says the arm was drawn at random (only
+    then can segment results become policies), `expected_split` is arm -> share by design.
+    """
+
+    item_external_id: str
+    test: str
+    arm: str
+    unit: str | None = None
+    assigned_at: dt.datetime | None = None
+    random: bool = False
+    expected_split: dict[str, float] | None = None
+
+
+@dataclass(slots=True)
 class Problem:
     """Input that could not become an item: where it is, why, and the raw values."""
 
@@ -103,6 +134,8 @@ class Batch:
     events: list[EventRecord] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    links: list[LinkRecord] = field(default_factory=list)
+    enrollments: list[EnrollmentRecord] = field(default_factory=list)
     cursor: dict[str, Any] | None = None
     snapshot: bool = False
 

@@ -143,8 +143,8 @@ def _serve(engine: Engine) -> None:
 
 OUTREACH_MAPPING = {
     "id": "Enrollment", "estimated_at": "Sent", "status": "Status", "outcome": "Outcome",
-    "segments": {"sequence": "Sequence", "variant": "Variant", "industry": "Industry",
-                 "seniority": "Seniority", "account": "Account", "assignment": "Assignment"},
+    "segments": {"industry": "Industry", "seniority": "Seniority"},
+    "test": "Sequence", "arm": "Variant", "account": "Account", "assignment": "Assignment",
 }
 
 
