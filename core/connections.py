@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import measures, secrets
+from core import measures, plans, secrets
 from core.contract import Connector, ConnectorFactory
 from core.errors import ConfigError, NotFoundError
 from core.model import Connection
@@ -64,10 +64,12 @@ def validate_mapping(factory: ConnectorFactory, mapping: Mapping[str, Any]) -> d
 
 
 def validate_scope(scope: Mapping[str, Any]) -> dict[str, Any]:
-    """Check a connection's scope; its `kind_map` must map item kinds to kinds (strings).
+    """Check a connection's scope: its `kind_map` must map item kinds to kinds (strings),
+    its `commit_on` name known commit rules (core.plans), for every kind or per kind.
 
     Raises:
-        ConfigError: for a kind_map that is not a mapping of non-empty names.
+        ConfigError: for a kind_map that is not a mapping of non-empty names, or an unknown
+            commit rule.
     """
     raw = scope.get("kind_map")
     if raw is not None and (not isinstance(raw, Mapping) or not all(
@@ -75,6 +77,15 @@ def validate_scope(scope: Mapping[str, Any]) -> dict[str, Any]:
             for k, v in raw.items())):
         raise ConfigError("scope kind_map must map item kinds to kinds, e.g. "
                           '{"milestone": "task"}')
+    commit = scope.get("commit_on")
+    if isinstance(commit, str):
+        plans.validate_rule(commit)
+    elif isinstance(commit, Mapping):
+        for kind, rule in commit.items():
+            plans.validate_rule(str(rule), str(kind))
+    elif commit is not None:
+        raise ConfigError("scope commit_on must be a rule (start, creation, first_seen, "
+                          "stage:<status>) or a mapping of item kind -> rule")
     return dict(scope)
 
 
