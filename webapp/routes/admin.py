@@ -15,6 +15,7 @@ from core.model import Activity, Connection, JobRun, QuarantinedRow, WriteIntent
 from webapp import admin_ops
 from webapp.deps import CurrentAdmin, SessionDep
 from webapp.forms import fields_of
+from webapp.routes.params import RowId
 from webapp.views import render
 
 router = APIRouter(prefix="/admin")
@@ -60,7 +61,7 @@ async def create_connection(request: Request, session: SessionDep, admin: Curren
 
 @router.get("/connections/{conn_id}", response_class=HTMLResponse)
 def connection(request: Request, session: SessionDep, admin: CurrentAdmin,
-               conn_id: int) -> Response:
+               conn_id: RowId) -> Response:
     conn = admin_ops.get(session, conn_id)
     factory = registry.get(conn.kind)
     items = session.scalar(select(func.count()).where(
@@ -84,7 +85,7 @@ def connection(request: Request, session: SessionDep, admin: CurrentAdmin,
 
 
 @router.post("/connections/{conn_id}/{action}")
-async def act(request: Request, session: SessionDep, admin: CurrentAdmin, conn_id: int,
+async def act(request: Request, session: SessionDep, admin: CurrentAdmin, conn_id: RowId,
               action: str) -> Response:
     conn = admin_ops.get(session, conn_id)
     form = dict(await request.form())

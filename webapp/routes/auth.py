@@ -15,6 +15,7 @@ from core.errors import ConfigError
 from core.model import ROLES, ApiToken, User, utcnow
 from webapp import security, services
 from webapp.deps import CurrentAdmin, CurrentUser, SessionDep
+from webapp.routes.params import RowId
 from webapp.views import render
 
 router = APIRouter()
@@ -126,7 +127,7 @@ def new_token(request: Request, session: SessionDep, user: CurrentUser,
 
 
 @router.post("/account/tokens/{token_id}/revoke")
-def revoke_token(session: SessionDep, user: CurrentUser, token_id: int) -> Response:
+def revoke_token(session: SessionDep, user: CurrentUser, token_id: RowId) -> Response:
     row = session.get(ApiToken, token_id)
     if row is not None and row.user_id == user.id and row.revoked_at is None:
         row.revoked_at = utcnow()
