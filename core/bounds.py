@@ -36,7 +36,7 @@ def shorten(value: str, limit: int) -> str:
     if len(value) <= limit:
         return value
     digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    return f"{value[:limit - 10]}~{digest}"
+    return f"{value[:limit - 9]}~{digest}"
 
 
 def safe_url(url: str | None) -> str | None:
@@ -50,7 +50,8 @@ def safe_url(url: str | None) -> str | None:
 
 def _date_problem(name: str, value: Any) -> str | None:
     if isinstance(value, dt.datetime | dt.date) and not FIRST_YEAR <= value.year <= LAST_YEAR:
-        return (f"{name} {value.isoformat()} is outside the years {FIRST_YEAR}-{LAST_YEAR} "
+        day = value.date() if isinstance(value, dt.datetime) else value
+        return (f"{name} {day.isoformat()} is outside the years {FIRST_YEAR}-{LAST_YEAR} "
                 "learnloop can forecast; correct it in the tool")
     return None
 

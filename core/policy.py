@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from core import bounds, outbox
 from core.contract import TEMPLATE, TemplatePayload
-from core.errors import LearnloopError, NotFoundError
+from core.errors import ConfigError, LearnloopError, NotFoundError
 from core.model import Policy, Proposal, Rule, Template, WriteIntent, utcnow
 
 GLOBAL_KEY = "effort:all"
@@ -193,19 +193,19 @@ def check_params(params: Mapping[str, Any]) -> None:
     finite numbers with 0 < p50 <= p80 <= p90 < 100 (those present; the others as given).
 
     Raises:
-        LearnloopError: naming what is wrong, in one line.
+        ConfigError: naming what is wrong, in one line.
     """
     wanted = {k: params[k] for k in QUANTILES if k in params}
     rule = f"0 < p50 <= p80 <= p90 < {MAX_MULTIPLIER:g}"
     for name, value in wanted.items():
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise LearnloopError(f"{name} must be a number ({rule}), not {value!r}")
+            raise ConfigError(f"{name} must be a number ({rule}), not {value!r}")
         if not math.isfinite(value) or not 0 < value < MAX_MULTIPLIER:
-            raise LearnloopError(f"{name} is {value:g}: multipliers must be finite with {rule}")
+            raise ConfigError(f"{name} is {value:g}: multipliers must be finite with {rule}")
     values = [float(v) for v in wanted.values()]
     if values != sorted(values):
         shown = ", ".join(f"{k}={v:g}" for k, v in wanted.items())
-        raise LearnloopError(f"{shown} are out of order: multipliers must have {rule}")
+        raise ConfigError(f"{shown} are out of order: multipliers must have {rule}")
 
 
 def accept(session: Session, proposal_id: int, by: str, note: str | None = None,
@@ -216,8 +216,9 @@ def accept(session: Session, proposal_id: int, by: str, note: str | None = None,
 
     Raises:
         NotFoundError: for an unknown proposal.
-        LearnloopError: when the proposal is not pending, or a multiplier is not a finite
-            number with 0 < p50 <= p80 <= p90 < 100 (`check_params`).
+        LearnloopError: when the proposal is not pending.
+        ConfigError: when a multiplier is not a finite number with
+            0 < p50 <= p80 <= p90 < 100 (`check_params`).
     """
     proposal = get_proposal(session, proposal_id)
     _decidable(proposal)

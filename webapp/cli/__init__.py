@@ -84,7 +84,9 @@ def _store_failure(exc: Exception) -> str:
     with contextlib.suppress(Exception):
         from sqlalchemy.engine import make_url
 
-        url = make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
+        if parsed.password:
+            url = parsed.render_as_string(hide_password=True)
     cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     return (f"the store {url} failed: {cause[0] if cause else type(exc).__name__} (check that "
             "its disk has space and that it is writable and reachable)")
