@@ -149,9 +149,9 @@ def test_accepting_refuses_multipliers_that_are_not_finite_and_ordered(
         prop = s.scalars(select(Proposal).where(Proposal.status == "pending")).first()
         assert prop is not None
         prop_id, before = prop.id, dict(prop.change["new"])
-    with pytest.raises(LearnloopError, match="0 < p50 <= p80 <= p90 < 100") as caught:
-        with unit_of_work(engine) as s:
-            policy.accept(s, prop_id, "owner", params=edit)  # type: ignore[arg-type]
+    with (pytest.raises(LearnloopError, match="0 < p50 <= p80 <= p90 < 100") as caught,
+          unit_of_work(engine) as s):
+        policy.accept(s, prop_id, "owner", params=edit)  # type: ignore[arg-type]
     assert message in str(caught.value)
     with unit_of_work(engine) as s:
         prop = s.get_one(Proposal, prop_id)
