@@ -597,7 +597,8 @@ def _steps(s: Session, run: LearningRun, report: RunReport,
              [(st, f) for st, f in pairs if st.measure == dataset.finding_measure(effort)], report)
     close("proposals")
     timed("experiments")
-    report.experiments = learn_experiments(s, run.id)
+    report.experiments = _isolated(s, report, "the experiments",
+                                   partial(learn_experiments, s, run.id)) or {}
     close("experiments")
     timed("write-back")
     s.flush()
