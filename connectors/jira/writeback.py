@@ -10,6 +10,7 @@ from connectors.jira.config import JiraConfig
 from core.contract import Delivery, Intent
 
 if TYPE_CHECKING:
+    import atlassian
     import jira
 
 FIELD_TYPE = "com.atlassian.jira.plugin.system.customfieldtypes:"
@@ -21,16 +22,18 @@ OUR_FIELDS = {  # payload key -> (field name, type, searcher)
 }
 
 
-def field_ids(config: JiraConfig) -> dict[str, str]:
+def field_ids(config: JiraConfig, client: atlassian.Jira | None = None) -> dict[str, str]:
     """Payload key -> custom field id of learnloop's fields that exist."""
-    by_name = {f.get("name"): f.get("id") for f in writer(config).get_all_fields() or []}
+    by_name = {f.get("name"): f.get("id")
+               for f in (client or writer(config)).get_all_fields() or []}
     return {k: str(by_name[name]) for k, (name, _, _) in OUR_FIELDS.items() if name in by_name}
 
 
-def install(config: JiraConfig) -> tuple[list[str], list[str]]:
+def install(config: JiraConfig, client: atlassian.Jira | None = None,
+            ) -> tuple[list[str], list[str]]:
     """Create learnloop's custom fields (idempotent) and put them on the default screen."""
-    client = writer(config)
-    existing = field_ids(config)
+    client = client or writer(config)
+    existing = field_ids(config, client)
     created = []
     for key, (name, kind, searcher) in OUR_FIELDS.items():
         if key in existing:
@@ -54,15 +57,16 @@ def _value(key: str, value: Any) -> Any:
     return str(value)
 
 
-def deliver(config: JiraConfig, intents: Sequence[Intent]) -> list[Delivery]:
+def deliver(config: JiraConfig, intents: Sequence[Intent],
+            client: atlassian.Jira | None = None) -> list[Delivery]:
     """One PUT per issue with all its fields; `notifyUsers=false` first (watchers are not
     mailed), again without it when the account may not suppress notifications."""
     try:
-        ids = field_ids(config)
+        client = client or writer(config)
+        ids = field_ids(config, client)
         if len(ids) < len(OUR_FIELDS):
-            install(config)  # first write-back of a new connection: provision the fields
-            ids = field_ids(config)
-        client = writer(config)
+            install(config, client)  # first write-back of a new connection: provision fields
+            ids = field_ids(config, client)
     except Exception as exc:
         error = explain(exc, config)
         return [Delivery(i.id, ok=False, error=str(error), retry_after=retry_after(exc))
@@ -101,9 +105,10 @@ def adf(text: str) -> dict[str, Any]:
         for p in paragraphs]}
 
 
-def deliver_other(config: JiraConfig, intent: Intent) -> Delivery:
+def deliver_other(config: JiraConfig, intent: Intent, client: atlassian.Jira | None = None,
+                  ) -> Delivery:
     """One comment (edited in place once it exists), the issue property, or the remote link."""
-    client = writer(config)
+    client = client or writer(config)
     try:
         if intent.surface == "comment":
             body = {"body": adf(str(intent.payload.get("text", "")))}
@@ -127,7 +132,7 @@ def deliver_other(config: JiraConfig, intent: Intent) -> Delivery:
         if code == 404 and intent.surface == "comment" and intent.tool_ref:
             # The comment was deleted in Jira: post a new one rather than fail forever.
             return deliver_other(config, Intent(intent.id, intent.target, intent.surface,
-                                                intent.payload, None))
+                                                intent.payload, None), client)
         return Delivery(intent.id, ok=False, error=str(explain(exc, config)),
                         retry_after=retry_after(exc) if code == 429 else None,
                         permanent=code in (400, 404))
@@ -136,12 +141,12 @@ def deliver_other(config: JiraConfig, intent: Intent) -> Delivery:
 
 
 def deliver_template(config: JiraConfig, intent: Intent, search: jira.JIRA | None = None,
-                     ) -> Delivery:
+                     client: atlassian.Jira | None = None) -> Delivery:
     """A template issue (its children are the planned tasks): each child's original estimate
     becomes the plan the accepted policy asks for (P80), and one comment on the template says
     what changed and why."""
     plan = {str(t.get("name")): t for t in intent.payload.get("rendered", [])}
-    client = writer(config)
+    client = client or writer(config)
     try:
         children = (search or reader(config)).enhanced_search_issues(
             f'parent = "{intent.target}"', maxResults=100, fields=["summary",
