@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, insert, inspect, select, update
 from sqlalchemy.orm import Session
 
 from core import deviations, secrets
@@ -136,16 +136,15 @@ def _store_batch(session: Session, conn: Connection, batch: Batch, report: SyncR
         ):
             by_ext[item.external_id] = item
     touched: list[Item] = []
+    new: list[Item] = []
     for ext, rec in records.items():
         seen.add(ext)
         existing = by_ext.get(ext)
         if existing is None:
             item = Item(connection_id=conn.id, external_id=ext)
             _apply_item(item, rec)
-            session.add(item)
-            by_ext[ext] = item
+            new.append(item)
             report.created += 1
-            touched.append(item)
         elif _apply_item(existing, rec):
             report.updated += 1
             touched.append(existing)
@@ -158,6 +157,9 @@ def _store_batch(session: Session, conn: Connection, batch: Batch, report: SyncR
             report.deleted += 1
             touched.append(gone)
     session.flush()
+    for item in _insert_items(session, new):
+        by_ext[item.external_id] = item
+        touched.append(item)
     _store_events(session, conn, batch, by_ext, report)
     for problem in problems:
         _quarantine(session, conn, problem)
@@ -165,6 +167,25 @@ def _store_batch(session: Session, conn: Connection, batch: Batch, report: SyncR
     deviations.refresh(session, touched)
     if batch.cursor is not None:
         conn.cursor = batch.cursor
+
+
+_ITEM_COLUMNS = [a.key for a in inspect(Item).column_attrs if a.key != "id"]
+
+
+def _insert_items(session: Session, new: list[Item]) -> list[Item]:
+    """Insert new items with batched multi-row INSERTs, returned as persistent objects.
+
+    `session.add()` would INSERT them one at a time on SQLite: the ORM needs each row's id
+    and SQLite does not promise a multi-row INSERT returns them in order. Here the order is
+    not needed (the rows come back as whole items), so both backends batch. Each row carries
+    what `_apply_item` set; the columns' defaults fill the rest, as with `add()`. Rows that
+    set the same columns go together (one INSERT serves only consecutive rows of one shape).
+    """
+    if not new:
+        return []
+    rows = [{k: item.__dict__[k] for k in _ITEM_COLUMNS if k in item.__dict__} for item in new]
+    rows.sort(key=lambda row: tuple(row))
+    return list(session.scalars(insert(Item).returning(Item), rows))
 
 
 def _store_events(session: Session, conn: Connection, batch: Batch, by_ext: dict[str, Item],
@@ -180,6 +201,7 @@ def _store_events(session: Session, conn: Connection, batch: Batch, by_ext: dict
                 Event.connection_id == conn.id, Event.external_id.in_(keys[start:start + CHUNK])
             )
         ))
+    rows = []
     for ext, ev in wanted.items():
         item = by_ext.get(ev.item_external_id)
         if ext in known:
@@ -187,11 +209,14 @@ def _store_events(session: Session, conn: Connection, batch: Batch, by_ext: dict
         if item is None:
             report.problems.append(Problem(ext, f"event for unknown item {ev.item_external_id}"))
             continue
-        session.add(Event(
-            connection_id=conn.id, item_id=item.id, external_id=ext, occurred_at=ev.occurred_at,
-            kind=ev.kind, actor=ev.actor, actor_kind=ev.actor_kind, attributes=ev.attributes,
-        ))
+        rows.append({
+            "connection_id": conn.id, "item_id": item.id, "external_id": ext,
+            "occurred_at": ev.occurred_at, "kind": ev.kind, "actor": ev.actor,
+            "actor_kind": ev.actor_kind, "attributes": ev.attributes,
+        })
         report.events += 1
+    if rows:  # one executemany (SQLite) or multi-row INSERTs (PostgreSQL), not one per event
+        session.execute(insert(Event), rows)
 
 
 def _quarantine(session: Session, conn: Connection, problem: Problem) -> None:
