@@ -33,7 +33,7 @@ def fingerprint(conn: Connection, factory: ConnectorFactory) -> str:
     Kind and factory, config, the encrypted secrets, mapping, scope and the environment
     overrides of its kind: when any of them changes, the connector must be rebuilt.
     """
-    parts = {"kind": conn.kind, "factory": f"{factory.__module__}.{factory.__qualname__}",
+    parts = {"kind": conn.kind, "factory": f"{factory.__module__}:{id(factory)}",
              "config": conn.config, "secrets": conn.secrets, "mapping": conn.mapping,
              "scope": conn.scope, "env": env_overrides(conn.kind)}
     text = json.dumps(parts, sort_keys=True, default=str)
