@@ -170,6 +170,9 @@ def _store_batch(session: Session, conn: Connection, batch: Batch, report: SyncR
 
 
 _ITEM_COLUMNS = [a.key for a in inspect(Item).column_attrs if a.key != "id"]
+# Columns that are NULL when not set, given as NULL (`render_nulls`): most rows get one shape.
+_ITEM_NULLS = dict.fromkeys(c.key for c in Item.__table__.columns
+                            if c.nullable and c.default is None and c.server_default is None)
 
 
 def _insert_items(session: Session, new: list[Item]) -> list[Item]:
@@ -183,9 +186,11 @@ def _insert_items(session: Session, new: list[Item]) -> list[Item]:
     """
     if not new:
         return []
-    rows = [{k: item.__dict__[k] for k in _ITEM_COLUMNS if k in item.__dict__} for item in new]
+    rows = [{**_ITEM_NULLS, **{k: item.__dict__[k] for k in _ITEM_COLUMNS if k in item.__dict__}}
+            for item in new]
     rows.sort(key=lambda row: tuple(row))
-    return list(session.scalars(insert(Item).returning(Item), rows))
+    return list(session.scalars(
+        insert(Item).returning(Item).execution_options(render_nulls=True), rows))
 
 
 def _store_events(session: Session, conn: Connection, batch: Batch, by_ext: dict[str, Item],
