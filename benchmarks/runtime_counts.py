@@ -8,7 +8,8 @@ Real clients against the local Jira emulator, statements counted with SQLAlchemy
 - statements for a first sync of 1,000 issues, on SQLite and (with --postgres) PostgreSQL;
 - UPDATE statements and `atlassian.Jira` clients built to deliver 800 intents;
 - requests and re-stored items for the sync that follows learnloop's own write-back to 240
-  issues (fields, comment, issue property and remote link on each).
+  issues (fields, comment, issue property and remote link on each);
+- how long "Sync now" takes to answer, and the job it queued once the worker runs it.
 
     python -m benchmarks.runtime_counts --postgres postgresql://postgres@127.0.0.1:5432/test
 
@@ -185,6 +186,36 @@ def own_write_back(url: str | None, tmp: Path) -> dict[str, int]:
             "re_stored": report.updated + report.created, "unchanged": report.unchanged}
 
 
+def sync_now_answer(tmp: Path) -> dict[str, Any]:
+    """How long `POST /api/connections/{id}/sync` takes to answer, and the job it queued
+    (a first sync of 1,000 issues and a learning run) once the worker runs it."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from core.store import unit_of_work
+    from webapp import security, worker
+    from webapp.app import create_app
+
+    _emu, config = _site(1000)
+    engine = _store(None, tmp, "sync_now")
+    cid = _connection(engine, config)
+    with unit_of_work(engine) as s:
+        admin = security.create_user(s, "admin@example.com", "a long enough password", "admin")
+        _, secret = security.create_token(s, admin, "bench")
+    api = TestClient(create_app(engine))
+    started = time.perf_counter()
+    answer = api.post(f"/api/connections/{cid}/sync", headers={"Authorization": f"Bearer {secret}"})
+    answered = time.perf_counter() - started
+    assert answer.status_code == 202, answer.text
+    started = time.perf_counter()
+    (job,) = worker.queued_job(engine=engine)["jobs"]
+    ran = time.perf_counter() - started
+    engine.dispose()
+    return {"answer_ms": round(answered * 1000, 1), "job_seconds": round(ran, 1),
+            "job_status": job["status"]}
+
+
 @contextmanager
 def scratch_database(server: str) -> Iterator[str]:
     """A fresh PostgreSQL database on `server`, dropped afterwards."""
@@ -220,6 +251,7 @@ def run(postgres: str | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         out.update(worker_sync_requests(tmp))
+        out["sync_now"] = sync_now_answer(tmp)
         out["sqlite"] = {"sync_1000": sync_statements(None, tmp),
                          "settle_800": settle_statements(None, tmp),
                          "after_own_write_back_240": own_write_back(None, tmp)}
