@@ -23,7 +23,9 @@ from webapp.forms import config_from_form
 ACTIONS = ("test", "install", "uninstall", "deliver")  # "sync" is queued: see sync_now
 ACTION_PATH = Path(pattern="^(" + "|".join(ACTIONS) + ")$")
 _FIELDS_TTL = 300.0
-_fields_cache: dict[int, tuple[float, list[FieldInfo] | str]] = {}
+# (connection id, fingerprint) -> when read, what was found: a connection whose setup changed,
+# or another store's connection with the same id, is never served another's fields.
+_fields_cache: dict[tuple[int, str], tuple[float, list[FieldInfo] | str]] = {}
 _cache_lock = threading.Lock()
 
 
@@ -92,8 +94,12 @@ def update_config(session: Session, user: User, conn: Connection,
 def discovered(conn: Connection) -> list[FieldInfo] | str:
     """The fields the tool reports, for the mapping editor (or why they could not be read)."""
     now = time.monotonic()
+    try:
+        key = (conn.id, runtime.fingerprint(conn, registry.get(conn.kind)))
+    except ConfigError as exc:  # its connector is not installed (any more)
+        return f"could not read the tool's fields: {exc}"
     with _cache_lock:
-        hit = _fields_cache.get(conn.id)
+        hit = _fields_cache.get(key)
     if hit and now - hit[0] < _FIELDS_TTL:
         return hit[1]
     session = object_session(conn)
@@ -103,13 +109,14 @@ def discovered(conn: Connection) -> list[FieldInfo] | str:
     except Exception as exc:
         found = secrets.redact_stored(f"could not read the tool's fields: {exc}", conn.secrets)
     with _cache_lock:
-        _fields_cache[conn.id] = (now, found)
+        _fields_cache[key] = (now, found)
     return found
 
 
 def _forget(conn_id: int) -> None:
     with _cache_lock:
-        _fields_cache.pop(conn_id, None)
+        for key in [k for k in _fields_cache if k[0] == conn_id]:
+            del _fields_cache[key]
 
 
 def mapping_from_form(conn: Connection, form: Mapping[str, Any]) -> dict[str, Any]:
