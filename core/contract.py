@@ -36,6 +36,7 @@ class ItemRecord:
     planned_due: dt.datetime | None = None
     planned_estimate: float | None = None
     planned_amount: float | None = None
+    planned_probability: float | None = None  # win probability, 0 to 1
     expected_outcome: str | None = None
     estimated_at: dt.datetime | None = None
     actual_start: dt.datetime | None = None

@@ -1,19 +1,28 @@
-"""Derive deviations (actual vs planned) from an item's planned and actual values."""
+"""Derive deviations (actual vs planned) from an item, against its committed and current plan."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
+from core import plans
 from core.model import Deviation, Item
 
 DAY = 86400.0
+COMMITTED, CURRENT = "committed", "current"
+AGAINST = (COMMITTED, CURRENT)
+"""The plans a deviation is measured against; learning reads `committed`."""
 
 
-def measures(item: Item) -> dict[str, tuple[float, float, float]]:
-    """The deviations an item supports: measure -> (planned, actual, value).
+def measures(item: Item, plan: Mapping[str, Any]) -> dict[str, tuple[float, float, float]]:
+    """The deviations of a finished item against `plan`: measure -> (planned, actual, value).
+
+    Args:
+        item: the item, for its status and actual values.
+        plan: the planned values by core name (`planned_due`, `planned_estimate`, ...).
 
     effort_ratio: actual effort / estimate; slip_days: done date - due date in days;
     duration_ratio: actual duration / planned duration (both in days).
@@ -21,22 +30,30 @@ def measures(item: Item) -> dict[str, tuple[float, float, float]]:
     out: dict[str, tuple[float, float, float]] = {}
     if item.status != "done":
         return out
-    est, eff = item.planned_estimate, item.actual_effort
+    est, eff = plan.get("planned_estimate"), item.actual_effort
+    due, start = plan.get("planned_due"), plan.get("planned_start")
     if est is not None and eff is not None and est > 0 and eff > 0:
         out["effort_ratio"] = (est, eff, eff / est)
-    if item.planned_due is not None and item.actual_end is not None:
-        slip = (item.actual_end - item.planned_due).total_seconds() / DAY
+    if due is not None and item.actual_end is not None:
+        slip = (item.actual_end - due).total_seconds() / DAY
         out["slip_days"] = (0.0, slip, slip)
-    if (
-        item.planned_start is not None
-        and item.planned_due is not None
-        and item.actual_start is not None
-        and item.actual_end is not None
-    ):
-        planned = (item.planned_due - item.planned_start).total_seconds() / DAY
+    if start is not None and due is not None and item.actual_start is not None \
+            and item.actual_end is not None:
+        planned = (due - start).total_seconds() / DAY
         actual = (item.actual_end - item.actual_start).total_seconds() / DAY
         if planned > 0 and actual > 0:
             out["duration_ratio"] = (planned, actual, actual / planned)
+    return out
+
+
+def against_both(item: Item) -> dict[tuple[str, str], tuple[float, float, float]]:
+    """(measure, against) -> (planned, actual, value), for the committed and current plan."""
+    out: dict[tuple[str, str], tuple[float, float, float]] = {}
+    for against, plan in ((COMMITTED, plans.committed_plan(item)),
+                          (CURRENT, plans.current_plan(item))):
+        if plan is not None:
+            for measure, values in measures(item, plan).items():
+                out[(measure, against)] = values
     return out
 
 
@@ -47,18 +64,18 @@ def refresh(session: Session, items: Iterable[Item]) -> int:
         return 0
     ids = [i.id for i in items]
     existing = {
-        (d.item_id, d.measure): d
+        (d.item_id, d.measure, d.against): d
         for d in session.scalars(select(Deviation).where(Deviation.item_id.in_(ids)))
     }
     count = 0
     new: list[dict[str, object]] = []
     for item in items:
-        current = {} if item.deleted else measures(item)
-        for measure, (planned, actual, value) in current.items():
-            row = existing.pop((item.id, measure), None)
+        current = {} if item.deleted else against_both(item)
+        for (measure, against), (planned, actual, value) in current.items():
+            row = existing.pop((item.id, measure, against), None)
             if row is None:
-                new.append({"item_id": item.id, "measure": measure, "planned": planned,
-                            "actual": actual, "value": value})
+                new.append({"item_id": item.id, "measure": measure, "against": against,
+                            "planned": planned, "actual": actual, "value": value})
             else:
                 row.planned, row.actual, row.value = planned, actual, value
             count += 1

@@ -8,10 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, insert, inspect, select, update
+from sqlalchemy import JSON, Engine, insert, inspect, select, update
 from sqlalchemy.orm import Session
 
-from core import deviations, secrets
+from core import deviations, plans, secrets
 from core.contract import Batch, Connector, EventRecord, ItemRecord, Problem
 from core.errors import LearnloopError
 from core.model import Connection, Event, Item, JobRun, QuarantinedRow, utcnow
@@ -135,6 +135,7 @@ def _store_batch(session: Session, conn: Connection, batch: Batch, report: SyncR
             select(Item).where(Item.connection_id == conn.id, Item.external_id.in_(chunk))
         ):
             by_ext[item.external_id] = item
+    batch.events.extend(_replanning(by_ext, records, batch.events))
     touched: list[Item] = []
     new: list[Item] = []
     for ext, rec in records.items():
@@ -156,6 +157,7 @@ def _store_batch(session: Session, conn: Connection, batch: Batch, report: SyncR
             gone.deleted = True
             report.deleted += 1
             touched.append(gone)
+    plans.refresh(session, conn, [*touched, *new], batch.events)  # new: inserted with theirs
     session.flush()
     for item in _insert_items(session, new):
         by_ext[item.external_id] = item
@@ -169,10 +171,26 @@ def _store_batch(session: Session, conn: Connection, batch: Batch, report: SyncR
         conn.cursor = batch.cursor
 
 
+def _replanning(by_ext: dict[str, Item], records: dict[str, ItemRecord],
+                events: list[EventRecord]) -> list[EventRecord]:
+    """Plan changes the connector did not report itself: each stored item against its new row
+    (how snapshot sources, which have no history, get their re-planning events)."""
+    covered = plans.covered_fields(events)
+    now = utcnow()
+    out: list[EventRecord] = []
+    for ext, rec in records.items():
+        item = by_ext.get(ext)
+        if item is not None:
+            out.extend(plans.snapshot_changes(item, rec, now, covered.get(ext, ())))
+    return out
+
+
 _ITEM_COLUMNS = [a.key for a in inspect(Item).column_attrs if a.key != "id"]
-# Columns that are NULL when not set, given as NULL (`render_nulls`): most rows get one shape.
+# Columns that are NULL when not set, given as NULL (`render_nulls`) so most rows get one
+# shape; JSON columns are left out (None there would store JSON null, not SQL NULL).
 _ITEM_NULLS = dict.fromkeys(c.key for c in Item.__table__.columns
-                            if c.nullable and c.default is None and c.server_default is None)
+                            if c.nullable and c.default is None and c.server_default is None
+                            and not isinstance(c.type, JSON))
 
 
 def _insert_items(session: Session, new: list[Item]) -> list[Item]:

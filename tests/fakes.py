@@ -192,6 +192,8 @@ class FakeConnector:
             comments = self.tool.comments.setdefault(intent.target, {})
             if intent.tool_ref is not None and intent.tool_ref in comments:
                 ref = intent.tool_ref
+            elif comments:  # redelivered without its tool_ref: the fake holds only ours
+                ref = next(iter(comments))
             else:  # first write, or the comment was deleted in the tool
                 ref = f"c{self.tool.next_comment}"
                 self.tool.next_comment += 1

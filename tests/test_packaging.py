@@ -25,6 +25,7 @@ def test_wheel_ships_exactly_three_packages(tmp_path: Path) -> None:
     assert "core/migrations/versions/0001_initial_schema.py" in names
     assert "core/migrations/env.py" in names
     assert "connectors/file/README.md" in names
+    assert "core/testing/conformance.py" in names  # the connector kit ships
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "learnloop = webapp.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
 
@@ -44,3 +45,9 @@ def test_cli_import_does_not_load_tool_sdks() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_connector_kit_imports_without_pytest() -> None:
+    code = "import sys, core.testing; sys.exit(1 if 'pytest' in sys.modules else 0)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, "importing core.testing imported pytest" + result.stderr

@@ -99,7 +99,8 @@ def segment_spread(session: Session) -> dict[str, Any]:
     """Actual/planned effort ratio per value of the segment dimension that separates most."""
     rows = session.execute(
         select(Item.segments, Deviation.value).join(Deviation, Deviation.item_id == Item.id)
-        .where(Deviation.measure == "effort_ratio", Item.deleted.is_(False), Deviation.value > 0)
+        .where(Deviation.measure == "effort_ratio", Deviation.against == "committed",
+               Item.deleted.is_(False), Deviation.value > 0)
         .order_by(Deviation.id.desc()).limit(SEGMENT_ROWS)).all()
     by_dim: dict[str, dict[str, list[float]]] = {}
     for segments, value in rows:

@@ -136,10 +136,14 @@ class FindingPublic(Public):
     statement: str
     n: int
     effect: float
-    interval_low: float
-    interval_high: float
-    interval_level: float
-    q_value: float
+    interval_low: float = Field(description="Confidence interval of the effect, low end.")
+    interval_high: float = Field(description="Confidence interval of the effect, high end.")
+    interval_level: float = Field(description="Level of that confidence interval (0.9 = 90%).")
+    spread_low: float | None = Field(
+        default=None, description="The central 80% of the segment's own items, low end.")
+    spread_high: float | None = None
+    p_value: float
+    q_value: float = Field(description="p adjusted by Benjamini-Hochberg over the run.")
 
 
 class ProposalPublic(Public):

@@ -32,6 +32,7 @@ DESCRIPTIONS = {
     "actual_effort": "Actual effort, time spent (in the configured unit)",
     "planned_amount": "Planned amount",
     "actual_amount": "Actual amount",
+    "planned_probability": "Win probability (0.7 or 70%)",
     "outcome": "Outcome text",
 }
 MAPPING_FIELDS = tuple(

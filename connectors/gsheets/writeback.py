@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     import gspread
 
 META_KEY = "learnloop.column"
+INSIGHTS_KEY = "learnloop.insights"  # on column A of the insights tab: its title when made
+TEMPLATE_KEY = "learnloop.template"  # on a template version's columns: "<column>@<tab title>"
+TEMPLATE_COLUMNS = ("plan_p50", "plan_p80", "rule")
+TEMPLATE_TITLES = ("learnloop plan P50", "learnloop plan P80", "learnloop rule")
 NOTE_ON = "forecast_p80"  # the cell that carries the why as a note
 BANDS = ((1.5, {"red": 0.96, "green": 0.8, "blue": 0.8}),
          (1.2, {"red": 1.0, "green": 0.93, "blue": 0.75}))
@@ -128,21 +132,58 @@ def deliver(config: GSheetsConfig, mapping: Mapping[str, Any],
         return [Delivery(i.id, ok=False, error=str(error), retry_after=wait) for i in intents]
 
 
-def _tab(book: gspread.Spreadsheet, title: str) -> gspread.Worksheet | None:
+def _tab(book: gspread.Spreadsheet, title: str, tool_ref: str | None = None,
+         ) -> gspread.Worksheet | None:
+    """A tab by the id learnloop stored for it (digits), else by its title."""
     import gspread
 
+    try:
+        if tool_ref and tool_ref.isdigit():
+            return book.get_worksheet_by_id(int(tool_ref))
+    except gspread.exceptions.WorksheetNotFound:
+        pass  # deleted or never there: fall back to the title
     try:
         return book.worksheet(title)
     except gspread.exceptions.WorksheetNotFound:
         return None
 
 
+def _marked(book: gspread.Spreadsheet, key: str) -> dict[str, tuple[int, int]]:
+    """Metadata value -> (tab id, 0-based column) of columns learnloop marked with `key`."""
+    out = {}
+    for meta in search_metadata(book, key):
+        where = meta.get("location", {}).get("dimensionRange", {})
+        if where.get("dimension") == "COLUMNS":
+            out[str(meta["metadataValue"])] = (int(where["sheetId"]), int(where["startIndex"]))
+    return out
+
+
+def _by_id(book: gspread.Spreadsheet, tab_id: int) -> gspread.Worksheet | None:
+    import gspread
+
+    try:
+        return book.get_worksheet_by_id(tab_id)
+    except gspread.exceptions.WorksheetNotFound:
+        return None
+
+
 def write_insights(config: GSheetsConfig, intent: Intent,
                    client: gspread.Client | None = None) -> Delivery:
-    """The insights tab: the current findings with their evidence, replacing the last list."""
+    """The insights tab: the current findings with their evidence, replacing the last list.
+
+    The tab is found by its stored id, else by the marker on its first column, else by its
+    title; only then is it created (and marked), so a redelivery rewrites the same tab.
+    """
     book, _ = open_tab(config, client)
     title = intent.target
-    tab = _tab(book, title) or book.add_worksheet(title, rows=200, cols=8)
+    tab = _tab(book, title, intent.tool_ref)
+    if tab is None or tab.title != title:
+        marked = _marked(book, INSIGHTS_KEY).get(title)
+        tab = (_by_id(book, marked[0]) if marked else None) or tab
+    if tab is None:
+        tab = book.add_worksheet(title, rows=200, cols=8)
+        book.batch_update({"requests": [metadata_request(INSIGHTS_KEY, title, tab.id,
+                                                         "COLUMNS", 0)]})
     columns = list(intent.payload.get("columns", []))
     rows = [[f"learnloop findings as of {intent.payload.get('as_of', '')}"], columns,
             *intent.payload.get("rows", [])]
@@ -151,32 +192,66 @@ def write_insights(config: GSheetsConfig, intent: Intent,
     rows += [[""] * width for _ in range(max(0, old - len(rows)))]
     tab.update([[_cell(v) for v in r] + [""] * (width - len(r)) for r in rows], "A1",
                value_input_option="RAW")  # type: ignore[arg-type]
-    return Delivery(intent.id, ok=True, tool_ref=title)
+    return Delivery(intent.id, ok=True, tool_ref=str(tab.id))
+
+
+def _template_columns(book: gspread.Spreadsheet, copy: gspread.Worksheet, version_title: str,
+                      width: int) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """learnloop's columns on a template version tab: the marked ones, the missing ones after
+    every used column (with the metadata requests that mark them)."""
+    cols = {}
+    for value, (tab_id, col) in _marked(book, TEMPLATE_KEY).items():
+        key, _, title = value.partition("@")
+        if tab_id == copy.id and title == version_title and key in TEMPLATE_COLUMNS:
+            cols[key] = col
+    requests = []
+    next_col = max([width, *(c + 1 for c in cols.values())])
+    for key in TEMPLATE_COLUMNS:
+        if key not in cols:
+            cols[key], next_col = next_col, next_col + 1
+            requests.append(metadata_request(TEMPLATE_KEY, f"{key}@{version_title}", copy.id,
+                                             "COLUMNS", cols[key]))
+    return cols, requests
 
 
 def write_template(config: GSheetsConfig, intent: Intent,
                    client: gspread.Client | None = None) -> Delivery:
     """A new version of a template tab: the tab duplicated as '<name> v<N>', with the plan the
-    policy now asks for beside each task, and a note saying what changed and why."""
+    policy now asks for beside each task, and a note saying what changed and why.
+
+    Redelivered, the version tab (its stored id, else the tab its marked columns are on, else
+    its title) and its marked columns are written again: one tab, one set of columns, one note.
+    """
     book, _ = open_tab(config, client)
-    source = _tab(book, intent.target)
-    if source is None:
-        return Delivery(intent.id, ok=False, permanent=True,
-                        error=f"no template tab named {intent.target!r}")
     title = f"{intent.target} v{intent.payload['version']}"
-    copy = _tab(book, title) or source.duplicate(new_sheet_name=title)
+    copy = _tab(book, title, intent.tool_ref)
+    if copy is None or copy.title != title:
+        marked = [tab for value, (tab, _) in _marked(book, TEMPLATE_KEY).items()
+                  if value.partition("@")[2] == title]
+        copy = (_by_id(book, marked[0]) if marked else None) or copy
+    if copy is None:
+        source = _tab(book, intent.target)
+        if source is None:
+            return Delivery(intent.id, ok=False, permanent=True,
+                            error=f"no template tab named {intent.target!r}")
+        copy = source.duplicate(new_sheet_name=title)
     rows = copy.get_all_values()
-    width = max((len(r) for r in rows), default=0)
+    cols, requests = _template_columns(book, copy, title,
+                                       max((len(r) for r in rows), default=0))
     plan = {str(t.get("name")): t for t in intent.payload.get("rendered", [])}
-    updates = [[_cell(v) for v in ("learnloop plan P50", "learnloop plan P80", "learnloop rule")]]
-    for row in rows[1:]:
-        task = plan.get(str(row[0])) if row else None
-        updates.append([task.get("plan_p50", "") if task else "",
-                        task.get("plan_p80", "") if task else "",
-                        task.get("rule", "") if task else ""])
-    copy.update(updates, f"{column_letter(width)}1", value_input_option="RAW")  # type: ignore[arg-type]
-    book.batch_update({"requests": [{"updateCells": {
-        "start": {"sheetId": copy.id, "rowIndex": 0, "columnIndex": width},
+    data = []
+    for key, head in zip(TEMPLATE_COLUMNS, TEMPLATE_TITLES, strict=True):
+        values = [[head]]
+        for row in rows[1:]:
+            task = plan.get(str(row[0])) if row else None
+            values.append([_cell(task.get(key, "")) if task else ""])
+        letter = column_letter(cols[key])
+        data.append({"range": f"'{copy.title.replace(chr(39), chr(39) * 2)}'!{letter}1:"
+                              f"{letter}{len(values)}", "values": values})
+    book.values_batch_update({"valueInputOption": "RAW", "data": data})
+    requests.append({"updateCells": {
+        "start": {"sheetId": copy.id, "rowIndex": 0, "columnIndex": cols[TEMPLATE_COLUMNS[0]]},
         "rows": [{"values": [{"note": str(intent.payload.get("why", ""))}]}],
-        "fields": "note"}}]})
-    return Delivery(intent.id, ok=True, tool_ref=title)
+        "fields": "note"}})
+    book.batch_update({"requests": requests})
+    return Delivery(intent.id, ok=True, tool_ref=str(copy.id))

@@ -19,8 +19,9 @@ MAPPING_FIELDS = (
 DEFAULTS = {"planned_due": "duedate", "planned_estimate": "timeoriginalestimate",
             "actual_effort": "timespent", "actual_end": "resolutiondate"}
 SEGMENTS = ("project", "issuetype", "components", "labels", "assignee", "priority")
-EVENT_FIELDS = {"duedate": "due_date_moved", "timeoriginalestimate": "estimate_changed",
-                "status": "status_changed"}
+STATUS_CHANGED, PLAN_CHANGED = "status_changed", "plan_changed"
+PLANNED = ("planned_due", "planned_estimate")
+"""Planned values whose changelog entries become re-planning events (core.plans)."""
 
 
 def parse_time(value: Any) -> dt.datetime | None:
@@ -57,6 +58,35 @@ def _segment(value: Any) -> str | None:
     return str(value)
 
 
+def _field_key(name: Any) -> str:
+    return str(name or "").lower().replace(" ", "")
+
+
+def _plan_value(name: str, raw: Any, text: Any, unit: float) -> str | float | None:
+    """A changelog value in core terms: a due date as ISO 8601 UTC, an estimate in hours;
+    None when it is empty or unreadable (its text stays in the event as Jira wrote it)."""
+    value = raw if raw not in (None, "") else text
+    if value in (None, ""):
+        return None
+    try:
+        if name == "planned_due":
+            day = dt.date.fromisoformat(str(value)[:10])
+            return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).isoformat()
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds * unit if seconds > 0 else None
+
+
+def _plan_change(name: str, change: dict[str, Any], unit: float) -> dict[str, Any]:
+    """The attributes of a re-planning event: field, from, to (core values) and Jira's text."""
+    return {"field": name,
+            "from": _plan_value(name, change.get("from"), change.get("fromString"), unit),
+            "to": _plan_value(name, change.get("to"), change.get("toString"), unit),
+            "from_text": change.get("fromString"), "to_text": change.get("toString"),
+            "source": "jira changelog"}
+
+
 def to_item(raw: dict[str, Any], histories: list[dict[str, Any]], config: JiraConfig,
             mapping: dict[str, Any], base_url: str) -> tuple[ItemRecord, list[EventRecord]]:
     """One issue (with its whole changelog) as an item and its events."""
@@ -77,29 +107,34 @@ def to_item(raw: dict[str, Any], histories: list[dict[str, Any]], config: JiraCo
             segments[name] = value
     events: list[EventRecord] = []
     started: dt.datetime | None = None
+    planned = {_field_key(chosen[name]): name for name in PLANNED}
     for h in sorted(histories, key=lambda h: str(h.get("created"))):
         when = parse_time(h.get("created"))
         if when is None:
             continue
         for n, change in enumerate(h.get("items", [])):
-            kind = EVENT_FIELDS.get(str(change.get("field", "")).lower().replace(" ", ""))
-            if kind is None:
+            key = _field_key(change.get("fieldId") or change.get("field"))
+            if key == "status":
+                kind, attributes = STATUS_CHANGED, {"from": change.get("fromString"),
+                                                    "to": change.get("toString")}
+                if started is None and change.get("toString") in config.in_progress_statuses:
+                    started = when
+            elif key in planned:
+                kind = PLAN_CHANGED
+                attributes = _plan_change(planned[key], change, unit)
+            else:
                 continue
-            if kind == "status_changed" and started is None and \
-                    change.get("toString") in config.in_progress_statuses:
-                started = when
             events.append(EventRecord(
                 raw["key"], f"{raw['key']}:{h.get('id')}:{n}", when, kind,
-                actor=(h.get("author") or {}).get("accountId"),
-                attributes={"from": change.get("fromString"), "to": change.get("toString")}))
-    planned = number("planned_estimate")
+                actor=(h.get("author") or {}).get("accountId"), attributes=attributes))
+    estimate = number("planned_estimate")
     item = ItemRecord(
         external_id=raw["key"], title=str(f.get("summary") or ""),
         kind=_segment(f.get("issuetype")) or "issue",
         url=f"{base_url.rstrip('/')}/browse/{raw['key']}", segments=segments,
         status=DONE if category == "done" else "open",
         planned_due=parse_time(f.get(chosen["planned_due"])),
-        planned_estimate=planned if planned and planned > 0 else None,
+        planned_estimate=estimate if estimate and estimate > 0 else None,
         actual_start=started, actual_end=parse_time(f.get(chosen["actual_end"])),
         actual_effort=number("actual_effort") if category == "done" else None,
         estimated_at=parse_time(f.get("created")),

@@ -95,6 +95,8 @@ def deliver(config: JiraConfig, intents: Sequence[Intent],
 
 
 PROPERTY_KEY = "learnloop"
+MARKER_KEY = "learnloop"  # comment property: which learnloop object a comment is
+COMMENT_PAGE = 100
 
 
 def adf(text: str) -> dict[str, Any]:
@@ -105,19 +107,62 @@ def adf(text: str) -> dict[str, Any]:
         for p in paragraphs]}
 
 
+def _marked(comment: dict[str, Any], marker: dict[str, Any]) -> bool:
+    return any(p.get("key") == MARKER_KEY and p.get("value") == marker
+               for p in comment.get("properties") or [])
+
+
+def find_comment(client: atlassian.Jira, key: str, marker: dict[str, Any]) -> str | None:
+    """The id of the comment on `key` carrying learnloop's `marker` property, if there is one.
+
+    Read when a delivery has no stored comment id: the first delivery may have posted the
+    comment and died before the outbox stored its id (the claim was then retaken).
+    """
+    start = 0
+    while True:
+        page = client.get(f"rest/api/3/issue/{key}/comment", params={
+            "startAt": start, "maxResults": COMMENT_PAGE, "expand": "properties"}) or {}
+        comments = page.get("comments") or []
+        for comment in comments:
+            if _marked(comment, marker):
+                return str(comment["id"])
+        start += len(comments)
+        if not comments or start >= int(page.get("total") or 0):
+            return None
+
+
+def upsert_comment(client: atlassian.Jira, key: str, body: dict[str, Any],
+                   marker: dict[str, Any], tool_ref: str | None) -> str:
+    """Edit learnloop's comment on `key` (by its stored id, else by its marker property) or
+    post it, marked, when there is none; returns the comment id."""
+    data = {"body": body, "properties": [{"key": MARKER_KEY, "value": marker}]}
+    path = f"rest/api/3/issue/{key}/comment"
+    ref = tool_ref if tool_ref and tool_ref.isdigit() else None  # older refs named the issue
+    if ref is not None:
+        try:
+            client.put(f"{path}/{ref}", data=data)
+            return ref
+        except Exception as exc:
+            if status_of(exc) != 404:
+                raise
+            # The comment was deleted in Jira: look for another of ours, else post a new one.
+    found = find_comment(client, key, marker)
+    if found is not None:
+        client.put(f"{path}/{found}", data=data)
+        return found
+    made = client.post(path, data=data) or {}
+    return str(made["id"])
+
+
 def deliver_other(config: JiraConfig, intent: Intent, client: atlassian.Jira | None = None,
                   ) -> Delivery:
     """One comment (edited in place once it exists), the issue property, or the remote link."""
     client = client or writer(config)
     try:
         if intent.surface == "comment":
-            body = {"body": adf(str(intent.payload.get("text", "")))}
-            path = f"rest/api/3/issue/{intent.target}/comment"
-            if intent.tool_ref:
-                client.put(f"{path}/{intent.tool_ref}", data=body)
-                return Delivery(intent.id, ok=True, tool_ref=intent.tool_ref)
-            made = client.post(path, data=body) or {}
-            return Delivery(intent.id, ok=True, tool_ref=str(made.get("id")))
+            ref = upsert_comment(client, intent.target, adf(str(intent.payload.get("text", ""))),
+                                 {"surface": "comment"}, intent.tool_ref)
+            return Delivery(intent.id, ok=True, tool_ref=ref)
         if intent.surface == "property":
             client.set_issue_property(intent.target, PROPERTY_KEY, dict(intent.payload))
             return Delivery(intent.id, ok=True, tool_ref=f"{intent.target}:{PROPERTY_KEY}")
@@ -129,10 +174,6 @@ def deliver_other(config: JiraConfig, intent: Intent, client: atlassian.Jira | N
             return Delivery(intent.id, ok=True, tool_ref=f"learnloop:{intent.target}")
     except Exception as exc:
         code = status_of(exc)
-        if code == 404 and intent.surface == "comment" and intent.tool_ref:
-            # The comment was deleted in Jira: post a new one rather than fail forever.
-            return deliver_other(config, Intent(intent.id, intent.target, intent.surface,
-                                                intent.payload, None), client)
         return Delivery(intent.id, ok=False, error=str(explain(exc, config)),
                         retry_after=retry_after(exc) if code == 429 else None,
                         permanent=code in (400, 404))
@@ -144,7 +185,8 @@ def deliver_template(config: JiraConfig, intent: Intent, search: jira.JIRA | Non
                      client: atlassian.Jira | None = None) -> Delivery:
     """A template issue (its children are the planned tasks): each child's original estimate
     becomes the plan the accepted policy asks for (P80), and one comment on the template says
-    what changed and why."""
+    what changed and why. Redelivered, the estimates are set again (the same values) and the
+    comment of that version is edited, found by its id or its marker property."""
     plan = {str(t.get("name")): t for t in intent.payload.get("rendered", [])}
     client = client or writer(config)
     try:
@@ -166,10 +208,11 @@ def deliver_template(config: JiraConfig, intent: Intent, search: jira.JIRA | Non
         text = (f"learnloop template v{intent.payload.get('version')}: "
                 + ("; ".join(changed) if changed else "no task estimate changed")
                 + f". Why: {intent.payload.get('why', '')}")
-        client.post(f"rest/api/3/issue/{intent.target}/comment", data={"body": adf(text)})
+        ref = upsert_comment(client, intent.target, adf(text), {
+            "surface": "template", "version": intent.payload.get("version")}, intent.tool_ref)
     except Exception as exc:
         code = status_of(exc)
         return Delivery(intent.id, ok=False, error=str(explain(exc, config)),
                         retry_after=retry_after(exc) if code == 429 else None,
                         permanent=code in (400, 404))
-    return Delivery(intent.id, ok=True, tool_ref=f"{intent.target}:v{intent.payload.get('version')}")
+    return Delivery(intent.id, ok=True, tool_ref=ref)

@@ -15,6 +15,7 @@ from core.model import Deviation, Item
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 WINDOW = 100_000
+AGAINST = "committed"  # learning reads deviations against the plan as committed
 
 # measure -> (deviation measure, transform of the deviation value, size of the plan)
 MEASURES = {
@@ -61,8 +62,10 @@ def finished_all(session: Session, window: int = WINDOW) -> dict[str, list[Obser
         select(Item.id, Item.segments, when, Item.planned_estimate, Item.planned_start,
                Item.planned_due, effort.planned, effort.actual, effort.value,
                slip.planned, slip.actual, slip.value)
-        .outerjoin(effort, (effort.item_id == Item.id) & (effort.measure == MEASURES["effort"]))
-        .outerjoin(slip, (slip.item_id == Item.id) & (slip.measure == MEASURES["finish"]))
+        .outerjoin(effort, (effort.item_id == Item.id) & (effort.measure == MEASURES["effort"])
+                   & (effort.against == AGAINST))
+        .outerjoin(slip, (slip.item_id == Item.id) & (slip.measure == MEASURES["finish"])
+                   & (slip.against == AGAINST))
         .where(Item.deleted.is_(False), Item.status == "done",
                or_(effort.id.is_not(None), slip.id.is_not(None)))
         .order_by(Item.planned_at.desc().nulls_last(), Item.id.desc())

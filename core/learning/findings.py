@@ -22,6 +22,7 @@ from core.learning.dataset import Observation
 MIN_N = 8
 MAX_PAIR_VALUES = 40
 MAX_ITEM_IDS = 5000
+CI_LEVEL = 0.9  # of the confidence interval of a segment's median
 
 
 @dataclass
@@ -59,7 +60,8 @@ class SegmentStat:
         if self.measure == "effort":
             text = (
                 f"{self.phrase()} took {self.effect:.1f}x their estimate "
-                f"(n={self.n}, 80% interval {self.low:.1f}-{self.high:.1f}x; "
+                f"(n={self.n}, 90% confidence interval of that median {self.ci_low:.1f}-"
+                f"{self.ci_high:.1f}x; the middle 80% of them took {self.low:.1f}-{self.high:.1f}x; "
                 f"other items {self.rest:.1f}x)"
             )
             if self.tie_share >= 0.3:
@@ -68,14 +70,15 @@ class SegmentStat:
         when = "after" if self.effect >= 0 else "before"
         return (
             f"{self.phrase()} finished a median {abs(self.effect):.1f} days {when} their due date "
-            f"(n={self.n}, 80% interval {self.low:+.1f} to {self.high:+.1f} days; "
-            f"other items {self.rest:+.1f} days)"
+            f"(n={self.n}, 90% confidence interval of that median {self.ci_low:+.1f} to "
+            f"{self.ci_high:+.1f} days; the middle 80% of them {self.low:+.1f} to "
+            f"{self.high:+.1f} days; other items {self.rest:+.1f} days)"
         )
 
     def evidence(self) -> dict[str, Any]:
         """The numbers behind the statement, for storage and display."""
         return {
-            "n": self.n, "effect": self.effect, "interval_80": [self.low, self.high],
+            "n": self.n, "effect": self.effect, "spread_80": [self.low, self.high],
             "median_ci_90": [self.ci_low, self.ci_high], "rest": self.rest, "p": self.p,
             "q": self.q, "tie_share": self.tie_share,
         }

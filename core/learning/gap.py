@@ -26,7 +26,8 @@ def gap_by_cycle(session: Session) -> dict[str, Any]:
     rows = session.execute(
         select(Item.actual_end, Deviation.value)
         .join(Deviation, Deviation.item_id == Item.id)
-        .where(Deviation.measure == "effort_ratio", Item.deleted.is_(False),
+        .where(Deviation.measure == "effort_ratio", Deviation.against == "committed",
+               Item.deleted.is_(False),
                Item.actual_end.is_not(None))
     ).all()
     months: dict[str, list[float]] = {}

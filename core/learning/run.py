@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from core import insights, outbox, policy
 from core.contract import COMMENT, FIELDS, INSIGHTS, LINK, PROPERTY
 from core.experiments.learn import learn_experiments
-from core.learning import dataset, ledger
-from core.learning.findings import SegmentStat, describe, examine
+from core.learning import dataset, ledger, replanning
+from core.learning.findings import CI_LEVEL, SegmentStat, describe, examine
 from core.learning.model import MODEL_VERSION, SegmentQuantileModel
 from core.learning.stats import benjamini_hochberg
 from core.model import Connection, Finding, Item, LearningRun, utcnow
@@ -190,9 +190,10 @@ def _store_findings(s: Session, run: LearningRun, stats: list[SegmentStat]) -> l
     for st in sorted(stats, key=lambda x: -x.impact):
         row = Finding(
             run_id=run.id, kind="estimation", measure=st.measure, segment=st.segment,
-            statement=st.statement(), n=st.n, effect=st.effect, interval_low=st.low,
-            interval_high=st.high, interval_level=0.8, p_value=st.p, q_value=st.q,
-            impact=st.impact, item_ids={"ids": st.item_ids[:5000], "evidence": st.evidence()},
+            statement=st.statement(), n=st.n, effect=st.effect, interval_low=st.ci_low,
+            interval_high=st.ci_high, interval_level=CI_LEVEL, spread_low=st.low,
+            spread_high=st.high, p_value=st.p, q_value=st.q, impact=st.impact,
+            item_ids={"ids": st.item_ids[:5000]}, evidence=st.evidence(),
         )
         s.add(row)
         rows.append(row)
@@ -221,7 +222,8 @@ def _propose(s: Session, run: LearningRun, obs: list[dataset.Observation],
         params["n"] = st.n
         key = "effort:" + st.key
         hyp = (f"{st.phrase()} take {params['p50']:.1f}x their estimate (P80 "
-               f"{params['p80']:.1f}x; n={st.n}, 80% interval {st.low:.1f}-{st.high:.1f}x)")
+               f"{params['p80']:.1f}x; n={st.n}, median {st.effect:.1f}x with 90% confidence "
+               f"interval {st.ci_low:.1f}-{st.ci_high:.1f}x)")
         p = policy.propose(s, key=key, selector=st.segment, params=params, hypothesis=hyp,
                            evidence=st.evidence(), title=f"{st.phrase()}: plan for "
                            f"{params['p80']:.1f}x the estimate", run_id=run.id,
@@ -384,6 +386,7 @@ def _steps(s: Session, run: LearningRun, report: RunReport,
     rows = _store_findings(s, run, kept)
     pairs = list(zip(sorted(kept, key=lambda x: -x.impact), rows, strict=True))
     report.findings = [{"id": f.id, "statement": f.statement, "q": f.q_value} for f in rows]
+    report.findings += replanning.store_findings(s, run.id)
     close("findings")
     current: dict[str, dict[int, SimpleNamespace]] = {}
     for measure, o in obs.items():

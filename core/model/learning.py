@@ -64,13 +64,18 @@ class Finding(Base):
     statement: Mapped[str] = mapped_column(Text)
     n: Mapped[int]
     effect: Mapped[float]
-    interval_low: Mapped[float]
+    interval_low: Mapped[float] = mapped_column(doc="confidence interval of the effect")
     interval_high: Mapped[float]
-    interval_level: Mapped[float] = mapped_column(default=0.8)
-    p_value: Mapped[float]
-    q_value: Mapped[float]
+    interval_level: Mapped[float] = mapped_column(default=0.9, doc="of the confidence interval")
+    spread_low: Mapped[float | None] = mapped_column(
+        doc="the central 80% of the segment's own items (a spread, not a confidence interval)")
+    spread_high: Mapped[float | None]
+    p_value: Mapped[float] = mapped_column(doc="the test's own p-value")
+    q_value: Mapped[float] = mapped_column(doc="Benjamini-Hochberg adjusted over the run")
     impact: Mapped[float] = mapped_column(default=0.0)
-    item_ids: Mapped[dict[str, Any]] = mapped_column(default=dict, doc="{'ids': [...]}")
+    item_ids: Mapped[dict[str, Any]] = mapped_column(default=dict, doc="{'ids': [...]} only")
+    evidence: Mapped[dict[str, Any]] = mapped_column(default=dict,
+                                                     doc="the numbers behind the statement")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

@@ -55,6 +55,7 @@ class Item(Base):
     planned_due: Mapped[dt.datetime | None]
     planned_estimate: Mapped[float | None]
     planned_amount: Mapped[float | None]
+    planned_probability: Mapped[float | None] = mapped_column(doc="win probability, 0 to 1")
     expected_outcome: Mapped[str | None] = mapped_column(Text)
     estimated_at: Mapped[dt.datetime | None]
     actual_start: Mapped[dt.datetime | None]
@@ -65,6 +66,10 @@ class Item(Base):
     source_updated_at: Mapped[dt.datetime | None]
     planned_at: Mapped[dt.datetime | None] = mapped_column(
         index=True, doc="when the plan was made: estimated_at, else the first known date")
+    committed_plan: Mapped[dict[str, Any] | None] = mapped_column(
+        JSONType, doc="the plan as committed: {core field: value}, dates in ISO 8601")
+    committed_at: Mapped[dt.datetime | None] = mapped_column(
+        doc="when the plan was committed (core.plans: the connection's commit_on rule)")
     deleted: Mapped[bool] = mapped_column(default=False)
     raw: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -98,14 +103,16 @@ class Event(Base):
 
 
 class Deviation(Base):
-    """Actual vs planned for one item and one measure (derived from the item)."""
+    """Actual vs planned for one item and one measure, against the committed or the current plan."""
 
     __tablename__ = "deviations"
-    __table_args__ = (UniqueConstraint("item_id", "measure"),)
+    __table_args__ = (UniqueConstraint("item_id", "measure", "against"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
     measure: Mapped[str] = mapped_column(String(40), doc="effort_ratio | slip_days | duration_ratio")
+    against: Mapped[str] = mapped_column(String(10), default="committed",
+                                         doc="committed | current: which plan it is measured against")
     planned: Mapped[float]
     actual: Mapped[float]
     value: Mapped[float]

@@ -14,10 +14,11 @@ TEXT_FIELDS = ("title", "kind", "url", "status", "outcome")
 DATE_FIELDS = ("planned_start", "planned_due", "estimated_at", "actual_start", "actual_end")
 EFFORT_FIELDS = ("planned_estimate", "actual_effort")
 AMOUNT_FIELDS = ("planned_amount", "actual_amount")
-NUMBER_FIELDS = (*EFFORT_FIELDS, *AMOUNT_FIELDS)
+PROBABILITY_FIELDS = ("planned_probability",)
+NUMBER_FIELDS = (*EFFORT_FIELDS, *AMOUNT_FIELDS, *PROBABILITY_FIELDS)
 CORE_FIELDS = ("id", "title", "kind", "url", "status", "planned_start", "planned_due",
                "planned_estimate", "estimated_at", "actual_start", "actual_end", "actual_effort",
-               "planned_amount", "actual_amount", "outcome")
+               "planned_amount", "actual_amount", "planned_probability", "outcome")
 """Every core field a column can be mapped onto, in the order a mapping editor shows them."""
 
 DONE_STATUSES = frozenset({"done", "closed", "finished", "completed", "complete", "resolved",

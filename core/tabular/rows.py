@@ -14,6 +14,7 @@ from core.tabular.mapping import (
     AMOUNT_FIELDS,
     DATE_FIELDS,
     NUMBER_FIELDS,
+    PROBABILITY_FIELDS,
     TEXT_FIELDS,
     TableMapping,
     TableOptions,
@@ -102,7 +103,8 @@ class _RowReader:
         for parser in self.dates.values():
             parser.fallback = fallback
         self.numbers = {f: NumberParser(options.unit, options.hours_per_day,
-                                        AMOUNT if f in AMOUNT_FIELDS else EFFORT)
+                                        AMOUNT if f in (*AMOUNT_FIELDS, *PROBABILITY_FIELDS)
+                                        else EFFORT)
                         for f in NUMBER_FIELDS if f in self.pos}
         marks = {f: p.learn(_column(sample, self.pos[f])) for f, p in self.numbers.items()}
         shown = {m for m in marks.values() if m is not None}
@@ -152,7 +154,8 @@ class _RowReader:
             if is_missing(cell):
                 continue
             try:
-                number = nparser.parse(cell)
+                number = _probability(nparser, cell) if name in PROBABILITY_FIELDS \
+                    else nparser.parse(cell)
             except ValueError as exc:
                 return f"column '{self.label[name]}': {exc}"
             if name == "planned_estimate" and number <= 0:
@@ -174,6 +177,19 @@ class _RowReader:
                          **values)
         rec.status = self.options.status(status) if status is not None else _inferred(rec)
         return rec
+
+
+def _probability(parser: NumberParser, cell: Cell) -> float:
+    """A win probability: 0.7 or 70%, kept as 0 to 1."""
+    text = cell.strip() if isinstance(cell, str) else None
+    if text is not None and text.endswith("%"):
+        value = parser.parse(text[:-1].strip()) / 100
+    else:
+        value = parser.parse(cell)
+    if not 0 <= value <= 1:
+        raise ValueError(f"a win probability is between 0 and 1 (or 0% and 100%), got "
+                         f"{cell_text(cell)}")
+    return value
 
 
 def _column(rows: Sequence[Sequence[Cell]], pos: int) -> Iterator[Cell]:

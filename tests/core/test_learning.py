@@ -90,7 +90,8 @@ def test_learning_run_finds_proposes_forecasts_and_queues_writeback(engine: Engi
     statements = [f["statement"] for f in report.findings]
     bug = [s for s in statements if s.startswith("type Bug items took")]
     assert bug, statements
-    assert "n=" in bug[0] and "80% interval" in bug[0]
+    assert "n=" in bug[0] and "90% confidence interval of that median" in bug[0]
+    assert "the middle 80% of them took" in bug[0]
     assert report.forecasts_issued == 120  # 60 open items, an effort and a finish forecast each
     with unit_of_work(engine) as s:
         assert s.scalar(select(func.count()).select_from(Forecast)) == 120
@@ -164,7 +165,12 @@ def test_findings_statement_reads_plainly(engine: Engine) -> None:
     with unit_of_work(engine) as s:
         f = s.scalars(select(Finding).order_by(Finding.impact.desc())).first()
         assert f is not None and f.q_value <= 0.05 and f.n >= 8
-        assert f.interval_low < f.effect < f.interval_high
+        # The interval is the confidence interval of the median, the spread is the items' own.
+        assert f.interval_level == 0.9 and f.interval_low <= f.effect <= f.interval_high
+        assert f.spread_low is not None and f.spread_high is not None
+        assert f.spread_low <= f.interval_low and f.interval_high <= f.spread_high
+        assert f.p_value <= f.q_value and "ids" in f.item_ids and "evidence" not in f.item_ids
+        assert f.evidence["median_ci_90"] == [f.interval_low, f.interval_high]
 
 
 @pytest.mark.slow

@@ -38,10 +38,11 @@ def _forget_cursor(engine: Engine) -> None:
         s.scalars(select(Connection)).one().cursor = None
 
 
-def _deviations(engine: Engine) -> dict[tuple[str, str], float]:
+def _deviations(engine: Engine, against: str = "current") -> dict[tuple[str, str], float]:
     with unit_of_work(engine) as s:
         rows = s.execute(select(Item.external_id, Deviation.measure, Deviation.value)
-                         .join(Item, Item.id == Deviation.item_id))
+                         .join(Item, Item.id == Deviation.item_id)
+                         .where(Deviation.against == against))
         return {(ext, measure): value for ext, measure, value in rows}
 
 
@@ -75,11 +76,13 @@ def test_first_sync_stores_items_events_and_deviations(engine: Engine) -> None:
         expected[(r.external_id, "slip_days")] = (r.actual_end - r.planned_due).total_seconds() / DAY
     assert len(expected) == 16  # 8 done items x 2 measures; open items have none
     assert _deviations(engine) == pytest.approx(expected)
+    assert _deviations(engine, "committed") == pytest.approx(expected)  # nothing re-planned
     with unit_of_work(engine) as s:
         f1 = recs[0]
         assert f1.actual_effort and f1.planned_estimate
         dev = s.scalars(select(Deviation).join(Item, Item.id == Deviation.item_id).where(
-            Item.external_id == "F-1", Deviation.measure == "effort_ratio")).one()
+            Item.external_id == "F-1", Deviation.measure == "effort_ratio",
+            Deviation.against == "committed")).one()
         assert (dev.planned, dev.actual) == (f1.planned_estimate, f1.actual_effort)
 
 
@@ -93,7 +96,7 @@ def test_a_second_sync_of_the_same_data_changes_nothing(engine: Engine) -> None:
     _forget_cursor(engine)  # read everything again
     again = run_sync(engine, "fake", _connector(engine, tool, items=10))
     assert (again.created, again.updated, again.unchanged, again.events) == (0, 0, 10, 0)
-    assert _count(engine, Item) == 10 and _count(engine, Deviation) == 16
+    assert _count(engine, Item) == 10 and _count(engine, Deviation) == 2 * 16
     with unit_of_work(engine) as s:
         assert {i.external_id: i.updated_at for i in s.scalars(select(Item))} == before
     assert _count(engine, JobRun, JobRun.status == "ok") == 3
@@ -102,6 +105,8 @@ def test_a_second_sync_of_the_same_data_changes_nothing(engine: Engine) -> None:
 def test_a_change_in_the_tool_updates_the_item_and_its_deviations(engine: Engine) -> None:
     tool = FakeTool()
     run_sync(engine, "fake", _connector(engine, tool, items=5))
+    first = tool.items["F-1"].planned_estimate
+    assert first is not None and first != 4.0
     tool.change("F-1", actual_effort=12.0, planned_estimate=4.0)
     tool.change("F-2", status="open", actual_effort=None, actual_end=None)
     _forget_cursor(engine)
@@ -110,6 +115,9 @@ def test_a_change_in_the_tool_updates_the_item_and_its_deviations(engine: Engine
     devs = _deviations(engine)
     assert devs[("F-1", "effort_ratio")] == pytest.approx(3.0)
     assert not [k for k in devs if k[0] == "F-2"]  # reopened: no outcome to compare yet
+    # The estimate was changed after the plan was committed: against that plan, 12 / first.
+    assert _deviations(engine, "committed")[("F-1", "effort_ratio")] == pytest.approx(12 / first)
+    assert report.events == 1  # the re-planning, derived from what the first sync stored
 
 
 def test_a_crash_mid_sync_keeps_what_was_stored_and_resumes(engine: Engine) -> None:
@@ -153,7 +161,7 @@ class _Snapshot:
 def test_a_snapshot_marks_missing_items_deleted_and_revives_them(engine: Engine) -> None:
     _connector(engine)
     run_sync(engine, "fake", _Snapshot(["a", "b", "c"], bad=False))  # type: ignore[arg-type]
-    assert _count(engine, Deviation) == 3
+    assert _count(engine, Deviation, Deviation.against == "committed") == 3
     report = run_sync(engine, "fake", _Snapshot(["a", "c"], bad=False))  # type: ignore[arg-type]
     assert (report.deleted, report.unchanged) == (1, 2)
     with unit_of_work(engine) as s:

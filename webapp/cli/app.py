@@ -16,7 +16,7 @@ from core.learning.run import current_findings
 from core.model import Connection, QuarantinedRow, utcnow
 from core.settings import get_settings
 from core.store import unit_of_work
-from webapp.cli import backtest, bench, connections, experiments, proposals
+from webapp.cli import backtest, bench, connections, experiments, items, proposals
 from webapp.cli.common import JSON_HELP, emit_json, error_line, out, parse_pairs, progress, store
 from webapp.cli.serve import create_first_admin, serve
 from webapp.cli.worker import worker
@@ -27,6 +27,7 @@ app = typer.Typer(
 )
 app.add_typer(connections.app, name="connections")
 app.add_typer(proposals.app, name="proposals")
+app.add_typer(items.app, name="items")
 app.command("backtest")(backtest.run)
 app.add_typer(bench.app, name="bench")
 app.add_typer(experiments.app, name="experiments")
@@ -143,7 +144,10 @@ def findings(
     with unit_of_work(engine) as s:
         rows: list[dict[str, Any]] = [
             {"id": f.id, "measure": f.measure, "segment": f.segment, "statement": f.statement,
-             "n": f.n, "effect": f.effect, "interval_80": [f.interval_low, f.interval_high],
+             "n": f.n, "effect": f.effect,
+             "interval": {"level": f.interval_level, "low": f.interval_low,
+                          "high": f.interval_high},
+             "spread_80": (None if f.spread_low is None else [f.spread_low, f.spread_high]),
              "p_value": f.p_value, "q_value": f.q_value, "impact": f.impact}
             for f in current_findings(s)[:limit]
         ]

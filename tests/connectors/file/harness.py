@@ -1,4 +1,4 @@
-"""A small CSV plan, and how to count what learnloop wrote into its copy (conformance suite)."""
+"""A small CSV plan, and what learnloop wrote into its copy (the kit's harness protocol)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.file.writeback import COLUMNS
+from core.contract import FIELDS
 
 HEADER = ["Key", "Summary", "Type", "Estimate", "Spent", "Due", "Done", "Status"]
 
@@ -41,19 +42,33 @@ class FileHarness:
                 "actual_effort": "Spent", "planned_due": "Due", "actual_end": "Done",
                 "status": "Status", "segments": ["Type"]}
 
-    def targets(self) -> list[str]:
-        """Ids present in the plan: done and open ones."""
+    def targets(self, surface: str = FIELDS) -> list[str]:
+        """Ids present in the plan: done and open ones (the file connector writes fields)."""
         return ["T-1", "T-4", "T-20"]
 
-    def count_written(self, target: str) -> int:
-        """Rows of `target` in the copy holding a learnloop value (0 or 1); asserts that the
-        copy's header has each learnloop column exactly once."""
+    def _copy(self) -> tuple[list[str], list[list[str]]]:
         if not self.output.exists():
-            return 0
+            return [], []
         with self.output.open(encoding="utf-8-sig", newline="") as fh:
             rows = list(csv.reader(fh))
-        header = rows[0]
-        for title in COLUMNS.values():
-            assert header.count(title) == 1, header
-        ours = [header.index(title) for title in COLUMNS.values()]
-        return sum(1 for r in rows[1:] if r[0] == target and any(r[i] for i in ours))
+        return rows[0], rows[1:]
+
+    def count(self, target: str, surface: str) -> int:
+        """Cells of `target` under every column of the copy headed like learnloop's P80
+        column: a second column or a second row of the item counts twice."""
+        header, rows = self._copy()
+        title = COLUMNS["forecast_p80"]
+        cols = [i for i, name in enumerate(header) if name.startswith(title)]
+        return sum(1 for r in rows if r and r[0] == target for i in cols
+                   if i < len(r) and r[i] != "")
+
+    def read_back(self, target: str, surface: str) -> str:
+        """The insight cells of `target`'s rows in the copy."""
+        header, rows = self._copy()
+        cols = [i for i, name in enumerate(header) if name.startswith(COLUMNS["insight"])]
+        return " | ".join(r[i] for r in rows if r and r[0] == target for i in cols
+                          if i < len(r))
+
+    def unexpected(self) -> list[str]:
+        """A file has no emulator to refuse anything."""
+        return []

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 from pathlib import Path
 from typing import Any
 
+from core.contract import COMMENT, FIELDS, LINK, PROPERTY, TEMPLATE
+from core.testing import TEMPLATE_TASKS
 from tests.emulators.jira.server import JiraEmulator, jira_time
 
+TEMPLATE_KEY = "TPL-1"
 T0 = dt.datetime(2025, 3, 3, 9, 0, tzinfo=dt.UTC)
 
 
@@ -78,10 +82,59 @@ class JiraHarness:
     def mapping(self) -> dict[str, Any]:
         return {"segments": []}
 
-    def targets(self) -> list[str]:
+    def targets(self, surface: str = FIELDS) -> list[str]:
+        """Issues of PAY for item surfaces; a template issue of project TPL (outside the
+        connection's JQL) with its tasks as children, seeded on first use, for templates."""
+        if surface == TEMPLATE:
+            if TEMPLATE_KEY not in self.emu.issues:
+                self.emu.add_issue(TEMPLATE_KEY, {
+                    "summary": "Bug-fix template", "project": {"key": "TPL"},
+                    "issuetype": {"name": "Epic"}, "status": status("Open", "new")})
+                for n, (name, hours) in enumerate(TEMPLATE_TASKS, 2):
+                    self.emu.add_issue(f"TPL-{n}", {
+                        "summary": name, "parent": {"key": TEMPLATE_KEY},
+                        "project": {"key": "TPL"}, "timeoriginalestimate": int(hours * 3600),
+                        "issuetype": {"name": "Sub-task"}, "status": status("Open", "new")})
+            return [TEMPLATE_KEY]
         return ["PAY-1", "PAY-4", "PAY-20"]
 
-    def count_written(self, target: str) -> int:
-        ids = [f["id"] for f in self.emu.fields if f["name"] == "learnloop Forecast P80"]
-        assert len(ids) == 1
-        return int(self.emu.issues[target].fields.get(ids[0]) is not None)
+    def _ours(self, name: str) -> list[str]:
+        return [f["id"] for f in self.emu.fields if f["custom"] and f["name"] == name]
+
+    def count(self, target: str, surface: str) -> int:
+        """From the emulated site: values in fields named like learnloop's P80 field (a
+        second field counts too), comments on the issue, learnloop properties, remote links."""
+        issue = self.emu.issues[target]
+        if surface == FIELDS:
+            return sum(1 for fid in self._ours("learnloop Forecast P80")
+                       if issue.fields.get(fid) is not None)
+        if surface in (COMMENT, TEMPLATE):
+            return len(issue.comments)
+        if surface == PROPERTY:
+            return sum(1 for k in issue.properties if k.startswith("learnloop"))
+        if surface == LINK:
+            return len(issue.links)
+        raise ValueError(f"the Jira harness does not count {surface}")
+
+    def read_back(self, target: str, surface: str) -> str:
+        """The text of what learnloop wrote on the issue."""
+        issue = self.emu.issues[target]
+        if surface == FIELDS:
+            return " | ".join(str(issue.fields.get(fid)) for fid in
+                              self._ours("learnloop Learning insight"))
+        if surface in (COMMENT, TEMPLATE):
+            return " | ".join(adf_text(body) for body in issue.comments.values())
+        if surface == PROPERTY:
+            return json.dumps(issue.properties)
+        return json.dumps(issue.links)
+
+    def unexpected(self) -> list[str]:
+        """Unknown routes, parameters and body fields, and answers off Atlassian's spec."""
+        return [*self.emu.unexpected, *self.emu.spec_errors]
+
+
+def adf_text(node: Any) -> str:
+    """The text of an Atlassian Document Format document."""
+    if isinstance(node, dict):
+        return node.get("text", "") + "".join(adf_text(c) for c in node.get("content", []))
+    return str(node)

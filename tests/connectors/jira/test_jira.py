@@ -13,7 +13,7 @@ from connectors.jira import JiraConfig, JiraConnector
 from core.connections import add_connection
 from core.contract import FIELDS, Intent
 from core.errors import ConnectorError
-from core.model import Event, Item
+from core.model import Connection, Deviation, Event, Item
 from core.store import unit_of_work
 from core.sync import run_sync
 from tests.connectors.jira.harness import T0, JiraHarness
@@ -41,7 +41,7 @@ def test_sync_maps_plans_actuals_and_replanning_events(engine: Engine) -> None:
         assert item.segments["issuetype"] == "Bug" and item.segments["components"] == "api"
         assert item.url is not None and item.url.endswith("/browse/PAY-3")
         kinds = set(s.scalars(select(Event.kind)))
-        assert kinds == {"due_date_moved", "status_changed"}
+        assert kinds == {"plan_changed", "status_changed"}
     before = len(h.emu.requests)
     again = run_sync(engine, "pay", _connector(h))
     assert again.created == 0 and again.events == 0
@@ -51,6 +51,72 @@ def test_sync_maps_plans_actuals_and_replanning_events(engine: Engine) -> None:
     before = len(h.emu.requests)
     run_sync(engine, "pay", kept)  # a connector kept between syncs (the worker's case)
     assert len(h.emu.requests) - before == 1
+
+
+def _history(hid: int, at: dt.datetime, *items: dict[str, object]) -> dict[str, object]:
+    return {"id": str(hid), "created": jira_time(at), "author": {"accountId": "dev-2"},
+            "items": list(items)}
+
+
+def test_the_committed_plan_comes_from_the_changelog(engine: Engine) -> None:
+    h = JiraHarness(n=2)
+    issue = h.emu.issues["PAY-1"]
+    issue.fields.update({"duedate": "2025-03-14", "timeoriginalestimate": 7200})
+    due = {"field": "duedate", "fieldtype": "jira", "fieldId": "duedate"}
+    estimate = {"field": "timeoriginalestimate", "fieldtype": "jira",
+                "fieldId": "timeoriginalestimate"}
+    issue.histories = [  # planned, started a day later, then re-planned twice
+        _history(1, T0, {**due, "from": "2025-03-05", "fromString": "2025-03-05 00:00:00.0",
+                         "to": "2025-03-10", "toString": "2025-03-10 00:00:00.0"}),
+        _history(2, T0 + dt.timedelta(days=1), {"field": "status", "fieldtype": "jira",
+                                                "fromString": "To Do",
+                                                "toString": "In Progress"}),
+        _history(3, T0 + dt.timedelta(days=2),
+                 {**due, "from": "2025-03-10", "fromString": "2025-03-10 00:00:00.0",
+                  "to": "2025-03-12", "toString": "2025-03-12 00:00:00.0"},
+                 {**estimate, "from": "3600", "fromString": "3600", "to": "7200",
+                  "toString": "7200"}),
+        _history(4, T0 + dt.timedelta(days=2, hours=3),
+                 {**due, "from": "2025-03-12", "fromString": "2025-03-12 00:00:00.0",
+                  "to": "2025-03-14", "toString": "2025-03-14 00:00:00.0"}),
+    ]
+    _add(engine, h)
+    _add(engine, h, "pay-created")
+    with unit_of_work(engine) as s:  # the same site, committed at creation instead
+        conn = s.scalars(select(Connection).where(Connection.name == "pay-created")).one()
+        conn.scope = {"commit_on": "creation"}
+    run_sync(engine, "pay", _connector(h))
+    run_sync(engine, "pay-created", _connector(h))
+    with unit_of_work(engine) as s:
+        rows = s.execute(select(Item, Connection.name).join(Connection)
+                         .where(Item.external_id == "PAY-1")).all()
+        got = {name: item for item, name in rows}
+        started = got["pay"]
+        assert started.committed_at == T0 + dt.timedelta(days=1)
+        assert started.committed_plan is not None
+        assert started.committed_plan["planned_due"] == "2025-03-10T00:00:00+00:00"
+        assert started.committed_plan["planned_estimate"] == 1.0  # hours, from 3600 seconds
+        assert started.planned_due == dt.datetime(2025, 3, 14, tzinfo=dt.UTC)
+        assert started.planned_estimate == 2.0
+        created = got["pay-created"]
+        assert created.committed_plan is not None
+        assert created.committed_plan["planned_due"] == "2025-03-05T00:00:00+00:00"
+        moved = s.scalars(select(Event).where(Event.item_id == started.id,
+                                              Event.kind == "plan_changed")).all()
+        assert len(moved) == 4 and {e.attributes["source"] for e in moved} == {"jira changelog"}
+        devs = {(d.measure, d.against): d.value for d in s.scalars(
+            select(Deviation).where(Deviation.item_id == started.id))}
+    done = T0 + dt.timedelta(days=3)  # resolutiondate of the seeded issue
+    committed_due = dt.datetime(2025, 3, 10, tzinfo=dt.UTC)
+    assert devs[("slip_days", "committed")] == pytest.approx(
+        (done - committed_due).total_seconds() / 86400)
+    assert devs[("slip_days", "current")] == pytest.approx(
+        (done - dt.datetime(2025, 3, 14, tzinfo=dt.UTC)).total_seconds() / 86400)
+    assert devs[("effort_ratio", "committed")] == pytest.approx(2.0)  # 2 h spent / 1 h committed
+    assert devs[("effort_ratio", "current")] == pytest.approx(1.0)
+    again = run_sync(engine, "pay", _connector(h))  # no derived duplicates of Jira's own events
+    assert again.events == 0
+    assert h.emu.unexpected == []
 
 
 def test_incremental_sync_uses_epoch_millis_and_a_lookback(engine: Engine) -> None:

@@ -86,8 +86,9 @@ def test_the_sync_after_our_own_write_back_re_stores_nothing(engine: Engine) -> 
     report = runtime.sync(engine, "pay")
     assert (report.updated, report.unchanged, report.events) == (1, 59, 1)
     with unit_of_work(engine) as s:
-        moved = s.scalars(select(Event).where(Event.kind == "due_date_moved")
+        moved = s.scalars(select(Event).where(Event.kind == "plan_changed")
                           .order_by(Event.id.desc())).first()
-        assert moved is not None and moved.attributes["to"] == "2025-04-30"
+        assert moved is not None and moved.attributes["field"] == "planned_due"
+        assert moved.attributes["to_text"] == "2025-04-30"
         assert moved.actor != "bot-1"
     assert h.emu.unexpected == [] and h.emu.spec_errors == []

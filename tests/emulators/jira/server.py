@@ -22,6 +22,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 CHANGELOG_IN_SEARCH = 100
+COMMENT_PAGE = 100  # the most comments one GET /issue/{key}/comment returns
+COMMENT_FIELDS = {"body", "visibility", "properties"}  # what a comment create/update may carry
 
 
 def jira_time(value: dt.datetime) -> str:
@@ -38,6 +40,7 @@ class Issue:
     fields: dict[str, Any]
     histories: list[dict[str, Any]] = field(default_factory=list)
     comments: dict[str, Any] = field(default_factory=dict)  # id -> body (ADF dict or text)
+    comment_properties: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> key -> value
     properties: dict[str, Any] = field(default_factory=dict)
     links: dict[str, dict[str, Any]] = field(default_factory=dict)  # globalId -> link
     updated: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
@@ -217,6 +220,8 @@ class JiraEmulator:
         m = re.match(r"^/api/issue/([\w-]+)/comment(?:/(\d+))?$", path)
         if m and method in ("POST", "PUT"):
             return self.comment(m.group(1), m.group(2), version, body or {})
+        if m and method == "GET" and m.group(2) is None:
+            return self.comments_page(m.group(1), query, version)
         m = re.match(r"^/api/issue/([\w-]+)/properties/([\w.-]+)$", path)
         if m and method == "PUT":
             issue = self._issue(m.group(1))
@@ -315,6 +320,10 @@ class JiraEmulator:
         issue = self._issue(key)
         if issue is None:
             return self._error(404, "Issue does not exist or you do not have permission to see it.")
+        unknown = sorted(set(body) - COMMENT_FIELDS)
+        if unknown:
+            self.unexpected.append(f"comment body field {', '.join(unknown)}")
+            return self._error(400, f"Unrecognized field {unknown[0]!r} in the comment.")
         text = body.get("body")
         if version == "3" and not (isinstance(text, dict) and text.get("type") == "doc"):
             return 400, {"errorMessages": [], "errors": {
@@ -327,10 +336,44 @@ class JiraEmulator:
         else:
             code = 200
         issue.comments[comment_id] = text
+        if code == 201:
+            issue.comment_properties[comment_id] = {}
+        props = issue.comment_properties.setdefault(comment_id, {})
+        for prop in body.get("properties") or []:  # set on create and update, never removed
+            if not isinstance(prop, dict) or not prop.get("key"):
+                return self._error(400, "A comment property needs a key.")
+            props[str(prop["key"])] = prop.get("value")
         self.record(issue, [])  # a comment bumps `updated` but leaves no change history
-        return code, {"id": comment_id, "self": f"{self.base}/rest/api/{version}/issue/"
-                                              f"{issue.id}/comment/{comment_id}",
-                      "body": text}, {}
+        return code, self.comment_json(issue, comment_id, version, False), {}
+
+    def comment_json(self, issue: Issue, comment_id: str, version: str,
+                     with_properties: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": comment_id, "self": f"{self.base}/rest/api/{version}/issue/"
+                                                       f"{issue.id}/comment/{comment_id}",
+                               "body": issue.comments[comment_id]}
+        if with_properties:
+            out["properties"] = [{"key": k, "value": v} for k, v in
+                                 issue.comment_properties.get(comment_id, {}).items()]
+        return out
+
+    def comments_page(self, key: str, query: dict[str, list[str]], version: str,
+                      ) -> tuple[int, Any, dict[str, str]]:
+        """GET /issue/{key}/comment: paged by startAt/maxResults (at most 100 a page)."""
+        unknown = sorted(set(query) - {"startAt", "maxResults", "orderBy", "expand"})
+        if unknown:
+            self.unexpected.append(f"comment list parameter {', '.join(unknown)}")
+            return self._error(400, f"Unrecognized parameter {unknown[0]!r}.")
+        issue = self._issue(key)
+        if issue is None:
+            return self._error(404, "Issue does not exist or you do not have permission to see it.")
+        start = int(query.get("startAt", ["0"])[0] or 0)
+        size = min(int(query.get("maxResults", ["100"])[0] or 100), COMMENT_PAGE)
+        ids = sorted(issue.comments, key=int)
+        expand = {e.strip() for v in query.get("expand", []) for e in v.split(",")}
+        page = [self.comment_json(issue, c, version, "properties" in expand)
+                for c in ids[start:start + size]]
+        return 200, {"startAt": start, "maxResults": size, "total": len(ids),
+                     "comments": page}, {}
 
     def remote_link(self, key: str, body: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
         issue = self._issue(key)
