@@ -207,6 +207,9 @@ def sync_now_answer(tmp: Path) -> dict[str, Any]:
     started = time.perf_counter()
     answer = api.post(f"/api/connections/{cid}/sync", headers={"Authorization": f"Bearer {secret}"})
     answered = time.perf_counter() - started
+    if answer.status_code == 200:  # code from before the queue: it ran inside the request
+        engine.dispose()
+        return {"answer_ms": round(answered * 1000, 1), "job_status": "ran in the request"}
     assert answer.status_code == 202, answer.text
     started = time.perf_counter()
     (job,) = worker.queued_job(engine=engine)["jobs"]
