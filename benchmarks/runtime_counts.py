@@ -143,7 +143,8 @@ def _enqueue(engine: Engine, cid: int, keys: list[str],
 
 FIELDS_PAYLOAD = ("fields", lambda key: {"forecast_p80": 6.5, "insight": f"{key} runs long"})
 COMMENT_PAYLOAD = ("comment", lambda key: {"text": f"learnloop: {key} tends to run 30% over"})
-PROPERTY_PAYLOAD = ("property", lambda key: {"p80_hours": 6.5, "model": "v1"})
+PROPERTY_PAYLOAD = ("property", lambda key: {"item_id": int(key.split("-")[1]),
+                                             "forecast_p80": 6.5})
 LINK_PAYLOAD = ("link", lambda key: {"url": f"http://learnloop.local/items/{key}",
                                      "title": "learnloop"})
 

@@ -19,7 +19,7 @@ from sqlalchemy import Engine, select
 from connectors import registry
 from core import outbox, policy
 from core.connections import build_connector, env_overrides, get_connection
-from core.contract import Connector, ConnectorFactory, Health
+from core.contract import Connector, ConnectorFactory, Health, WriteTarget, declared_targets
 from core.learning.run import RunReport, run_learning
 from core.model import Connection
 from core.secrets import redact_stored
@@ -97,6 +97,11 @@ def capabilities() -> dict[str, frozenset[str]]:
     return {name: factory.capabilities for name, factory in registry.available().items()}
 
 
+def targets() -> dict[str, tuple[WriteTarget, ...]]:
+    """The write targets each connector kind declares: what the learning run fills."""
+    return {name: declared_targets(factory) for name, factory in registry.available().items()}
+
+
 def connection_names(engine: Engine) -> list[str]:
     """Every connection's name, in order."""
     with unit_of_work(engine) as s:
@@ -127,8 +132,8 @@ def sync(engine: Engine, name: str, progress: Callable[[int], None] | None = Non
 
 def learn(engine: Engine, progress: Callable[[str], None] | None = None,
           as_of: dt.datetime | None = None) -> RunReport:
-    """Run a learning cycle, queueing write-back for the surfaces each connector supports."""
-    return run_learning(engine, capabilities(), progress, as_of)
+    """Run a learning cycle, queueing write-back for the targets each connector declares."""
+    return run_learning(engine, targets(), progress, as_of)
 
 
 def deliver(engine: Engine, rounds: int = 100) -> outbox.DeliveryReport:

@@ -40,6 +40,7 @@ from core.model import (
     Audit,
     Connection,
     Deviation,
+    Enrollment,
     Event,
     Finding,
     Forecast,
@@ -196,7 +197,7 @@ def _planned_vs_actual(s: Session, now: dt.datetime) -> Measured:
     scored, covered = (int(v or 0) for v in s.execute(select(
         func.count(Forecast.id), func.count(case((Forecast.actual <= Forecast.p80, Forecast.id))),
     ).where(Forecast.scored_at >= now - dt.timedelta(days=180),
-            Forecast.actual.is_not(None))).one())
+            Forecast.actual.is_not(None), Forecast.p80.is_not(None))).one())
     findings = _n(s, select(func.count(Finding.id)).where(
         Finding.created_at >= now - dt.timedelta(days=90), Finding.n >= 10))
     coverage = covered / scored if scored else 0.0
@@ -238,13 +239,10 @@ def _memory(s: Session) -> Measured:
 
 
 def _experiments(s: Session, now: dt.datetime) -> Measured:
-    arm = Item.segments["variant"].as_string()
-    name = func.coalesce(Item.segments["sequence"].as_string(),
-                         Item.segments["campaign"].as_string(),
-                         Item.segments["test"].as_string(), "all")
-    rows = select(name.label("test"), arm.label("arm"),
-                  func.coalesce(Item.planned_at, Item.created_at).label("at")).where(
-        Item.deleted.is_(False), arm.is_not(None), arm != "").subquery()
+    rows = select(Enrollment.test.label("test"), Enrollment.arm.label("arm"),
+                  func.coalesce(Enrollment.assigned_at, Item.planned_at, Item.created_at)
+                  .label("at")).join(Item, Item.id == Enrollment.item_id).where(
+        Item.deleted.is_(False)).subquery()
     tests = select(rows.c.test, func.min(rows.c.at).label("started")).group_by(rows.c.test) \
         .having(func.count(distinct(rows.c.arm)) >= 2).subquery()
     total, recent = (int(v or 0) for v in s.execute(select(
@@ -257,7 +255,7 @@ def _experiments(s: Session, now: dt.datetime) -> Measured:
         (recent >= 3, "Three or more in 6 months is a cadence."),
         (recent >= 6, "One or more a month compounds."),
     ], total, {"experiments": total, "started_6m": recent, "per_month": round(recent / 6, 2)},
-        None if total else "No experiment found: no items carry two or more variants.")
+        None if total else "No experiment found: no test has enrollments in two or more arms.")
 
 
 def _agent_human(s: Session, now: dt.datetime) -> Measured:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import secrets
+from core import measures, secrets
 from core.contract import Connector, ConnectorFactory
 from core.errors import ConfigError, NotFoundError
 from core.model import Connection
@@ -63,6 +63,44 @@ def validate_mapping(factory: ConnectorFactory, mapping: Mapping[str, Any]) -> d
     return dict(mapping)
 
 
+def validate_scope(scope: Mapping[str, Any]) -> dict[str, Any]:
+    """Check a connection's scope; its `kind_map` must map item kinds to kinds (strings).
+
+    Raises:
+        ConfigError: for a kind_map that is not a mapping of non-empty names.
+    """
+    raw = scope.get("kind_map")
+    if raw is not None and (not isinstance(raw, Mapping) or not all(
+            isinstance(k, str) and k.strip() and isinstance(v, str) and v.strip()
+            for k, v in raw.items())):
+        raise ConfigError("scope kind_map must map item kinds to kinds, e.g. "
+                          '{"milestone": "task"}')
+    return dict(scope)
+
+
+def validate_kinds(factory: ConnectorFactory, name: str, mapping: Mapping[str, Any],
+                   scope: Mapping[str, Any] | None = None) -> None:
+    """Check every mapped core field is used by a measure of the connection's kind of items.
+
+    The kind is the connector's `item_kind` (task when it declares none) after the scope's
+    `kind_map`; a mapping with a kind column is checked row by row by nobody here (its rows
+    may be of several kinds).
+
+    Raises:
+        ConfigError: in one line naming the mapped field and the kind of items.
+    """
+    if mapping.get("kind"):
+        return
+    kind = str(getattr(factory, "item_kind", measures.TASK))
+    fam = measures.family(kind, measures.kind_map(scope))
+    mapped = [k for k, v in mapping.items() if v and k != "segments"]
+    why = measures.check_mapping(fam, mapped)
+    if why is not None:
+        hint = ("; map a kind column (kind=COLUMN) if the rows are of another kind"
+                if any(f.name == "kind" for f in factory.mapping_fields) else "")
+        raise ConfigError(f"{factory.name} connection {name!r}: {why}{hint}")
+
+
 def add_connection(
     session: Session,
     factory: ConnectorFactory,
@@ -70,17 +108,32 @@ def add_connection(
     config: Mapping[str, Any],
     mapping: Mapping[str, Any] | None = None,
     schedule: str | None = None,
+    scope: Mapping[str, Any] | None = None,
 ) -> Connection:
     """Validate and store a new connection, its secrets encrypted.
 
+    Args:
+        session: the store.
+        factory: the connector.
+        name: the connection's name.
+        config: raw config values (secrets included; they are stored encrypted).
+        mapping: core field -> tool field or column.
+        schedule: its sync schedule.
+        scope: what the connection covers; `kind_map` maps item kinds onto others so their
+            items are learned from together (e.g. {"milestone": "task"}).
+
     Raises:
-        ConfigError: for an invalid config, mapping or a name already taken.
+        ConfigError: for an invalid config, mapping or scope, a mapped field no measure of
+            the connection's kind of items uses, or a name already taken.
     """
     if not name or len(name) > 200:
         raise ConfigError("a connection needs a name of 1 to 200 characters")
     if session.scalar(select(Connection.id).where(Connection.name == name)) is not None:
         raise ConfigError(f"a connection named {name!r} already exists")
     model = validate_config(factory, config)
+    checked_scope = validate_scope(scope or {})
+    checked_mapping = validate_mapping(factory, mapping or {})
+    validate_kinds(factory, name, checked_mapping, checked_scope)
     plain, secret_values = secrets.split_config(model)
     # Environment overrides apply when the connector runs; they are not stored with it.
     from_env = set(env_overrides(factory.name)) - set(config)
@@ -91,7 +144,8 @@ def add_connection(
         name=name,
         config=plain,
         secrets=secrets.encrypt(secret_values),
-        mapping=validate_mapping(factory, mapping or {}),
+        mapping=checked_mapping,
+        scope=checked_scope,
         schedule=schedule,
     )
     session.add(conn)

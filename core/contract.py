@@ -9,16 +9,34 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
-# Write-back surfaces a connector may support (its `capabilities`).
-FIELDS = "fields"  # quiet per-item values: forecast P80, effort factor, insight
-COMMENT = "comment"  # one comment per item, edited in place
-PROPERTY = "property"  # structured JSON stored on the item
-LINK = "link"  # a link from the item to its learnloop page
-NOTE = "note"  # a note/task on a CRM record
-TEMPLATE = "template"  # a project or sequence template updated after an accepted proposal
-TABLE = "table"  # a copy of a table with learnloop's columns added
-INSIGHTS = "insights"  # a page/tab listing the current findings with their evidence
-SURFACES = (FIELDS, COMMENT, PROPERTY, LINK, NOTE, TEMPLATE, TABLE, INSIGHTS)
+# Surfaces, targets and payloads live in core.payloads; they are part of this contract.
+from core.payloads import COMMENT as COMMENT
+from core.payloads import FIELD_TYPES as FIELD_TYPES
+from core.payloads import FIELDS as FIELDS
+from core.payloads import INSIGHTS as INSIGHTS
+from core.payloads import LINK as LINK
+from core.payloads import NOTE as NOTE
+from core.payloads import PAYLOADS as PAYLOADS
+from core.payloads import PROPERTY as PROPERTY
+from core.payloads import SURFACES as SURFACES
+from core.payloads import TEMPLATE as TEMPLATE
+from core.payloads import CommentPayload as CommentPayload
+from core.payloads import FieldsPayload as FieldsPayload
+from core.payloads import InsightsPayload as InsightsPayload
+from core.payloads import LinkPayload as LinkPayload
+from core.payloads import NotePayload as NotePayload
+from core.payloads import Payload as Payload
+from core.payloads import PayloadError as PayloadError
+from core.payloads import PropertyPayload as PropertyPayload
+from core.payloads import TargetSpec as TargetSpec
+from core.payloads import TemplatePayload as TemplatePayload
+from core.payloads import TemplateRow as TemplateRow
+from core.payloads import WriteTarget as WriteTarget
+from core.payloads import declared_targets as declared_targets
+from core.payloads import parse_payload as parse_payload
+from core.payloads import resolve_targets as resolve_targets
+from core.payloads import standard_targets as standard_targets
+from core.payloads import surfaces_of as surfaces_of
 
 
 @dataclass(slots=True)
@@ -62,6 +80,37 @@ class EventRecord:
 
 
 @dataclass(slots=True)
+class LinkRecord:
+    """`to_external_id` is the `relation` of `from_external_id` (a deal's company, an
+    enrollment's contact, an issue's parent epic), both ids of items of the same connection.
+
+    The target need not be pulled yet: the link waits for it. The links of one item and
+    relation travel together in one batch: they replace that item's stored links of it.
+    """
+
+    from_external_id: str
+    to_external_id: str
+    relation: str
+
+
+@dataclass(slots=True)
+class EnrollmentRecord:
+    """The item `item_external_id` assigned to `arm` of `test`.
+
+    `unit` is the contact or account enrolled, `random` says the arm was drawn at random (only
+    then can segment results become policies), `expected_split` is arm -> share by design.
+    """
+
+    item_external_id: str
+    test: str
+    arm: str
+    unit: str | None = None
+    assigned_at: dt.datetime | None = None
+    random: bool = False
+    expected_split: dict[str, float] | None = None
+
+
+@dataclass(slots=True)
 class Problem:
     """Input that could not become an item: where it is, why, and the raw values."""
 
@@ -85,6 +134,8 @@ class Batch:
     events: list[EventRecord] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    links: list[LinkRecord] = field(default_factory=list)
+    enrollments: list[EnrollmentRecord] = field(default_factory=list)
     cursor: dict[str, Any] | None = None
     snapshot: bool = False
 
@@ -134,7 +185,9 @@ class Delivery:
 
     `tool_ref` is the tool-side id of what was written (a comment id), kept so the next write
     edits it in place. `retry_after` (seconds) asks for a later retry; `permanent` says retrying
-    cannot help.
+    cannot help. `checklist` (with `ok=True`) says the tool's API cannot make this change: the
+    exact steps a person must take instead; the intent waits in the web app until they are
+    marked done.
     """
 
     intent_id: int
@@ -143,6 +196,24 @@ class Delivery:
     error: str | None = None
     retry_after: float | None = None
     permanent: bool = False
+    checklist: list[str] | None = None
+
+
+def split_valid(intents: Sequence[Intent]) -> tuple[list[Intent], list[Delivery]]:
+    """Intents whose payload parses as their surface's type, and a failure for each other.
+
+    A connector calls this first: a payload that does not match its type is a permanent
+    failure with a message naming the field, never a crash halfway through a batch.
+    """
+    valid, failed = [], []
+    for intent in intents:
+        try:
+            parse_payload(intent.surface, intent.payload)
+        except PayloadError as exc:
+            failed.append(Delivery(intent.id, ok=False, permanent=True, error=str(exc)))
+        else:
+            valid.append(intent)
+    return valid, failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +233,7 @@ class Connector(Protocol):
     title: ClassVar[str]
     config_model: ClassVar[type[BaseModel]]
     capabilities: ClassVar[frozenset[str]]
+    targets: ClassVar[tuple[WriteTarget, ...]]
     mapping_fields: ClassVar[tuple[MappingField, ...]]
 
     def check(self) -> Health:
@@ -196,6 +268,7 @@ class ConnectorFactory(Protocol):
     title: str
     config_model: type[BaseModel]
     capabilities: frozenset[str]
+    targets: tuple[WriteTarget, ...]
     mapping_fields: tuple[MappingField, ...]
 
     def __call__(self, config: BaseModel, mapping: Mapping[str, Any] | None = None) -> Connector:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
+from core import measures as registry
 from core import plans
 from core.model import Deviation, Item
 
@@ -24,26 +25,11 @@ def measures(item: Item, plan: Mapping[str, Any]) -> dict[str, tuple[float, floa
         item: the item, for its status and actual values.
         plan: the planned values by core name (`planned_due`, `planned_estimate`, ...).
 
-    effort_ratio: actual effort / estimate; slip_days: done date - due date in days;
-    duration_ratio: actual duration / planned duration (both in days).
+    Which measures depend on the item's kind family (see `core.measures`): tasks get
+    effort_ratio, slip_days and duration_ratio; deals close_slip_days, amount_ratio and won;
+    enrollments reply, meeting and conversion.
     """
-    out: dict[str, tuple[float, float, float]] = {}
-    if item.status != "done":
-        return out
-    est, eff = plan.get("planned_estimate"), item.actual_effort
-    due, start = plan.get("planned_due"), plan.get("planned_start")
-    if est is not None and eff is not None and est > 0 and eff > 0:
-        out["effort_ratio"] = (est, eff, eff / est)
-    if due is not None and item.actual_end is not None:
-        slip = (item.actual_end - due).total_seconds() / DAY
-        out["slip_days"] = (0.0, slip, slip)
-    if start is not None and due is not None and item.actual_start is not None \
-            and item.actual_end is not None:
-        planned = (due - start).total_seconds() / DAY
-        actual = (item.actual_end - item.actual_start).total_seconds() / DAY
-        if planned > 0 and actual > 0:
-            out["duration_ratio"] = (planned, actual, actual / planned)
-    return out
+    return registry.compute(item, plan, registry.item_kind_map(item))
 
 
 def against_both(item: Item) -> dict[tuple[str, str], tuple[float, float, float]]:

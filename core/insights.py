@@ -1,4 +1,5 @@
-"""What is written back onto an item: quiet field values, and a comment when it matters."""
+"""What is written back onto an item: quiet field values, a comment when it matters, and a
+note when its status or risk band changes."""
 
 from __future__ import annotations
 
@@ -6,19 +7,25 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.learning.ledger import ForecastLike, from_days
+from core.learning.ledger import ForecastLike, from_days, to_days
 from core.model import Finding, Item, Rule
+from core.payloads import CommentPayload, FieldsPayload, NotePayload, Risk
 from core.policy import rule_for
 
 COMMENT_FACTOR = 1.5  # a comment is posted only when the P80 is at least 1.5x the plan
+RISK_BANDS: tuple[tuple[float, Risk], ...] = ((COMMENT_FACTOR, "high"), (1.2, "medium"))
+"""P80 over the estimate at or above which an open item's risk is high, medium (else low)."""
+LATE_DAYS_HIGH = 7.0  # a P80 finish this many days past the due date is high risk; past it, medium
 
 
 @dataclass(frozen=True)
 class ItemInsight:
     """The field values for one item and, when a threshold is crossed, a comment."""
 
-    fields: dict[str, Any]
-    comment: str | None
+    fields: FieldsPayload
+    comment: CommentPayload | None
+    summary: str = ""
+    """What was learned about the item, in one line (the insight without the policy)."""
 
 
 def _num(value: float | None, digits: int = 1) -> float | None:
@@ -56,6 +63,23 @@ def matching_finding(item: Item, findings: Sequence[Finding], measure: str) -> F
     return FindingIndex(findings, measure).match(item)
 
 
+def risk_band(item: Item, effort: ForecastLike | None,
+              finish: ForecastLike | None) -> Risk | None:
+    """An open item's risk: its effort P80 against the estimate, and its P80 finish against
+    the due date, whichever is worse; None when there is no forecast (or the item is closed)."""
+    if item.status != "open":
+        return None
+    bands: list[Risk] = []
+    if effort is not None and item.planned_estimate:
+        ratio = effort.p80 / item.planned_estimate
+        bands.append(next((b for limit, b in RISK_BANDS if ratio >= limit), "low"))
+    if finish is not None and item.planned_due is not None:
+        late = finish.p80 - to_days(item.planned_due)
+        bands.append("high" if late >= LATE_DAYS_HIGH else "medium" if late > 0 else "low")
+    order = ("low", "medium", "high")
+    return max(bands, key=order.index) if bands else None
+
+
 def for_item(item: Item, effort: ForecastLike | None, finish: ForecastLike | None,
              rules: Mapping[str, Rule], findings: FindingIndex) -> ItemInsight:
     """Build the write-back for one item from its newest forecasts, the policy and findings."""
@@ -65,6 +89,7 @@ def for_item(item: Item, effort: ForecastLike | None, finish: ForecastLike | Non
         "unit": unit, "delta": None, "forecast_p50": None, "forecast_p80": None,
         "forecast_p90": None, "forecast_finish_p80": None,
         "effort_factor": _num(float(rule.params["p80"]), 2) if rule else None,
+        "risk": risk_band(item, effort, finish),
     }
     parts: list[str] = []
     finding = findings.match(item)
@@ -89,8 +114,9 @@ def for_item(item: Item, effort: ForecastLike | None, finish: ForecastLike | Non
             if effort.p95 and effort.p95 > 3 * effort.p50:
                 parts.append(f"tail warning: 1 in 20 such items takes over {effort.p95:.0f} {unit}")
         if finish is not None:
-            fields["forecast_finish_p80"] = from_days(finish.p80).date().isoformat()
-            parts.append(f"80% chance to finish by {fields['forecast_finish_p80']}")
+            fields["forecast_finish_p80"] = from_days(finish.p80).date()
+            parts.append(f"80% chance to finish by {fields['forecast_finish_p80'].isoformat()}")
+    summary = "; ".join(parts)
     if finding is not None:
         parts.append(finding.statement)
     if rule is not None and rule.hypothesis:
@@ -101,5 +127,49 @@ def for_item(item: Item, effort: ForecastLike | None, finish: ForecastLike | Non
         and effort.p80 >= COMMENT_FACTOR * item.planned_estimate and finding is not None
     )
     if crossed:
-        comment = "learnloop: " + "; ".join(parts)
-    return ItemInsight(fields=fields, comment=comment)
+        comment = CommentPayload(text="learnloop: " + "; ".join(parts))
+    return ItemInsight(fields=FieldsPayload(**fields), comment=comment, summary=summary)
+
+
+def note_for(item: Item, insight: ItemInsight, last: NotePayload | None,
+             kinds: frozenset[str]) -> NotePayload | None:
+    """The note (or task) to write on the item now, if its status or risk band changed.
+
+    A closed item gets a note when it closes (its status or outcome differs from the last
+    note's); an open one when its risk band becomes high, and again when a band that was
+    noted changes. Otherwise None: activity is written only when something changed.
+
+    Args:
+        item: the item.
+        insight: what `for_item` built for it.
+        last: the payload of the last note written on it, if any.
+        kinds: the NOTE target types the connector declares ("note", "task").
+    """
+    status = "open" if item.status == "open" else (item.outcome or item.status)
+    risk = insight.fields.risk
+    if item.status != "open":
+        if last is not None and last.reason == "status" and last.status == status:
+            return None
+        subject = f"learnloop: closed as {status}"
+        body = f"{item.title or item.external_id} closed as {status}" + (
+            f"; it {insight.summary}" if insight.summary else "")
+        return _note("status", status, None, subject, body, kinds)
+    if risk is None or (last is not None and last.status == "open" and last.risk == risk):
+        return None
+    if risk != "high" and last is None:
+        return None
+    subject = f"learnloop: risk is {risk}"
+    body = f"{item.title or item.external_id}: risk is {risk}" + (
+        f" ({insight.summary})" if insight.summary else "")
+    return _note("risk", status, risk, subject, body, kinds)
+
+
+def _note(reason: str, status: str, risk: Risk | None, subject: str, body: str,
+          kinds: frozenset[str]) -> NotePayload | None:
+    # A person should act on a high risk (a task, where the tool has them); the rest is a note.
+    wanted = "task" if risk == "high" else "note"
+    kind = wanted if wanted in kinds else next(iter(sorted(kinds)), None)
+    if kind is None:
+        return None
+    return NotePayload.model_validate({"kind": kind, "reason": reason, "status": status,
+                                       "risk": risk, "subject": subject, "body": body})

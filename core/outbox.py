@@ -110,10 +110,12 @@ class DeliveryReport:
     delivered: int = 0
     retrying: int = 0
     dead: int = 0
+    checklist: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        """A JSON-friendly summary."""
-        return {"delivered": self.delivered, "retrying": self.retrying, "dead": self.dead}
+        """A JSON-friendly summary; `checklist` only when a delivery became one."""
+        out = {"delivered": self.delivered, "retrying": self.retrying, "dead": self.dead}
+        return out | ({"checklist": self.checklist} if self.checklist else {})
 
 
 def _due(now: dt.datetime) -> ColumnElement[bool]:
@@ -190,6 +192,33 @@ def _settle_ok(s: Session, done: dict[int, tuple[str | None, str]]) -> tuple[int
     return len(delivered), len(again)
 
 
+def _settle_checklist(s: Session, intent_id: int, steps: list[str], tool_ref: str | None,
+                      sent_hash: str) -> str:
+    """Store the steps a person must take instead, if the row still holds the payload sent.
+
+    A checklist that was already checked off stays checked: a redelivery (a retaken claim)
+    returns the same steps and must not reopen it. A payload changed meanwhile goes back to
+    pending, as in `_settle_ok`.
+    """
+    ref = {"tool_ref": tool_ref} if tool_ref else {}
+    same = (WriteIntent.id == intent_id) & (WriteIntent.payload_hash == sent_hash)
+    opened = s.scalar(
+        update(WriteIntent).where(same, WriteIntent.status != "checked")
+        .values(status="checklist", checklist=list(steps), checked_by=None, checked_at=None,
+                last_error=None, claimed_by=None, attempts=WriteIntent.attempts + 1, **ref)
+        .returning(WriteIntent.id)
+        .execution_options(synchronize_session=False)
+    )
+    if opened is not None or s.scalar(select(WriteIntent.id).where(same)) is not None:
+        return "checklist"
+    s.execute(
+        update(WriteIntent).where(WriteIntent.id == intent_id)
+        .values(status="pending", attempts=0, next_attempt_at=utcnow(), claimed_by=None, **ref)
+        .execution_options(synchronize_session=False)
+    )
+    return "retrying"
+
+
 _SETTLE_FAILED = (
     update(WriteIntent.__table__)  # type: ignore[arg-type]
     .where(WriteIntent.id == bindparam("b_id"))
@@ -236,7 +265,8 @@ def deliver(
     An exception from a connector counts as a failed attempt of each intent of that call;
     the intents are retried later with backoff, never lost. Each connection's results are
     settled in bulk: one statement for the delivered, one for the failed (plus one for
-    intents whose payload changed meanwhile), whatever their number.
+    intents whose payload changed meanwhile), whatever their number; a delivery that became
+    a checklist for a person is settled on its own.
     """
     report = DeliveryReport()
     ids = claim(engine, limit, connection_id)
@@ -279,7 +309,11 @@ def deliver(
                 got = results.get(intent.id)
                 if intent.id not in attempts:
                     continue
-                if got is not None and got.ok:
+                if got is not None and got.ok and got.checklist:  # rare: one row at a time
+                    outcome = _settle_checklist(s, intent.id, got.checklist, got.tool_ref,
+                                                sent[intent.id])
+                    setattr(report, outcome, getattr(report, outcome) + 1)
+                elif got is not None and got.ok:
                     done[intent.id] = (got.tool_ref, sent[intent.id])
                 else:
                     why = (got.error or "unknown error") if got else (error or "no result returned")

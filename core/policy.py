@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core import outbox
-from core.contract import TEMPLATE
+from core.contract import TEMPLATE, TemplatePayload
 from core.errors import LearnloopError, NotFoundError
 from core.model import Policy, Proposal, Rule, Template, WriteIntent, utcnow
 
@@ -233,12 +233,13 @@ def accept(session: Session, proposal_id: int, by: str, note: str | None = None,
             ))
             if template.connection_id is not None:
                 # The tool shows what changed and why, once the outbox delivers it.
+                payload = TemplatePayload.model_validate({
+                    "name": template.name, "version": template.version + 1,
+                    "kind": template.kind, "rendered": rendered_after,
+                    "why": f"proposal #{proposal.id} accepted by {by}: {proposal.rationale}"})
                 outbox.enqueue(session, template.connection_id,
                                template.external_id or template.name, TEMPLATE,
-                               {"name": template.name, "version": template.version + 1,
-                                "kind": template.kind, "rendered": rendered_after,
-                                "why": f"proposal #{proposal.id} accepted by {by}: "
-                                       f"{proposal.rationale}"},
+                               payload.to_json(),
                                key=template_write_key(template.connection_id, template.name,
                                                       template.version + 1))
     proposal.status, proposal.decided_by, proposal.decided_at = "accepted", by, utcnow()
@@ -264,12 +265,17 @@ def writes_of(session: Session, proposal: Proposal) -> list[WriteIntent]:
     return list(session.scalars(select(WriteIntent).where(WriteIntent.idempotency_key.in_(keys))))
 
 
+SETTLED = ("delivered", "checked")
+"""Write statuses that count as done: written by the connector, or checked off by a person."""
+
+
 def settle(session: Session, proposal: Proposal) -> None:
-    """An accepted proposal becomes applied once its write-backs arrived, failed if one died."""
+    """An accepted proposal becomes applied once each of its write-backs arrived or its
+    checklist was checked off; failed if one died. An open checklist keeps it accepted."""
     if proposal.status != "accepted":
         return
     writes = writes_of(session, proposal)
-    if writes and all(w.status == "delivered" for w in writes):
+    if writes and all(w.status in SETTLED for w in writes):
         proposal.status = "applied"
     elif any(w.status == "dead" for w in writes):
         proposal.status = "failed"

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import JSON, Engine, insert, inspect, select, update
 from sqlalchemy.orm import Session
 
-from core import deviations, plans, secrets
+from core import deviations, links, plans, secrets
 from core.contract import Batch, Connector, EventRecord, ItemRecord, Problem
 from core.errors import LearnloopError
 from core.model import Connection, Event, Item, JobRun, QuarantinedRow, utcnow
@@ -163,6 +163,7 @@ def _store_batch(session: Session, conn: Connection, batch: Batch, report: SyncR
         by_ext[item.external_id] = item
         touched.append(item)
     _store_events(session, conn, batch, by_ext, report)
+    problems.extend(_store_relations(session, conn, batch, by_ext))
     for problem in problems:
         _quarantine(session, conn, problem)
         report.problems.append(problem)
@@ -240,6 +241,17 @@ def _store_events(session: Session, conn: Connection, batch: Batch, by_ext: dict
         report.events += 1
     if rows:  # one executemany (SQLite) or multi-row INSERTs (PostgreSQL), not one per event
         session.execute(insert(Event), rows)
+
+
+def _store_relations(session: Session, conn: Connection, batch: Batch,
+                     by_ext: dict[str, Item]) -> list[Problem]:
+    """Store the batch's links and enrollments; resolve links waiting for its items."""
+    problems = links.store_links(session, conn.id, batch.links, by_ext) if batch.links else []
+    if batch.items:
+        links.resolve_pending(session, conn.id)
+    if batch.enrollments:
+        problems += links.store_enrollments(session, conn.id, batch.enrollments, by_ext)
+    return problems
 
 
 def _quarantine(session: Session, conn: Connection, problem: Problem) -> None:

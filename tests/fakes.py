@@ -14,16 +14,26 @@ from pydantic import BaseModel, Field, SecretStr
 
 from core.contract import (
     COMMENT,
+    FIELD_TYPES,
     FIELDS,
+    NOTE,
+    TEMPLATE,
     Batch,
+    CommentPayload,
     Delivery,
     EventRecord,
     FieldInfo,
+    FieldsPayload,
     Health,
     InstallReport,
     Intent,
     ItemRecord,
     MappingField,
+    NotePayload,
+    TemplatePayload,
+    WriteTarget,
+    split_valid,
+    surfaces_of,
 )
 
 T0 = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
@@ -45,6 +55,9 @@ class FakeConfig(BaseModel):
     fail_pull_after: int | None = Field(
         default=None, ge=0, description="Raise RuntimeError after yielding this many batches.")
     api_token: SecretStr | None = Field(default=None, description="A secret, to test secrets.")
+    template_checklist: bool = Field(
+        default=False, description="Answer TEMPLATE intents with a checklist for a person, as "
+                                   "a tool whose API cannot write templates does.")
 
 
 def make_items(n: int, seed: int) -> dict[str, ItemRecord]:
@@ -84,17 +97,21 @@ class FakeTool:
     """What the fake tool holds; tests inspect and change it.
 
     `items` is filled from the first connector's config when empty. `fields` holds the
-    written values per target, `comments` target -> comment id -> text, and `writes` every
+    written values per target, `comments` target -> comment id -> text, `notes` target ->
+    note id -> the note, `templates` name -> version -> rendered rows and the why, and `writes` every
     successful write as (target, surface, tool-side id), to count duplicates.
     """
 
     items: dict[str, ItemRecord] = field(default_factory=dict)
     fields: dict[str, dict[str, Any]] = field(default_factory=dict)
     comments: dict[str, dict[str, str]] = field(default_factory=dict)
+    notes: dict[str, dict[str, NotePayload]] = field(default_factory=dict)
+    templates: dict[str, dict[int, list[dict[str, Any]]]] = field(default_factory=dict)
     writes: list[tuple[str, str, str]] = field(default_factory=list)
     provisioned: set[str] = field(default_factory=set)
     calls: int = 0
     next_comment: int = 1
+    next_note: int = 1
 
     def change(self, external_id: str, **values: Any) -> None:
         """Edit an item in the tool, as a person would."""
@@ -107,7 +124,14 @@ class FakeConnector:
     name: ClassVar[str] = "fake"
     title: ClassVar[str] = "Fake tool"
     config_model: ClassVar[type[BaseModel]] = FakeConfig
-    capabilities: ClassVar[frozenset[str]] = frozenset({FIELDS, COMMENT})
+    targets: ClassVar[tuple[WriteTarget, ...]] = (
+        *(WriteTarget(k, kind, FIELDS, f"the item's {k}") for k, kind in FIELD_TYPES.items()),
+        WriteTarget("comment", "text", COMMENT, "one comment, edited in place"),
+        WriteTarget("note", "note", NOTE, "a note when the status or risk changes"),
+        WriteTarget("task", "task", NOTE, "a task for the owner when the risk is high"),
+        WriteTarget("template", "project", TEMPLATE, "a project template, versioned"),
+    )
+    capabilities: ClassVar[frozenset[str]] = surfaces_of(targets)
     mapping_fields: ClassVar[tuple[MappingField, ...]] = (
         MappingField("id", "Item key", required=True),
         MappingField("title", "Summary"),
@@ -176,35 +200,64 @@ class FakeConnector:
 
     def deliver(self, intents: Sequence[Intent]) -> list[Delivery]:
         self._call()
-        return [self._deliver_one(intent) for intent in intents]
+        valid, failed = split_valid(intents)
+        return failed + [self._deliver_one(intent) for intent in valid]
 
     def _deliver_one(self, intent: Intent) -> Delivery:
         if self.rng.random() < self.config.failure_rate:
             return Delivery(intent.id, ok=False, error="fake 503: try again",
                             retry_after=self.config.retry_after)
+        if intent.surface not in self.capabilities:
+            return Delivery(intent.id, ok=False, permanent=True,
+                            error=f"unsupported surface {intent.surface}")
+        if intent.surface == TEMPLATE:
+            return self._template(intent)
         if intent.target not in self.tool.items:
             return Delivery(intent.id, ok=False, permanent=True,
                             error=f"fake 404: no item {intent.target}")
         if intent.surface == FIELDS:
-            self.tool.fields[intent.target] = dict(intent.payload)
+            self.tool.fields[intent.target] = FieldsPayload.from_json(intent.payload).to_json()
             ref = intent.target
         elif intent.surface == COMMENT:
             comments = self.tool.comments.setdefault(intent.target, {})
-            if intent.tool_ref is not None and intent.tool_ref in comments:
-                ref = intent.tool_ref
-            elif comments:  # redelivered without its tool_ref: the fake holds only ours
-                ref = next(iter(comments))
-            else:  # first write, or the comment was deleted in the tool
-                ref = f"c{self.tool.next_comment}"
-                self.tool.next_comment += 1
-            comments[ref] = str(intent.payload.get("text", ""))
+            ref = self._ref(intent.tool_ref, comments, "c")
+            comments[ref] = CommentPayload.from_json(intent.payload).text
         else:
-            return Delivery(intent.id, ok=False, permanent=True,
-                            error=f"unsupported surface {intent.surface}")
+            notes = self.tool.notes.setdefault(intent.target, {})
+            ref = self._ref(intent.tool_ref, notes, "n")
+            notes[ref] = NotePayload.from_json(intent.payload)
+        self.tool.writes.append((intent.target, intent.surface, ref))
+        return Delivery(intent.id, ok=True, tool_ref=ref)
+
+    def _ref(self, known: str | None, objects: Mapping[str, Any], prefix: str) -> str:
+        """The tool-side id to write to: the stored one, or a new one if it is gone."""
+        if known is not None and known in objects:
+            return known
+        if objects:  # redelivered without its tool_ref: the fake holds only learnloop's own
+            return next(iter(objects))
+        counter = "next_comment" if prefix == "c" else "next_note"
+        number = getattr(self.tool, counter)
+        setattr(self.tool, counter, number + 1)
+        return f"{prefix}{number}"
+
+    def _template(self, intent: Intent) -> Delivery:
+        payload = TemplatePayload.from_json(intent.payload)
+        if self.config.template_checklist:  # as HubSpot sequences with a private-app token
+            return Delivery(intent.id, ok=True,
+                            checklist=payload.checklist(f"the fake tool's '{intent.target}'"))
+        versions = self.tool.templates.setdefault(intent.target, {})
+        versions[payload.version] = [*(r.to_json() for r in payload.rendered),
+                                     {"why": payload.why}]
+        ref = f"{intent.target}:v{payload.version}"
         self.tool.writes.append((intent.target, intent.surface, ref))
         return Delivery(intent.id, ok=True, tool_ref=ref)
 
 
-def fake_factory(tool: FakeTool) -> type[FakeConnector]:
-    """A FakeConnector class bound to one shared tool, for code that builds connectors itself."""
-    return type("BoundFakeConnector", (FakeConnector,), {"shared_tool": tool})
+def fake_factory(tool: FakeTool, targets: Sequence[WriteTarget] | None = None,
+                 ) -> type[FakeConnector]:
+    """A FakeConnector class bound to one shared tool, for code that builds connectors itself;
+    `targets` replaces what it declares (a tool without comments, say)."""
+    attrs: dict[str, Any] = {"shared_tool": tool}
+    if targets is not None:
+        attrs.update(targets=tuple(targets), capabilities=surfaces_of(targets))
+    return type("BoundFakeConnector", (FakeConnector,), attrs)

@@ -16,7 +16,7 @@ from core.errors import ConfigError, LearnloopError, NotFoundError
 from core.store import open_store
 from webapp.deps import CsrfFailed, Forbidden, NotAuthenticated
 from webapp.nul import RejectNul
-from webapp.routes import admin, api, auth, dashboards, review
+from webapp.routes import admin, api, auth, checklists, dashboards, review
 from webapp.views import HERE, render
 
 SECURITY_HEADERS = {
@@ -48,9 +48,10 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.state.engine = engine if engine is not None else open_store()
     app.add_middleware(RejectNul)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    for module in (auth, dashboards, review, admin):
+    for module in (auth, dashboards, review, checklists, admin):
         app.include_router(module.router, include_in_schema=False)
     app.include_router(api.router)
+    app.include_router(checklists.api)
 
     @app.middleware("http")
     async def headers(request: Request, call_next):  # type: ignore[no-untyped-def]

@@ -75,7 +75,7 @@ def run_demo(items: int = 1200, serve: bool = True) -> None:
             out.print(f"\n[bold]4. Accept[/bold] #{chosen.id} as the template owner:", markup=True)
             out.print(chosen.diff, markup=False)
             version = policy.accept(s, chosen.id, "demo template owner", "accepted in the demo")
-            queued = queue_writeback(s, runtime.capabilities())
+            queued = queue_writeback(s, runtime.targets())
             out.print(f"   policy is now version {version.version}; {queued} writes queued")
 
     out.print("\n[bold]5. Write-back[/bold] through the outbox")
@@ -143,8 +143,8 @@ def _serve(engine: Engine) -> None:
 
 OUTREACH_MAPPING = {
     "id": "Enrollment", "estimated_at": "Sent", "status": "Status", "outcome": "Outcome",
-    "segments": {"sequence": "Sequence", "variant": "Variant", "industry": "Industry",
-                 "seniority": "Seniority", "account": "Account", "assignment": "Assignment"},
+    "segments": {"industry": "Industry", "seniority": "Seniority"},
+    "test": "Sequence", "arm": "Variant", "account": "Account", "assignment": "Assignment",
 }
 
 

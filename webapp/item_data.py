@@ -43,7 +43,8 @@ def page(session: Session, *, status: str | None = None, q: str | None = None,
                 select(Forecast.item_id, Forecast.p80).where(
                     Forecast.item_id.in_(ids), Forecast.measure == "effort")
                 .order_by(Forecast.id)).all():
-            p80[item_id] = value
+            if value is not None:
+                p80[item_id] = value
     return [(item, name, p80.get(item.id)) for item, name in rows], more
 
 
@@ -85,12 +86,20 @@ def detail(session: Session, item_id: int) -> dict[str, Any]:
 
 
 def _forecast_text(f: Forecast, item: Item) -> str:
+    if f.probability is not None:
+        scored = "" if not f.score else (
+            f" — scored: {'won' if f.score.get('outcome') else 'lost'}, Brier score "
+            f"{f.score.get('brier', 0.0):.2f}")
+        return (f"{f.measure} forecast issued ({f.model_version}): {f.probability:.0%} chance "
+                f"to win{scored}")
     if f.measure == "finish":
         values = ", ".join(f"{k.upper()} {from_days(v):%Y-%m-%d}"
-                           for k, v in (("p50", f.p50), ("p80", f.p80), ("p90", f.p90)))
+                           for k, v in (("p50", f.p50), ("p80", f.p80), ("p90", f.p90))
+                           if v is not None)
     else:
         values = ", ".join(f"{k.upper()} {v:.1f} {item.unit}"
-                           for k, v in (("p50", f.p50), ("p80", f.p80), ("p90", f.p90)))
+                           for k, v in (("p50", f.p50), ("p80", f.p80), ("p90", f.p90))
+                           if v is not None)
     scored = ""
     if f.score:
         covered = f.score.get("covered", {})

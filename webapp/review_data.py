@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import policy
+from core import checklists, policy
 from core.errors import ConfigError
 from core.model import Activity, Finding, Proposal, User
 from webapp import services
@@ -25,7 +25,8 @@ def detail(session: Session, proposal_id: int) -> dict[str, Any]:
         Activity.subject_type == "proposal", Activity.subject_id == str(proposal_id))
         .order_by(Activity.at)).all()
     return {"proposal": proposal, "finding": finding, "diff": diff_lines(proposal.diff),
-            "editable": editable, "writes": policy.writes_of(session, proposal), "trail": trail}
+            "editable": editable, "writes": policy.writes_of(session, proposal), "trail": trail,
+            "checklists": checklists.of_proposal(session, proposal)}
 
 
 def diff_lines(diff: str) -> list[tuple[str, str]]:

@@ -45,9 +45,17 @@ class TokenCreated(TokenPublic):
     token: str = Field(description="The secret; shown only in this response.")
 
 
+class TargetPublic(BaseModel):
+    name: str
+    type: str
+    surface: str
+    description: str
+
+
 class ConnectorKind(BaseModel):
     name: str
     capabilities: list[str]
+    targets: list[TargetPublic] = Field(default_factory=list)
     config_schema: dict[str, Any]
     mapping_fields: list[dict[str, Any]]
 
@@ -224,3 +232,16 @@ class JobPublic(Public):
     started_at: dt.datetime = Field(description="when it was queued, then when it started")
     finished_at: dt.datetime | None
     message: str = Field(default="", description="what it is doing or did, in words")
+
+
+class ChecklistPublic(BaseModel):
+    id: int
+    connection: str
+    target: str
+    surface: str
+    status: str = Field(description="checklist (open) or checked")
+    steps: list[str]
+    checked_by: str | None
+    checked_at: dt.datetime | None
+    proposal_id: int | None
+    proposal_status: str | None

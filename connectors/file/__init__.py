@@ -12,6 +12,7 @@ from connectors.file import sync, writeback
 from connectors.file.config import FileConfig
 from connectors.file.mapping import MAPPING_FIELDS
 from core.contract import (
+    FIELD_TYPES,
     FIELDS,
     Batch,
     Delivery,
@@ -20,9 +21,12 @@ from core.contract import (
     InstallReport,
     Intent,
     MappingField,
+    WriteTarget,
+    split_valid,
+    surfaces_of,
 )
 from core.errors import LearnloopError
-from core.tabular import find_header, guess_type
+from core.tabular import COLUMNS, find_header, guess_type
 
 SAMPLE_ROWS = 200
 
@@ -33,7 +37,12 @@ class FileConnector:
     name: ClassVar[str] = "file"
     title: ClassVar[str] = "CSV / Excel file"
     config_model: ClassVar[type[BaseModel]] = FileConfig
-    capabilities: ClassVar[frozenset[str]] = frozenset({FIELDS})
+    # The copy with learnloop's columns *is* the table learnloop writes: one FIELDS intent
+    # per row, so each row is an upsert of its own and nothing else is queued.
+    targets: ClassVar[tuple[WriteTarget, ...]] = tuple(
+        WriteTarget(key, FIELD_TYPES[key], FIELDS, f"column '{title}' of the copy")
+        for key, title in COLUMNS.items())
+    capabilities: ClassVar[frozenset[str]] = surfaces_of(targets)
     mapping_fields: ClassVar[tuple[MappingField, ...]] = MAPPING_FIELDS
 
     def __init__(self, config: FileConfig, mapping: Mapping[str, Any] | None = None) -> None:
@@ -101,7 +110,8 @@ class FileConnector:
 
     def deliver(self, intents: Sequence[Intent]) -> list[Delivery]:
         """Write the field values into the copy, one row per id, as an upsert."""
-        return writeback.deliver(self.config, self.mapping, intents)
+        valid, failed = split_valid(intents)
+        return failed + writeback.deliver(self.config, self.mapping, valid)
 
 
 __all__ = ["FileConfig", "FileConnector"]

@@ -16,7 +16,7 @@ from typing import Any
 from connectors.file.client import Table, is_xlsx, parse, read_source, read_workbook
 from connectors.file.config import FileConfig
 from connectors.file.sync import header_of, load
-from core.contract import FIELDS, Delivery, Intent
+from core.contract import FIELDS, Delivery, FieldsPayload, Intent
 from core.errors import LearnloopError
 from core.tabular import cell_text
 from core.tabular.written import (
@@ -86,8 +86,9 @@ def deliver(config: FileConfig, mapping: Mapping[str, Any],
                     f"id {intent.target!r} not found in {table.path.name}")))
             else:
                 stored = written.setdefault(intent.target, {})
-                for key in COLUMNS.keys() & intent.payload.keys():
-                    stored[key] = cell_value(intent.payload[key], not is_xlsx(out))
+                values = FieldsPayload.from_json(intent.payload).to_json()
+                for key in COLUMNS.keys() & values.keys():
+                    stored[key] = cell_value(values[key], not is_xlsx(out))
                 results.append(Delivery(intent.id, ok=True,
                                         tool_ref=f"{out.name}#{intent.target}"))
         if any(r.ok for r in results):

@@ -11,6 +11,7 @@ from connectors.gsheets import sync, writeback
 from connectors.gsheets.config import GSheetsConfig
 from connectors.gsheets.mapping import MAPPING_FIELDS, table_mapping, table_options
 from core.contract import (
+    FIELD_TYPES,
     FIELDS,
     INSIGHTS,
     TEMPLATE,
@@ -21,9 +22,12 @@ from core.contract import (
     InstallReport,
     Intent,
     MappingField,
+    WriteTarget,
+    split_valid,
+    surfaces_of,
 )
 from core.errors import LearnloopError
-from core.tabular import guess_type, table_header
+from core.tabular import COLUMNS, guess_type, table_header
 
 
 class GSheetsConnector:
@@ -32,7 +36,14 @@ class GSheetsConnector:
     name: ClassVar[str] = "gsheets"
     title: ClassVar[str] = "Google Sheets"
     config_model: ClassVar[type[BaseModel]] = GSheetsConfig
-    capabilities: ClassVar[frozenset[str]] = frozenset({FIELDS, INSIGHTS, TEMPLATE})
+    targets: ClassVar[tuple[WriteTarget, ...]] = (
+        *(WriteTarget(key, FIELD_TYPES[key], FIELDS, f"column '{title}' of the plan tab, found "
+                      "by developer metadata") for key, title in COLUMNS.items()),
+        WriteTarget("learnloop insights", "table", INSIGHTS, "a tab of the current findings"),
+        WriteTarget("template tab", "project", TEMPLATE, "a template tab duplicated as "
+                    "'<name> v<N>' with the plan beside each task"),
+    )
+    capabilities: ClassVar[frozenset[str]] = surfaces_of(targets)
     mapping_fields: ClassVar[tuple[MappingField, ...]] = MAPPING_FIELDS
 
     def __init__(self, config: BaseModel, mapping: Mapping[str, Any] | None = None) -> None:
@@ -88,8 +99,9 @@ class GSheetsConnector:
 
     def deliver(self, intents: Sequence[Intent]) -> list[Delivery]:
         """Field values into the plan tab; the insights tab; new template tab versions."""
+        intents, results = split_valid(intents)
         fields = [i for i in intents if i.surface == FIELDS]
-        results = writeback.deliver(self.config, self.mapping, fields, self._client()) \
+        results += writeback.deliver(self.config, self.mapping, fields, self._client()) \
             if fields else []
         for intent in intents:
             if intent.surface == FIELDS:

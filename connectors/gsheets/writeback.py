@@ -16,7 +16,7 @@ from connectors.gsheets.client import (
 from connectors.gsheets.config import GSheetsConfig
 from connectors.gsheets.mapping import table_mapping, table_options
 from connectors.gsheets.sync import open_tab, read_rows, row_identity
-from core.contract import Delivery, Intent
+from core.contract import Delivery, FieldsPayload, InsightsPayload, Intent, TemplatePayload
 from core.errors import LearnloopError
 from core.tabular import COLUMNS, cell_id, column_letter, our_titles, table_header
 
@@ -111,14 +111,15 @@ def deliver(config: GSheetsConfig, mapping: Mapping[str, Any],
                                         error=f"id {intent.target!r} not in tab "
                                         f"{config.worksheet!r}"))
                 continue
+            values = FieldsPayload.from_json(intent.payload).to_json()
             for key in COLUMNS:
-                if key in intent.payload:
+                if key in values:
                     data.append({"range": f"'{tab.title}'!{column_letter(cols[key])}{r + 1}",
-                                 "values": [[_cell(intent.payload[key])]]})
-            if intent.payload.get("insight"):
+                                 "values": [[_cell(values[key])]]})
+            if values.get("insight"):
                 notes.append({"updateCells": {
                     "start": {"sheetId": tab.id, "rowIndex": r, "columnIndex": cols[NOTE_ON]},
-                    "rows": [{"values": [{"note": str(intent.payload["insight"])}]}],
+                    "rows": [{"values": [{"note": str(values["insight"])}]}],
                     "fields": "note"}})
             results.append(Delivery(intent.id, ok=True, tool_ref=f"{tab.title}!{r + 1}"))
         if data:
@@ -174,6 +175,7 @@ def write_insights(config: GSheetsConfig, intent: Intent,
     The tab is found by its stored id, else by the marker on its first column, else by its
     title; only then is it created (and marked), so a redelivery rewrites the same tab.
     """
+    payload = InsightsPayload.from_json(intent.payload)
     book, _ = open_tab(config, client)
     title = intent.target
     tab = _tab(book, title, intent.tool_ref)
@@ -184,9 +186,9 @@ def write_insights(config: GSheetsConfig, intent: Intent,
         tab = book.add_worksheet(title, rows=200, cols=8)
         book.batch_update({"requests": [metadata_request(INSIGHTS_KEY, title, tab.id,
                                                          "COLUMNS", 0)]})
-    columns = list(intent.payload.get("columns", []))
-    rows = [[f"learnloop findings as of {intent.payload.get('as_of', '')}"], columns,
-            *intent.payload.get("rows", [])]
+    columns = list(payload.columns)
+    rows: list[list[Any]] = [[f"learnloop findings as of {payload.as_of.isoformat()}"],
+                             columns, *(list(r) for r in payload.rows)]
     old = len(tab.get_all_values())
     width = max(len(r) for r in rows)
     rows += [[""] * width for _ in range(max(0, old - len(rows)))]
@@ -222,8 +224,9 @@ def write_template(config: GSheetsConfig, intent: Intent,
     Redelivered, the version tab (its stored id, else the tab its marked columns are on, else
     its title) and its marked columns are written again: one tab, one set of columns, one note.
     """
+    payload = TemplatePayload.from_json(intent.payload)
     book, _ = open_tab(config, client)
-    title = f"{intent.target} v{intent.payload['version']}"
+    title = f"{intent.target} v{payload.version}"
     copy = _tab(book, title, intent.tool_ref)
     if copy is None or copy.title != title:
         marked = [tab for value, (tab, _) in _marked(book, TEMPLATE_KEY).items()
@@ -238,20 +241,20 @@ def write_template(config: GSheetsConfig, intent: Intent,
     rows = copy.get_all_values()
     cols, requests = _template_columns(book, copy, title,
                                        max((len(r) for r in rows), default=0))
-    plan = {str(t.get("name")): t for t in intent.payload.get("rendered", [])}
+    plan = {t.name: t for t in payload.rendered}
     data = []
     for key, head in zip(TEMPLATE_COLUMNS, TEMPLATE_TITLES, strict=True):
         values = [[head]]
         for row in rows[1:]:
             task = plan.get(str(row[0])) if row else None
-            values.append([_cell(task.get(key, "")) if task else ""])
+            values.append([_cell(getattr(task, key)) if task else ""])
         letter = column_letter(cols[key])
         data.append({"range": f"'{copy.title.replace(chr(39), chr(39) * 2)}'!{letter}1:"
                               f"{letter}{len(values)}", "values": values})
     book.values_batch_update({"valueInputOption": "RAW", "data": data})
     requests.append({"updateCells": {
         "start": {"sheetId": copy.id, "rowIndex": 0, "columnIndex": cols[TEMPLATE_COLUMNS[0]]},
-        "rows": [{"values": [{"note": str(intent.payload.get("why", ""))}]}],
+        "rows": [{"values": [{"note": payload.why}]}],
         "fields": "note"}})
     book.batch_update({"requests": requests})
     return Delivery(intent.id, ok=True, tool_ref=str(copy.id))

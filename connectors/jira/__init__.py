@@ -14,6 +14,7 @@ from connectors.jira.config import JiraConfig
 from connectors.jira.mapping import MAPPING_FIELDS
 from core.contract import (
     COMMENT,
+    FIELD_TYPES,
     FIELDS,
     LINK,
     PROPERTY,
@@ -25,6 +26,9 @@ from core.contract import (
     InstallReport,
     Intent,
     MappingField,
+    WriteTarget,
+    split_valid,
+    surfaces_of,
 )
 from core.errors import LearnloopError
 
@@ -35,8 +39,17 @@ class JiraConnector:
     name: ClassVar[str] = "jira"
     title: ClassVar[str] = "Jira Cloud"
     config_model: ClassVar[type[BaseModel]] = JiraConfig
-    capabilities: ClassVar[frozenset[str]] = frozenset({FIELDS, COMMENT, PROPERTY, LINK,
-                                                        TEMPLATE})
+    targets: ClassVar[tuple[WriteTarget, ...]] = (
+        *(WriteTarget(key, FIELD_TYPES[key], FIELDS, f"custom field '{name}'")
+          for key, (name, _, _) in writeback.OUR_FIELDS.items()),
+        WriteTarget("comment", "text", COMMENT, "one learnloop comment, edited in place"),
+        WriteTarget(writeback.PROPERTY_KEY, "json", PROPERTY,
+                    "issue property with the item's values as JSON"),
+        WriteTarget("remote link", "url", LINK, "a remote link to the item's learnloop page"),
+        WriteTarget("template issue", "project", TEMPLATE, "a template issue: its children's "
+                    "original estimates and one comment saying why"),
+    )
+    capabilities: ClassVar[frozenset[str]] = surfaces_of(targets)
     mapping_fields: ClassVar[tuple[MappingField, ...]] = MAPPING_FIELDS
 
     def __init__(self, config: BaseModel, mapping: Mapping[str, Any] | None = None) -> None:
@@ -113,9 +126,10 @@ class JiraConnector:
 
     def deliver(self, intents: Sequence[Intent]) -> list[Delivery]:
         """Field values, the learnloop comment, the issue property and the remote link."""
+        intents, results = split_valid(intents)
         fields = [i for i in intents if i.surface == FIELDS]
         client = self._write_client()
-        results = writeback.deliver(self.config, fields, client) if fields else []
+        results += writeback.deliver(self.config, fields, client) if fields else []
         results += [writeback.deliver_template(self.config, i, self._client(), client)
                     if i.surface == TEMPLATE
                     else writeback.deliver_other(self.config, i, client)

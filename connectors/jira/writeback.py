@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Any
 
 from connectors.jira.client import explain, reader, retry_after, status_of, writer
 from connectors.jira.config import JiraConfig
-from core.contract import Delivery, Intent
+from core.contract import (
+    CommentPayload,
+    Delivery,
+    FieldsPayload,
+    Intent,
+    LinkPayload,
+    PropertyPayload,
+    TemplatePayload,
+)
 
 if TYPE_CHECKING:
     import atlassian
@@ -73,7 +81,8 @@ def deliver(config: JiraConfig, intents: Sequence[Intent],
                 for i in intents]
     results = []
     for intent in intents:
-        fields = {ids[k]: _value(k, v) for k, v in intent.payload.items() if k in ids}
+        values = FieldsPayload.from_json(intent.payload).to_json()
+        fields = {ids[k]: _value(k, v) for k, v in values.items() if k in ids}
         if not fields:
             results.append(Delivery(intent.id, ok=False, permanent=True,
                                     error="learnloop's Jira fields are missing: run install"))
@@ -160,17 +169,17 @@ def deliver_other(config: JiraConfig, intent: Intent, client: atlassian.Jira | N
     client = client or writer(config)
     try:
         if intent.surface == "comment":
-            ref = upsert_comment(client, intent.target, adf(str(intent.payload.get("text", ""))),
+            ref = upsert_comment(client, intent.target, adf(CommentPayload.from_json(intent.payload).text),
                                  {"surface": "comment"}, intent.tool_ref)
             return Delivery(intent.id, ok=True, tool_ref=ref)
         if intent.surface == "property":
-            client.set_issue_property(intent.target, PROPERTY_KEY, dict(intent.payload))
+            client.set_issue_property(intent.target, PROPERTY_KEY,
+                                      PropertyPayload.from_json(intent.payload).to_json())
             return Delivery(intent.id, ok=True, tool_ref=f"{intent.target}:{PROPERTY_KEY}")
         if intent.surface == "link":
-            url = str(intent.payload["url"])
+            link = LinkPayload.from_json(intent.payload)
             client.create_or_update_issue_remote_links(
-                intent.target, url, str(intent.payload.get("title", "learnloop")),
-                global_id=f"learnloop:{intent.target}")
+                intent.target, link.url, link.title, global_id=f"learnloop:{intent.target}")
             return Delivery(intent.id, ok=True, tool_ref=f"learnloop:{intent.target}")
     except Exception as exc:
         code = status_of(exc)
@@ -187,7 +196,8 @@ def deliver_template(config: JiraConfig, intent: Intent, search: jira.JIRA | Non
     becomes the plan the accepted policy asks for (P80), and one comment on the template says
     what changed and why. Redelivered, the estimates are set again (the same values) and the
     comment of that version is edited, found by its id or its marker property."""
-    plan = {str(t.get("name")): t for t in intent.payload.get("rendered", [])}
+    payload = TemplatePayload.from_json(intent.payload)
+    plan = {t.name: t for t in payload.rendered}
     client = client or writer(config)
     try:
         children = (search or reader(config)).enhanced_search_issues(
@@ -198,18 +208,18 @@ def deliver_template(config: JiraConfig, intent: Intent, search: jira.JIRA | Non
         changed = []
         for child in children.get("issues", []):
             task = plan.get(str(child["fields"].get("summary")))
-            if not task or task.get("plan_p80") is None:
+            if not task or task.plan_p80 is None:
                 continue
-            hours = float(task["plan_p80"])
+            hours = task.plan_p80
             client.update_issue_field(child["key"], {"timetracking": {
                 "originalEstimate": f"{hours:g}h"}}, notify_users=True)
-            changed.append(f"{child['fields'].get('summary')}: {task.get('estimate')}h -> "
-                           f"{hours:g}h ({task.get('rule')})")
-        text = (f"learnloop template v{intent.payload.get('version')}: "
+            changed.append(f"{child['fields'].get('summary')}: {task.estimate}h -> "
+                           f"{hours:g}h ({task.rule})")
+        text = (f"learnloop template v{payload.version}: "
                 + ("; ".join(changed) if changed else "no task estimate changed")
-                + f". Why: {intent.payload.get('why', '')}")
+                + f". Why: {payload.why}")
         ref = upsert_comment(client, intent.target, adf(text), {
-            "surface": "template", "version": intent.payload.get("version")}, intent.tool_ref)
+            "surface": "template", "version": payload.version}, intent.tool_ref)
     except Exception as exc:
         code = status_of(exc)
         return Delivery(intent.id, ok=False, error=str(explain(exc, config)),

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.experiments.allocation import thompson
+from core.experiments.allocation import thompson_many
 from core.experiments.stats import ArmStats, Moments, RatioMoments, compare, srm_p
-from core.learning.stats import benjamini_hochberg
 
 SRM_ALPHA = 0.001
 WIN_PROBABILITY = 0.95
@@ -30,21 +30,51 @@ class Experiment:
     segments: dict[str, dict[str, dict[str, ArmStats]]] = field(default_factory=dict)
 
 
+Dispersion = float | Mapping[str, float]
+"""One dispersion for every metric, or one per metric (a metric missing from it gets 1)."""
+
+
 def _enough(m: ArmStats) -> bool:
     return m.n >= MIN_UNITS and (not m.binary or m.total >= MIN_EVENTS)
 
 
-def analyze_test(test: Experiment, dispersion: float = 1.0) -> dict[str, Any]:
+def of_metric(dispersion: Dispersion, metric: str) -> float:
+    """The dispersion that applies to `metric`."""
+    if isinstance(dispersion, Mapping):
+        return float(dispersion.get(metric, 1.0))
+    return float(dispersion)
+
+
+def analyze_tests(tests: Sequence[Experiment], dispersion: Dispersion = 1.0) -> list[dict[str, Any]]:
+    """`analyze_test` for many tests, their traffic allocations drawn together."""
+    allocations = thompson_many(
+        [{a: t.arms[a][next(iter(t.arms[a]))] for a in t.arms} for t in tests], draws=2000)
+    return [analyze_test(t, dispersion, a) for t, a in zip(tests, allocations, strict=True)]
+
+
+def analyze_test(test: Experiment, dispersion: Dispersion = 1.0,
+                 allocation: dict[str, float] | None = None) -> dict[str, Any]:
     """The decision on a test: healthy split, enough data, a winner that both the Bayesian
-    chance to win (>= 95%) and the any-time-valid interval (Bonferroni over arms) support."""
+    chance to win (>= 95%) and the any-time-valid interval (Bonferroni over arms) support.
+
+    Args:
+        test: the test.
+        dispersion: the variance inflation of over-dispersed data, per metric or for all.
+        allocation: the Thompson traffic weights on the primary metric, when already drawn.
+    """
     arms = list(test.arms)
     counts = [next(iter(test.arms[a].values())).n for a in arms]
-    weights = [test.weights.get(a, 1.0) for a in arms] if test.weights else None
+    # An expected split that does not name every arm with a share says nothing: equal split.
+    weights = [float(test.weights[a]) for a in arms] if test.weights and all(
+        float(test.weights.get(a) or 0) > 0 for a in arms) else None
     srm = srm_p(counts, weights)
     metrics = list(next(iter(test.arms.values())))
     alpha = 0.05 / max(len(arms) - 1, 1)
+    phis = {m: of_metric(dispersion, m) for m in metrics}
     out: dict[str, Any] = {"test": test.name, "control": test.control, "srm_p": srm,
-                           "dispersion": round(dispersion, 4), "metrics": {}}
+                           "dispersion": round(phis[metrics[0]], 4),
+                           "dispersions": {m: round(v, 4) for m, v in phis.items()},
+                           "metrics": {}}
     primary_calls: dict[str, int] = {}
     for metric in metrics:
         control = test.arms[test.control][metric]
@@ -54,7 +84,7 @@ def analyze_test(test: Experiment, dispersion: float = 1.0) -> dict[str, Any]:
             row: dict[str, Any] = {"n": m.n, "mean": m.mean, "lift": None, "ci": None,
                                    "chance_to_win": None, "expected_loss": None}
             if arm != test.control:
-                c = compare(control, m, dispersion, sequential_alpha=alpha)
+                c = compare(control, m, phis[metric], sequential_alpha=alpha)
                 row.update(lift=c.lift, ci=list(c.ci) if c.ci else None,
                            chance_to_win=c.chance_to_win, expected_loss=c.expected_loss,
                            p_value=c.p_value, posterior_lift=c.posterior_mean,
@@ -84,7 +114,8 @@ def analyze_test(test: Experiment, dispersion: float = 1.0) -> dict[str, Any]:
         columns = sorted({seg.split("=", 1)[0] for seg in segment_srm})
         out["post_stratified"] = {c: post_stratified(test, c) for c in columns}
     out.update(decision=decision, winner=winner, primary_metric=metrics[0],
-               allocation=thompson({a: test.arms[a][metrics[0]] for a in arms}, draws=2000))
+               allocation=allocation if allocation is not None else thompson_many(
+                   [{a: test.arms[a][metrics[0]] for a in arms}], draws=2000)[0])
     return out
 
 
@@ -166,7 +197,7 @@ def _p_normal(z: float) -> float:
 
 
 def segment_findings(test: Experiment, observational: bool = False,
-                     fdr: float = FDR, dispersion: float = 1.0) -> list[dict[str, Any]]:
+                     fdr: float = FDR, dispersion: Dispersion = 1.0) -> list[dict[str, Any]]:
     """Segment policies: in segment S, arm A beats the runner-up B, with enough data, the
     within-segment difference and the difference from the rest of the population (the
     interaction) both surviving Benjamini-Hochberg over every segment x metric cell examined.
@@ -188,10 +219,11 @@ def segment_findings(test: Experiment, observational: bool = False,
             rest_b = _minus(test.arms[best][metric], mb)
             rest_r = _minus(test.arms[runner][metric], mr)
             d_out, v_out = _diff(rest_b, rest_r)
-            v_in, v_out = v_in * dispersion, v_out * dispersion
+            phi = of_metric(dispersion, metric)
+            v_in, v_out = v_in * phi, v_out * phi
             if v_in <= 0 or v_in + v_out <= 0:
                 continue
-            versus = compare(mr, mb, dispersion)
+            versus = compare(mr, mb, phi)
             cells.append(_Cell(
                 seg, tuple(seg.split(",")), (mb, mr), metric, best, runner, _p_normal(d_in / math.sqrt(v_in)),
                 _p_normal((d_in - d_out) / math.sqrt(v_in + v_out)),
@@ -199,6 +231,8 @@ def segment_findings(test: Experiment, observational: bool = False,
                 versus.posterior_mean or 0.0, (mb.mean, mr.mean), (mb.n, mr.n)))
     if not cells:
         return []
+    from core.learning.stats import benjamini_hochberg  # scipy.stats: only segments need it
+
     q_within = benjamini_hochberg([c.p_within for c in cells])
     q_inter = benjamini_hochberg([c.p_interaction for c in cells])
     # A policy claims both things at once (A beats B here, and here differs from elsewhere):
@@ -277,7 +311,7 @@ def _minus(total: ArmStats, part: ArmStats) -> ArmStats:
     if isinstance(total, RatioMoments) and isinstance(part, RatioMoments):
         return RatioMoments(total.n - part.n, total.num - part.num, total.den - part.den,
                             total.num2 - part.num2, total.den2 - part.den2,
-                            total.cross - part.cross)
+                            total.cross - part.cross, total.binary)
     assert isinstance(total, Moments) and isinstance(part, Moments)
     return Moments(total.n - part.n, total.total - part.total, total.squares - part.squares,
                    total.binary)

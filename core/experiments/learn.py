@@ -1,26 +1,28 @@
-"""Experiments in the store: arm statistics from enrollments, playbook rules proposed and
-tested against new evidence on every learning run."""
+"""Experiments in the store: tests built from Enrollment rows by the one builder, playbook
+rules proposed and tested against new evidence on every learning run."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import policy
+from core import links, policy
 from core.experiments.analyze import Experiment, analyze_test, segment_findings
-from core.experiments.stats import ArmStats, Moments, compare, dispersion_over_days
+from core.experiments.build import Units, build
+from core.experiments.stats import ArmStats, Moments, compare
 from core.learning import dataset
-from core.model import Event, Finding, Item
+from core.model import Enrollment, Event, Finding, Item
 
-ARM = "variant"
-TEST_KEYS = ("sequence", "campaign", "test")
-NOT_SEGMENTS = {ARM, "assignment", "account", *TEST_KEYS}
+# Segment keys that named the test, arm, assignment and account before enrollments were
+# records; stores upgraded by migration 0006 still carry them, and they are not segments.
+NOT_SEGMENTS = frozenset({"variant", "assignment", "account", "sequence", "campaign", "test"})
 POSITIVE = ("repl", "meeting", "booked", "won", "convert", "yes", "1", "true")
 MEETING = ("meeting", "booked", "won")
 REPLY_EVENTS = frozenset({"reply", "replied", "reply received", "email replied"})
@@ -49,22 +51,26 @@ def _meeting(item: Item, events: _EventIndex | None = None) -> float:
 
 @dataclass
 class StoredExperiment:
-    """One test found in the store, with whether its arms were randomised."""
+    """One test found in the store, with whether its arms were randomised.
+
+    `arm`, `account` and `segments` are per item id: its arm, the unit it is counted in (its
+    linked account, else its enrollment's unit, else itself) and its segments (inherited
+    through links).
+    """
 
     experiment: Experiment
     randomized: bool
     items: list[Item]
-    dispersion: float = 1.0
+    dispersion: dict[str, float] = field(default_factory=dict)
     events: _EventIndex | None = None
+    arm: dict[int, str] = field(default_factory=dict)
+    account: dict[int, str] = field(default_factory=dict)
+    segments: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 def _moments(items: Sequence[Item], events: _EventIndex | None = None) -> dict[str, ArmStats]:
     replies = [_reply(i, events) for i in items]
-    meetings = [_meeting(i, events) for i in items]
-    amounts = [float(i.actual_amount or 0.0) for i in items]
-    return {"reply": Moments(len(items), sum(replies), sum(replies), True),
-            "meeting": Moments(len(items), sum(meetings), sum(meetings), True),
-            "amount": Moments(len(items), sum(amounts), sum(a * a for a in amounts), False)}
+    return {"reply": Moments(len(items), sum(replies), sum(replies), True)}
 
 
 def _event_index(session: Session, ids: list[int]) -> _EventIndex:
@@ -77,52 +83,64 @@ def _event_index(session: Session, ids: list[int]) -> _EventIndex:
     return index
 
 
-def from_store(session: Session) -> list[StoredExperiment]:
-    """Every test in the store: finished enrollments (items whose segments name a variant),
-    grouped by sequence/campaign/test, per arm and per one-column segment.
+def _units(members: Sequence[tuple[Enrollment, Item]], stored: StoredExperiment,
+           events: _EventIndex) -> Units:
+    items = [i for _, i in members]
+    keys = sorted({k for i in items for k in stored.segments[i.id]} - NOT_SEGMENTS)
+    split = next((e.expected_split for e, _ in members if e.expected_split), None)
+    return Units(
+        arms=[e.arm for e, _ in members],
+        metrics={"reply": np.asarray([_reply(i, events) for i in items]),
+                 "meeting": np.asarray([_meeting(i, events) for i in items]),
+                 "amount": np.asarray([float(i.actual_amount or 0.0) for i in items])},
+        segments={k: ["" if stored.segments[i.id].get(k) in (None, "")
+                      else str(stored.segments[i.id][k]) for i in items] for k in keys},
+        accounts=[stored.account[i.id] for i in items],
+        days=[(e.assigned_at or i.planned_at or i.actual_end or i.updated_at).date().isoformat()
+              for e, i in members],
+        weights={str(k): float(v) for k, v in split.items()} if split else None)
 
-    A test counts as randomised only when every enrollment says assignment=random (map the
-    tool's assignment field); otherwise its segment results are hypotheses, never policies.
+
+def from_store(session: Session) -> list[StoredExperiment]:
+    """Every test in the store, from the Enrollment rows of finished, live items: per arm and
+    per one- and two-column segment, with each metric's day-to-day dispersion; enrollments of
+    one account in one arm count as one unit (the account).
+
+    A test counts as randomised only when every enrollment says its arm was drawn at random;
+    otherwise its segment results are hypotheses, never policies.
     """
-    has_arm = Item.segments[ARM].as_string().is_not(None)  # in SQL: tasks are not read here
-    items = [i for i in dataset.item_views(session, Item.deleted.is_(False),
-                                           Item.status == "done", has_arm)
-             if i.segments.get(ARM)]
-    events = _event_index(session, [i.id for i in items])
-    by_test: dict[str, list[Item]] = defaultdict(list)
-    for item in items:
-        name = next((str(item.segments[k]) for k in TEST_KEYS if item.segments.get(k)), "all")
-        by_test[name].append(item)
+    live = (Item.deleted.is_(False), Item.status == "done")
+    rows = session.scalars(select(Enrollment).join(Item, Item.id == Enrollment.item_id)
+                           .where(*live).order_by(Enrollment.test, Enrollment.item_id)).all()
+    if not rows:
+        return []
+    ids = sorted({e.item_id for e in rows})
+    views = {i.id: i for i in dataset.item_views(
+        session, *live, Item.id.in_(select(Enrollment.item_id)))}
+    events = _event_index(session, ids)
+    inherited = links.inherited_segments(session, ids)
+    accounts = links.account_of(session, ids)
+    by_test: dict[str, list[tuple[Enrollment, Item]]] = defaultdict(list)
+    for e in rows:
+        by_test[e.test].append((e, views[e.item_id]))
     out = []
     for name, members in sorted(by_test.items()):
-        arms: dict[str, list[Item]] = defaultdict(list)
-        for item in members:
-            arms[str(item.segments[ARM])].append(item)
-        if len(arms) < 2:
+        if len({e.arm for e, _ in members}) < 2:
             continue
-        control = next((a for a in sorted(arms) if "control" in a.lower()), sorted(arms)[0])
-        exp = Experiment(name=name, arms={a: _moments(v, events) for a, v in arms.items()},
-                         control=control)
-        cells: dict[str, dict[str, list[Item]]] = defaultdict(lambda: defaultdict(list))
-        for item in members:
-            for k, v in item.segments.items():
-                if k not in NOT_SEGMENTS and v not in (None, ""):
-                    cells[f"{k}={v}"][str(item.segments[ARM])].append(item)
-        exp.segments = {seg: {a: _moments(v, events) for a, v in by_arm.items()}
-                        for seg, by_arm in cells.items()}
-        randomized = all(str(i.segments.get("assignment", "")).lower() == "random"
-                         for i in members)
-        days: dict[tuple[str, str], list[float]] = defaultdict(list)
-        for item in members:
-            when = item.planned_at or item.actual_end or item.updated_at
-            days[(str(item.segments[ARM]), when.date().isoformat())].append(_reply(item, events))
-        phi = dispersion_over_days([(a, len(v), sum(v)) for (a, _), v in days.items()])
-        out.append(StoredExperiment(exp, randomized, members, phi, events))
+        stored = StoredExperiment(
+            experiment=Experiment(name, {}, ""), randomized=all(e.random for e, _ in members),
+            items=[i for _, i in members], events=events,
+            arm={i.id: e.arm for e, i in members},
+            account={i.id: f"account:{accounts[i.id]}" if i.id in accounts
+                     else (f"unit:{e.unit}" if e.unit else "") for e, i in members},
+            segments={i.id: inherited.get(i.id, i.segments) for _, i in members})
+        stored.experiment, stored.dispersion = build(name, _units(members, stored, events))
+        out.append(stored)
     return out
 
 
-def _in(item: Item, selector: dict[str, Any]) -> bool:
-    return all(str(item.segments.get(k)) == str(v) for k, v in selector.items())
+def _in(segments: dict[str, Any], selector: dict[str, Any]) -> bool:
+    return all(str(segments.get(k)) == str(v) for k, v in selector.items())
 
 
 def check_assumptions(session: Session, stored: list[StoredExperiment],
@@ -142,12 +160,11 @@ def check_assumptions(session: Session, stored: list[StoredExperiment],
             else None
         chosen = str(rule.params["variant"])
         selector = {k: v for k, v in rule.selector.items() if k != "test"}
-        new = [i for i in exp.items if _in(i, selector)
+        new = [i for i in exp.items if _in(exp.segments[i.id], selector)
                and (since is None or (i.planned_at or i.updated_at) >= since)]
         accounts: dict[str, dict[str, list[Item]]] = defaultdict(lambda: defaultdict(list))
         for item in new:
-            key = str(item.segments.get("account") or item.external_id)
-            accounts[key][str(item.segments[ARM])].append(item)
+            accounts[exp.account[item.id] or item.external_id][exp.arm[item.id]].append(item)
         held = failed = 0
         for arms in accounts.values():
             if chosen not in arms or len(arms) < 2:
@@ -157,8 +174,8 @@ def check_assumptions(session: Session, stored: list[StoredExperiment],
                 held += 1
             else:
                 failed += 1
-        totals = {a: _moments([i for i in new if str(i.segments[ARM]) == a], exp.events)["reply"]
-                  for a in {str(i.segments[ARM]) for i in new}}
+        totals = {a: _moments([i for i in new if exp.arm[i.id] == a], exp.events)["reply"]
+                  for a in {exp.arm[i.id] for i in new}}
         if chosen not in totals or len(totals) < 2 or held + failed == 0:
             continue
         other = max((a for a in totals if a != chosen), key=lambda a: totals[a].mean)
@@ -197,7 +214,8 @@ def learn_experiments(session: Session, run_id: int) -> dict[str, Any]:
         result = analyze_test(s.experiment, s.dispersion)
         summary["tests"].append({"test": s.experiment.name, "decision": result["decision"],
                                  "winner": result["winner"], "randomized": s.randomized,
-                                 "dispersion": round(s.dispersion, 3)})
+                                 "control": s.experiment.control,
+                                 "dispersion": {m: round(v, 3) for m, v in s.dispersion.items()}})
         for f in segment_findings(s.experiment, observational=not s.randomized,
                                   dispersion=s.dispersion):
             segment = dict(part.split("=", 1) for part in f["segment"].split(","))

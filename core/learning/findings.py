@@ -20,6 +20,8 @@ from scipy import stats
 from core.learning.dataset import Observation
 
 MIN_N = 8
+RATIOS = {"effort": "their estimate", "duration": "their planned duration",
+          "amount": "their planned amount"}  # measures seen as the log of a ratio
 MAX_PAIR_VALUES = 40
 MAX_ITEM_IDS = 5000
 CI_LEVEL = 0.9  # of the confidence interval of a segment's median
@@ -52,8 +54,10 @@ class SegmentStat:
         return ",".join(f"{k}={v}" for k, v in sorted(self.segment.items()))
 
     def phrase(self) -> str:
-        """The segment in words: `project PAY and type Bug items`."""
-        return " and ".join(f"{k} {v}" for k, v in sorted(self.segment.items())) + " items"
+        """The segment in words: `project PAY and type Bug items` (`... deals` for deals)."""
+        family, _, _ = self.measure.rpartition("/")
+        noun = {"deal": "deals", "enrollment": "enrollments"}.get(family, "items")
+        return " and ".join(f"{k} {v}" for k, v in sorted(self.segment.items())) + f" {noun}"
 
     def statement(self) -> str:
         """The finding in one sentence a non-statistician can read, with its numbers."""
@@ -67,7 +71,20 @@ class SegmentStat:
             if self.tie_share >= 0.3:
                 text += f"; {self.tie_share:.0%} logged exactly the estimate"
             return text
+        name = _name(self.measure)
+        if name in RATIOS:
+            return (f"{self.phrase()} came to {self.effect:.2f}x {RATIOS[name]} "
+                    f"(n={self.n}, 80% interval {self.low:.2f}-{self.high:.2f}x; "
+                    f"other {self.phrase().rsplit(' ', 1)[-1]} {self.rest:.2f}x)")
+        if name == "stage_days":
+            return (f"{self.phrase()} spent a median {self.effect:.1f} days in the stage "
+                    f"(n={self.n}, 80% interval {self.low:.1f} to {self.high:.1f} days; "
+                    f"other stages and deals {self.rest:.1f} days)")
         when = "after" if self.effect >= 0 else "before"
+        if self.measure.startswith("deal/"):
+            return (f"{self.phrase()} closed a median {abs(self.effect):.1f} days {when} their "
+                    f"planned close date (n={self.n}, 80% interval {self.low:+.1f} to "
+                    f"{self.high:+.1f} days; other deals {self.rest:+.1f} days)")
         return (
             f"{self.phrase()} finished a median {abs(self.effect):.1f} days {when} their due date "
             f"(n={self.n}, 90% confidence interval of that median {self.ci_low:+.1f} to "
@@ -106,9 +123,13 @@ class _Prepared:
     scale: float
 
 
+def _name(measure: str) -> str:
+    return measure.rpartition("/")[2]
+
+
 def _prepare(obs: Sequence[Observation], measure: str) -> _Prepared:
     values = np.fromiter((o.value for o in obs), dtype=np.float64, count=len(obs))
-    y = np.log(values) if measure == "effort" else values
+    y = np.log(values) if _name(measure) in RATIOS else values
     ranks = stats.rankdata(y)
     _, counts = np.unique(y, return_counts=True)
     n = len(y)
@@ -148,7 +169,7 @@ def examine(obs: Sequence[Observation], measure: str, min_n: int = MIN_N) -> lis
     combos: list[tuple[str, ...]] = [(d,) for d in codes]
     pair_dims = [d for d, (_, vals) in codes.items() if 2 <= len(vals) <= MAX_PAIR_VALUES]
     combos += list(itertools.combinations(pair_dims, 2))
-    conv = np.exp if measure == "effort" else (lambda a: a)
+    conv = np.exp if _name(measure) in RATIOS else (lambda a: a)
     out: list[SegmentStat] = []
     for combo in combos:
         key = np.zeros(n, dtype=np.int64)
@@ -220,7 +241,7 @@ def describe(stat: SegmentStat) -> SegmentStat:
     m = len(prep.y) - len(inside)
     rest = (_kth_of_rest(prep.ysorted, inside, (m - 1) // 2)
             + _kth_of_rest(prep.ysorted, inside, m // 2)) / 2
-    stat.rest = math.exp(rest) if stat.measure == "effort" else rest
+    stat.rest = math.exp(rest) if _name(stat.measure) in RATIOS else rest
     stat.impact = stat.n * abs(float(np.median(inside)) - rest) / prep.scale
     stat.item_ids = prep.ids[pos[:MAX_ITEM_IDS]].tolist()
     stat.positions, stat.context = None, None

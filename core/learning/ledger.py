@@ -5,16 +5,19 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from core.model import Forecast, Item, utcnow
+from core import measures as registry
+from core.model import Connection, Forecast, Item, utcnow
 
 DAY = 86400.0
 LEVELS = {"p50": 0.5, "p80": 0.8, "p90": 0.9, "p95": 0.95}
+PROBABILITY_MEASURES = frozenset({"win"})  # forecasts of a probability, scored by Brier
+RELIABILITY_BINS = 10
 
 
 def to_days(value: dt.datetime) -> float:
@@ -34,6 +37,7 @@ class ForecastLike(Protocol):
     p80: float
     p90: float
     p95: float | None
+    probability: float | None
     model_version: str
     actual: float | None
 
@@ -45,11 +49,11 @@ def latest(session: Session, item_ids: list[int], measure: str) -> dict[int, For
         chunk = item_ids[start:start + 1000]
         for row in session.execute(
             select(Forecast.item_id, Forecast.model_version, Forecast.p50, Forecast.p80,
-                   Forecast.p90, Forecast.p95, Forecast.actual)
+                   Forecast.p90, Forecast.p95, Forecast.probability, Forecast.actual)
             .where(Forecast.item_id.in_(chunk), Forecast.measure == measure)
             .order_by(Forecast.issued_at, Forecast.id)
         ):
-            out[row.item_id] = row
+            out[row.item_id] = cast(ForecastLike, row)
     return out
 
 
@@ -80,9 +84,18 @@ def pit(actual: float, quantiles: Mapping[float, float]) -> float:
     return float(np.interp(actual, values, levels))
 
 
+def score_probability(probability: float, outcome: float) -> dict[str, Any]:
+    """Brier score of one probability forecast against its 0/1 outcome."""
+    return {"brier": (probability - outcome) ** 2, "probability": probability,
+            "outcome": outcome}
+
+
 def score_one(forecast: Forecast, actual: float) -> dict[str, Any]:
-    """Coverage per quantile, pinball loss and PIT of one forecast against its actual."""
-    log_scale = forecast.measure == "effort" and actual > 0 and forecast.p50 > 0
+    """Coverage per quantile, pinball loss and PIT of one forecast against its actual
+    (the Brier score for a probability forecast)."""
+    if forecast.measure in PROBABILITY_MEASURES:
+        return score_probability(float(forecast.probability or 0.0), actual)
+    log_scale = forecast.measure == "effort" and actual > 0 and (forecast.p50 or 0.0) > 0
     quantiles = {lv: getattr(forecast, k) for k, lv in LEVELS.items() if getattr(forecast, k)}
     out: dict[str, Any] = {"covered": {}, "pinball": {}}
     for k, lv in LEVELS.items():
@@ -97,19 +110,29 @@ def score_one(forecast: Forecast, actual: float) -> dict[str, Any]:
     return out
 
 
+def _actual(forecast: Forecast, item: Item) -> float | None:
+    if forecast.measure in PROBABILITY_MEASURES:
+        outcome = registry.won(item)
+        return None if outcome is None else float(outcome)
+    if item.status != "done":
+        return None
+    if forecast.measure == "effort":
+        return item.actual_effort
+    return to_days(item.actual_end) if item.actual_end else None
+
+
 def score_pending(session: Session) -> int:
-    """Score every unscored forecast whose item has finished since; returns how many."""
+    """Score every unscored forecast whose item has finished since; returns how many.
+
+    A win probability is scored when its deal closes, won or lost (or cancelled)."""
     rows = session.execute(
         select(Forecast, Item).join(Item, Item.id == Forecast.item_id).where(
-            Forecast.scored_at.is_(None), Item.status == "done", Item.deleted.is_(False)
+            Forecast.scored_at.is_(None), Item.status != "open", Item.deleted.is_(False)
         )
     ).all()
     scored = 0
     for forecast, item in rows:
-        if forecast.measure == "effort":
-            actual = item.actual_effort
-        else:
-            actual = to_days(item.actual_end) if item.actual_end else None
+        actual = _actual(forecast, item)
         if actual is None:
             continue
         forecast.actual = actual
@@ -120,12 +143,15 @@ def score_pending(session: Session) -> int:
 
 
 def calibration(session: Session, measure: str = "effort") -> dict[str, Any]:
-    """Coverage of each quantile over every scored forecast, with n (the ledger's report)."""
+    """Coverage of each quantile over every scored forecast, with n (the ledger's report);
+    for a probability measure (win), the Brier score and the reliability table."""
     scores = session.scalars(select(Forecast.score).where(
         Forecast.measure == measure, Forecast.scored_at.is_not(None)
     )).all()
     n = len(scores)
     out: dict[str, Any] = {"measure": measure, "n": n}
+    if measure in PROBABILITY_MEASURES:
+        return {**out, **summarise_probabilities([s for s in scores if s])}
     for k in LEVELS:
         hits = [s["covered"][k] for s in scores if s and k in s.get("covered", {})]
         out[k] = {"coverage": (sum(hits) / len(hits)) if hits else None, "n": len(hits)}
@@ -136,29 +162,83 @@ def _segment_pairs(segment: str) -> list[str]:
     return [part for part in segment.split(",") if "=" in part]
 
 
-def report(session: Session, measure: str = "effort", min_n: int = 20) -> dict[str, Any]:
+def report(session: Session, measure: str = "effort", min_n: int = 20,
+           family: str | None = None) -> dict[str, Any]:
     """How the issued forecasts fared: per cycle (learning run), per segment value, overall.
 
     Every figure carries its n; coverage comes with a 90% Wilson interval so a person can
-    tell noise from a failing quantile.
+    tell noise from a failing quantile. A probability measure (win) is summarised by its
+    Brier score and reliability table instead. `family` keeps only the forecasts of items of
+    that kind family (finish-date forecasts are issued for tasks and for deals).
     """
     rows = session.execute(
-        select(Forecast.run_id, Forecast.segment, Forecast.score)
+        select(Forecast.run_id, Forecast.segment, Forecast.score, Item.kind, Item.connection_id)
+        .join(Item, Item.id == Forecast.item_id)
         .where(Forecast.measure == measure, Forecast.scored_at.is_not(None))
         .order_by(Forecast.run_id)
     ).all()
+    if family is not None:
+        maps = {c: registry.kind_map(scope)
+                for c, scope in session.execute(select(Connection.id, Connection.scope))}
+        rows = [r for r in rows if registry.family(r[3], maps.get(r[4])) == family]
+    summary = summarise_probabilities if measure in PROBABILITY_MEASURES else summarise
     cycles: dict[int, list[dict[str, Any]]] = {}
     segments: dict[str, list[dict[str, Any]]] = {}
-    for run_id, segment, score in rows:
+    for run_id, segment, score, _, _ in rows:
         cycles.setdefault(run_id or 0, []).append(score)
         for part in _segment_pairs(segment):
             segments.setdefault(part, []).append(score)
     return {
         "measure": measure,
-        "overall": summarise([r[2] for r in rows]),
-        "cycles": [{"run_id": k, **summarise(v)} for k, v in sorted(cycles.items())],
-        "segments": {k: summarise(v) for k, v in sorted(segments.items()) if len(v) >= min_n},
+        "family": family,
+        "overall": summary([r[2] for r in rows]),
+        "cycles": [{"run_id": k, **summary(v)} for k, v in sorted(cycles.items())],
+        "segments": {k: summary(v) for k, v in sorted(segments.items()) if len(v) >= min_n},
     }
+
+
+def summarise_probabilities(scores: list[dict[str, Any]]) -> dict[str, Any]:
+    """Brier score (with a 90% interval) and the reliability table of probability forecasts:
+    per tenth of predicted probability, the mean predicted, the observed rate with its 90%
+    Wilson interval, and n."""
+    valid = [s for s in scores if s and "brier" in s]
+    n = len(valid)
+    out: dict[str, Any] = {"n": n, "brier": None, "brier_interval_90": None,
+                           "base_rate": None, "reliability": []}
+    if not n:
+        return out
+    b = np.asarray([float(s["brier"]) for s in valid])
+    p = np.asarray([float(s["probability"]) for s in valid])
+    y = np.asarray([float(s["outcome"]) for s in valid])
+    half = 1.645 * float(np.std(b, ddof=1)) / math.sqrt(n) if n > 1 else float("nan")
+    mean = float(np.mean(b))
+    out.update(brier=round(mean, 4), base_rate=round(float(np.mean(y)), 4),
+               brier_interval_90=[round(max(mean - half, 0.0), 4), round(min(mean + half, 1.0), 4)]
+               if n > 1 else None)
+    bins = np.minimum((p * RELIABILITY_BINS).astype(int), RELIABILITY_BINS - 1)
+    for j in range(RELIABILITY_BINS):
+        inside = bins == j
+        m = int(inside.sum())
+        if not m:
+            continue
+        hits = int(y[inside].sum())
+        lo, hi = wilson(hits, m)
+        out["reliability"].append({
+            "bin": [j / RELIABILITY_BINS, (j + 1) / RELIABILITY_BINS], "n": m,
+            "predicted": round(float(p[inside].mean()), 4), "observed": round(hits / m, 4),
+            "interval_90": [round(lo, 4), round(hi, 4)]})
+    return out
+
+
+def in_words(summary: Mapping[str, Any], what: str = "win probabilities") -> str:
+    """A probability ledger summary in one plain sentence, with n and interval."""
+    if not summary.get("n"):
+        return f"no {what} scored yet"
+    low, high = summary["brier_interval_90"] or (summary["brier"], summary["brier"])
+    base = summary["base_rate"]
+    return (f"{summary['n']} {what} scored: Brier score {summary['brier']:.3f} (90% interval "
+            f"{low:.3f}-{high:.3f}; 0 is perfect, {base * (1 - base):.3f} is what always "
+            f"saying the observed rate of {base:.0%} would score)")
 
 
 def wilson(hits: int, n: int, z: float = 1.645) -> tuple[float, float]:
@@ -203,7 +283,7 @@ def recalibration(session: Session, min_n: int = 30) -> dict[str, dict[str, floa
     ratios: dict[str, list[float]] = {}
     for segment, p80, actual in rows:
         for part in _segment_pairs(segment):
-            ratios.setdefault(part, []).append(float(actual or 0.0) / p80)
+            ratios.setdefault(part, []).append(float(actual or 0.0) / cast(float, p80))
     out: dict[str, dict[str, float]] = {}
     for part, values in ratios.items():
         n = len(values)

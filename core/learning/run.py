@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -15,13 +16,31 @@ from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.orm import Session
 
 from core import insights, outbox, policy
-from core.contract import COMMENT, FIELDS, INSIGHTS, LINK, PROPERTY
+from core import measures as registry
+from core.contract import (
+    COMMENT,
+    FIELDS,
+    INSIGHTS,
+    LINK,
+    NOTE,
+    PROPERTY,
+    InsightsPayload,
+    LinkPayload,
+    NotePayload,
+    PayloadError,
+    PropertyPayload,
+    TargetSpec,
+    WriteTarget,
+    resolve_targets,
+    surfaces_of,
+)
 from core.experiments.learn import learn_experiments
 from core.learning import dataset, ledger, replanning
 from core.learning.findings import CI_LEVEL, SegmentStat, describe, examine
 from core.learning.model import MODEL_VERSION, SegmentQuantileModel
+from core.learning.rates import Outcome, RateModel
 from core.learning.stats import benjamini_hochberg
-from core.model import Connection, Finding, Item, LearningRun, utcnow
+from core.model import Connection, Finding, Item, LearningRun, WriteIntent, utcnow
 from core.settings import public_url
 from core.store import unit_of_work
 
@@ -69,20 +88,38 @@ def _quantile_params(values: np.ndarray[Any, Any], pooled: np.ndarray[Any, Any])
 
 
 def _fit(obs: list[dataset.Observation], measure: str, report: RunReport
-         ) -> SegmentQuantileModel | None:
+         ) -> SegmentQuantileModel | RateModel | None:
+    """Fit the model of one `family/measure` key: quantiles of a ratio or of days, or a
+    shrunk rate of a binary outcome; None (with a note) below MIN_TRAIN items."""
     if len(obs) < MIN_TRAIN:
         report.notes.append(
             f"{measure}: {len(obs)} finished items with a plan; at least {MIN_TRAIN} are needed "
-            "before forecasts are issued"
+            "before it is modelled and forecasts are issued"
         )
         return None
+    fam, name = dataset.split(measure)
+    spec = registry.lookup(fam, name)
+    items = len({o.item_id for o in obs})
+    if spec.view == registry.BINARY:
+        rates = RateModel.fit([Outcome(o.value >= 0.5, o.segments) for o in obs])
+        report.models[measure] = {"kind": fam, "measure": name, "items": items,
+                                  **rates.describe()}
+        return rates
     model = SegmentQuantileModel.fit([o.sample(measure) for o in obs])
     report.models[measure] = {
+        "kind": fam, "measure": name, "items": items,
         "version": model.version, "n_train": model.n_train, "penalty": model.penalty,
         "validation": model.validation,
         "dimensions": {d: len(v) for d, v in model.effects().items()},
     }
     return model
+
+
+def _examined(key: str) -> bool:
+    """Whether segment findings are looked for on a measure (not on 0/1 outcomes: those are
+    the experiments' and the rate models' business)."""
+    fam, name = dataset.split(key)
+    return registry.lookup(fam, name).view != registry.BINARY
 
 
 def conditional(levels: list[float], values: list[float], floor: float) -> list[float]:
@@ -133,14 +170,16 @@ def _recal_factor(segments: Mapping[str, Any], recal: Mapping[str, Mapping[str, 
     return float(best["factor"]) if best else 1.0
 
 
-def _forecast_open(s: Session, run: LearningRun, measure: str, model: SegmentQuantileModel,
-                   items: list[Item], report: RunReport, as_of: dt.datetime,
+def _forecast_open(s: Session, run: LearningRun, measure: registry.Measure,
+                   model: SegmentQuantileModel | RateModel, items: list[Item],
+                   report: RunReport, as_of: dt.datetime,
                    recal: Mapping[str, Mapping[str, float]] | None = None,
                    ) -> dict[int, SimpleNamespace]:
-    """Issue forecasts for open items (skipping repeats); returns every item's current one.
+    """Issue forecasts for open items of the model's kind family (skipping repeats); returns
+    every item's current one, keyed by item id.
 
     Effort P80 and above are multiplied by the ledger's recalibration factor of the item's
-    segment when that segment's issued P80s kept failing.
+    segment when that segment's issued P80s kept failing. A rate model issues probabilities.
     """
     pairs = []
     for item in items:
@@ -149,11 +188,17 @@ def _forecast_open(s: Session, run: LearningRun, measure: str, model: SegmentQua
             pairs.append((item, smp))
     if not pairs:
         return {}
+    forecast_measure = measure.forecast or measure.name
+    if isinstance(model, RateModel):
+        probabilities = [model.predict(smp.segments)[0] for _, smp in pairs]
+        return _issue(s, run, forecast_measure, model.version, pairs,
+                      [{"probability": p} for p in probabilities], [None] * len(pairs), report)
     preds = model.predict([smp for _, smp in pairs])
     levels = sorted(preds)
     grid = np.column_stack([preds[q] for q in levels])
-    if measure == "effort":
-        planned = np.array([i.planned_estimate for i, _ in pairs], dtype=np.float64)
+    if measure.view == registry.LOG_RATIO:
+        planned = np.array([measure.size(registry.plan_of(i)) for i, _ in pairs],
+                           dtype=np.float64)
         values = planned[:, None] * np.exp(grid)
         if recal:
             upper = np.asarray([q >= 0.8 for q in levels])
@@ -168,19 +213,29 @@ def _forecast_open(s: Session, run: LearningRun, measure: str, model: SegmentQua
         floors = ledger.to_days(as_of) - planned
         values = planned[:, None] + conditional_many(levels, grid, floors)
     names = [f"p{round(q * 100)}" for q in levels]
+    forecasts = [dict(zip(names, (float(v) for v in values[j]), strict=True))
+                 for j in range(len(pairs))]
+    return _issue(s, run, forecast_measure, model.version, pairs, forecasts,
+                  [float(v) for v in planned], report)
+
+
+def _issue(s: Session, run: LearningRun, measure: str, version: str,
+           pairs: list[tuple[Item, Any]], forecasts: list[dict[str, float]],
+           planned: list[float | None], report: RunReport) -> dict[int, SimpleNamespace]:
+    """Write the forecasts that do not repeat the item's previous one into the ledger."""
     previous = ledger.latest(s, [i.id for i, _ in pairs], measure)
     now = utcnow()
     rows: list[dict[str, Any]] = []
     current: dict[int, SimpleNamespace] = {}
-    for j, (item, _) in enumerate(pairs):
-        forecast = dict(zip(names, (float(v) for v in values[j]), strict=True))
-        current[item.id] = SimpleNamespace(model_version=model.version, actual=None, **forecast)
-        if ledger.repeats(previous.get(item.id), forecast, model.version):
+    for (item, _), forecast, plan in zip(pairs, forecasts, planned, strict=True):
+        current[item.id] = SimpleNamespace(model_version=version, actual=None, **forecast)
+        if ledger.repeats(previous.get(item.id), forecast, version):
             continue
         seg = ",".join(f"{k}={v}" for k, v in sorted(item.segments.items()))
         rows.append({"item_id": item.id, "run_id": run.id, "measure": measure,
-                     "model_version": model.version, "segment": seg[:300],
-                     "planned": float(planned[j]), "issued_at": now, **forecast})
+                     "model_version": version, "segment": seg[:300], "planned": plan,
+                     "issued_at": now, "p50": None, "p80": None, "p90": None, "p95": None,
+                     "probability": None, **forecast})
     report.forecasts_issued += ledger.issue_many(s, rows)
     return current
 
@@ -203,6 +258,9 @@ def _store_findings(s: Session, run: LearningRun, stats: list[SegmentStat]) -> l
 
 def _propose(s: Session, run: LearningRun, obs: list[dataset.Observation],
              found: list[tuple[SegmentStat, Finding]], report: RunReport) -> None:
+    """Estimation rules from the task family's effort: one global, one per kept finding."""
+    if not obs:
+        return
     pooled = np.log([o.value for o in obs])
     if len(obs) >= MIN_TRAIN:
         params = {k: round(math.exp(float(np.quantile(pooled, q))), 3)
@@ -249,58 +307,115 @@ def writeback_items(s: Session, as_of: dt.datetime | None = None) -> list[Item]:
     return dataset.open_items(s) + finished_recently(s, as_of)
 
 
-def queue_writeback(s: Session, capabilities: Mapping[str, frozenset[str]],
+@dataclass(frozen=True)
+class _Plan:
+    """What one connector kind is sent: its FIELDS values, other surfaces, note types."""
+
+    fields: tuple[str, ...]
+    surfaces: frozenset[str]
+    note_kinds: frozenset[str]
+
+    def per_item(self) -> bool:
+        """Whether anything is written onto items (not only an insights page)."""
+        return bool(self.fields) or bool(self.surfaces & {COMMENT, PROPERTY, LINK, NOTE})
+
+    @classmethod
+    def of(cls, spec: Iterable[WriteTarget | str]) -> _Plan:
+        targets = resolve_targets(spec)
+        return cls(tuple(t.name for t in targets if t.surface == FIELDS), surfaces_of(targets),
+                   frozenset(t.type for t in targets if t.surface == NOTE))
+
+
+def _last_notes(s: Session, item_ids: list[int]) -> dict[int, NotePayload]:
+    """The note payload last queued per item (what the next note is compared with)."""
+    out: dict[int, NotePayload] = {}
+    for start in range(0, len(item_ids), 1000):
+        for item_id, payload in s.execute(
+            select(WriteIntent.item_id, WriteIntent.payload)
+            .where(WriteIntent.surface == NOTE, WriteIntent.item_id.in_(item_ids[start:start + 1000]))
+        ):
+            with contextlib.suppress(PayloadError):
+                out[item_id] = NotePayload.from_json(payload)
+    return out
+
+
+def queue_writeback(s: Session, targets: TargetSpec,
                     items: list[Item] | None = None, findings: list[Finding] | None = None,
                     as_of: dt.datetime | None = None,
                     forecasts: Mapping[str, Mapping[int, ledger.ForecastLike]] | None = None,
                     ) -> int:
-    """Queue the field (and, past the threshold, comment) writes for `items`
-    (default: `writeback_items`), with `forecasts` per measure (default: the ledger's)."""
+    """Queue the write-back of `items` (default: `writeback_items`) with `forecasts` per
+    measure (default: the ledger's), filling only the targets each connector kind declares.
+
+    Fields go out quietly on every run; a comment only past the threshold; a note (or task)
+    only when an item's status or risk band changed since the last one.
+
+    Args:
+        s: the store session.
+        targets: the write targets per connector kind (`connectors.runtime.targets()`).
+        items: the items to write back.
+        findings: the findings matched to items (default: the newest run's).
+        as_of: the time that decides which finished items are recent.
+        forecasts: the current forecasts per measure and item id.
+
+    Returns:
+        How many intents must now be written.
+    """
     conns = {c.id: c for c in s.scalars(select(Connection))}
+    plans = {kind: _Plan.of(spec) for kind, spec in targets.items()}
     if items is None:
         items = writeback_items(s, as_of)
+    items = [i for i in items if conns[i.connection_id].kind in plans
+             and plans[conns[i.connection_id].kind].per_item()]
     index = insights.FindingIndex(current_findings(s) if findings is None else findings, "effort")
     rules = policy.active_rules(s)
     if forecasts is None:
         open_ids = [i.id for i in items if i.status == "open"]
         forecasts = {m: ledger.latest(s, open_ids, m) for m in ("effort", "finish")}
     effort, finish = forecasts.get("effort", {}), forecasts.get("finish", {})
+    notes = _last_notes(s, [i.id for i in items
+                            if NOTE in plans[conns[i.connection_id].kind].surfaces])
     writes: list[tuple[int, str, str, dict[str, Any], int | None]] = []
     for item in items:
-        caps = capabilities.get(conns[item.connection_id].kind, frozenset())
-        if FIELDS not in caps:
-            continue
+        plan = plans[conns[item.connection_id].kind]
         ins = insights.for_item(item, effort.get(item.id), finish.get(item.id), rules, index)
-        if all(v is None for k, v in ins.fields.items() if k != "unit"):
+        if not ins.fields.learned():
             continue  # nothing learned about this item: write nothing
-        writes.append((item.connection_id, item.external_id, FIELDS, ins.fields, item.id))
-        if ins.comment and COMMENT in caps:
-            writes.append((item.connection_id, item.external_id, COMMENT,
-                           {"text": ins.comment}, item.id))
-        if PROPERTY in caps:  # the same learning, structured, for scripts and JQL
-            writes.append((item.connection_id, item.external_id, PROPERTY,
-                           {**ins.fields, "item_id": item.id}, item.id))
-        if LINK in caps:
-            writes.append((item.connection_id, item.external_id, LINK,
-                           {"url": f"{public_url()}/items/{item.id}",
-                            "title": "learnloop: forecast and evidence"}, item.id))
+        where = (item.connection_id, item.external_id)
+        if plan.fields:
+            writes.append((*where, FIELDS, ins.fields.json_of(plan.fields), item.id))
+        if ins.comment and COMMENT in plan.surfaces:
+            writes.append((*where, COMMENT, ins.comment.to_json(), item.id))
+        if PROPERTY in plan.surfaces:  # the same learning, structured, for scripts and JQL
+            prop = PropertyPayload(**dict(ins.fields), item_id=item.id)
+            writes.append((*where, PROPERTY, prop.to_json(), item.id))
+        if LINK in plan.surfaces:
+            link = LinkPayload(url=f"{public_url()}/items/{item.id}",
+                               title="learnloop: forecast and evidence")
+            writes.append((*where, LINK, link.to_json(), item.id))
+        if plan.note_kinds:
+            note = insights.note_for(item, ins, notes.get(item.id), plan.note_kinds)
+            if note is not None:
+                writes.append((*where, NOTE, note.to_json(), item.id))
     return outbox.enqueue_many(s, writes)
 
 
 MAX_INSIGHTS = 50
 
 
-def queue_insights(s: Session, capabilities: Mapping[str, frozenset[str]],
-                   findings: list[Finding], as_of: dt.datetime) -> int:
-    """One insights page per connection whose tool has one: the top findings, with evidence."""
-    rows = [[f.statement, f.n, round(f.effect, 3), round(f.interval_low, 3),
-             round(f.interval_high, 3), round(f.q_value, 4)]
-            for f in sorted(findings, key=lambda f: -f.impact)[:MAX_INSIGHTS]]
-    payload = {"as_of": as_of.isoformat(), "rows": rows,
-               "columns": ["finding", "n", "effect", "80% low", "80% high", "q"]}
+def queue_insights(s: Session, targets: TargetSpec, findings: list[Finding],
+                   as_of: dt.datetime) -> int:
+    """One insights page per connection whose tool declares one: the top findings, with evidence."""
+    rows = tuple((f.statement, f.n, round(f.effect, 3), round(f.interval_low, 3),
+                  round(f.interval_high, 3), round(f.q_value, 4))
+                 for f in sorted(findings, key=lambda f: -f.impact)[:MAX_INSIGHTS])
+    payload = InsightsPayload(as_of=as_of, rows=rows,
+                              columns=("finding", "n", "effect", "80% low", "80% high", "q"))
+    kinds = {kind for kind, spec in targets.items()
+             if INSIGHTS in surfaces_of(resolve_targets(spec))}
     writes: list[tuple[int, str, str, dict[str, Any], int | None]] = [
-        (c.id, "learnloop insights", INSIGHTS, payload, None)
-        for c in s.scalars(select(Connection)) if INSIGHTS in capabilities.get(c.kind, frozenset())
+        (c.id, "learnloop insights", INSIGHTS, payload.to_json(), None)
+        for c in s.scalars(select(Connection)) if c.kind in kinds
     ]
     return outbox.enqueue_many(s, writes) if writes else 0
 
@@ -315,14 +430,15 @@ def current_findings(s: Session) -> list[Finding]:
                           .order_by(Finding.impact.desc())))
 
 
-def run_learning(engine: Engine, capabilities: Mapping[str, frozenset[str]] | None = None,
+def run_learning(engine: Engine, capabilities: TargetSpec | None = None,
                  progress: Callable[[str], None] | None = None,
                  as_of: dt.datetime | None = None) -> RunReport:
     """Run one learning cycle over the whole store.
 
     Args:
         engine: the store.
-        capabilities: write-back surfaces per connector kind; writes are queued only for these.
+        capabilities: write targets per connector kind (a bare surface name stands for all
+            its standard targets); writes are queued only for these.
         progress: called with the name of each step as it starts.
         as_of: the time forecasts are made at (default: now); open items already past their
             due date get finish forecasts conditional on not being done by then.
@@ -354,7 +470,7 @@ def run_learning(engine: Engine, capabilities: Mapping[str, frozenset[str]] | No
 
 
 def _steps(s: Session, run: LearningRun, report: RunReport,
-           capabilities: Mapping[str, frozenset[str]], progress: Callable[[str], None],
+           capabilities: TargetSpec, progress: Callable[[str], None],
            as_of: dt.datetime) -> None:
     def timed(name: str) -> None:
         progress(name)
@@ -370,13 +486,15 @@ def _steps(s: Session, run: LearningRun, report: RunReport,
     report.recalibrated = recal
     close("score ledger")
     timed("load")
-    obs = dataset.finished_all(s)
-    report.finished = {m: len(v) for m, v in obs.items()}
+    obs = dataset.finished(s)
+    report.finished = {k: len(v) for k, v in obs.items()}
     open_items = dataset.open_items(s)
+    open_by_family = dataset.open_by_family(s, open_items)
     report.open_items = len(open_items)
     close("load")
     timed("findings")
-    stats = [st for m, o in obs.items() for st in examine(o, m)]
+    stats = [st for k, o in obs.items() if _examined(k)
+             for st in examine(o, dataset.finding_measure(k))]
     report.examined = len(stats)
     for st, q in zip(stats, benjamini_hochberg([st.p for st in stats]), strict=True):
         st.q = q
@@ -388,18 +506,24 @@ def _steps(s: Session, run: LearningRun, report: RunReport,
     report.findings = [{"id": f.id, "statement": f.statement, "q": f.q_value} for f in rows]
     report.findings += replanning.store_findings(s, run.id)
     close("findings")
+    # One model per (kind family, measure); each forecasts the open items of its family only.
     current: dict[str, dict[int, SimpleNamespace]] = {}
-    for measure, o in obs.items():
-        timed(f"fit {measure}")
-        model = _fit(o, measure, report)
-        close(f"fit {measure}")
-        if model is not None:
-            timed(f"forecast {measure}")
-            current[measure] = _forecast_open(s, run, measure, model, open_items, report, as_of,
-                                              recal if measure == "effort" else None)
-            close(f"forecast {measure}")
+    for key, o in obs.items():
+        fam, name = dataset.split(key)
+        spec = registry.lookup(fam, name)
+        timed(f"fit {key}")
+        model = _fit(o, key, report)
+        close(f"fit {key}")
+        if model is not None and spec.forecast is not None:
+            timed(f"forecast {key}")
+            got = _forecast_open(s, run, spec, model, open_by_family.get(fam, []), report,
+                                 as_of, recal if spec.name == "effort" else None)
+            current.setdefault(spec.forecast, {}).update(got)
+            close(f"forecast {key}")
     timed("proposals")
-    _propose(s, run, obs["effort"], [(st, f) for st, f in pairs if st.measure == "effort"], report)
+    effort = dataset.key(registry.TASK, "effort")
+    _propose(s, run, obs.get(effort, []),
+             [(st, f) for st, f in pairs if st.measure == dataset.finding_measure(effort)], report)
     close("proposals")
     timed("experiments")
     report.experiments = learn_experiments(s, run.id)

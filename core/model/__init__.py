@@ -5,11 +5,13 @@ from __future__ import annotations
 from core.model.access import ROLES, Activity, ApiToken, User, WebSession
 from core.model.base import Base, utcnow
 from core.model.learning import Audit, Finding, Forecast, LearningRun
+from core.model.links import RELATIONS, Enrollment, ItemLink
 from core.model.ops import JobRun, WriteIntent
 from core.model.policy import Policy, Proposal, Rule, Template
 from core.model.tracking import Connection, Deviation, Event, Item, QuarantinedRow
 
 __all__ = [
+    "RELATIONS",
     "ROLES",
     "Activity",
     "ApiToken",
@@ -17,10 +19,12 @@ __all__ = [
     "Base",
     "Connection",
     "Deviation",
+    "Enrollment",
     "Event",
     "Finding",
     "Forecast",
     "Item",
+    "ItemLink",
     "JobRun",
     "LearningRun",
     "Policy",

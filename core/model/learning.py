@@ -37,18 +37,20 @@ class Forecast(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
     run_id: Mapped[int | None] = mapped_column(ForeignKey("learning_runs.id", ondelete="SET NULL"))
-    measure: Mapped[str] = mapped_column(String(40), doc="effort | finish")
+    measure: Mapped[str] = mapped_column(String(40), doc="effort | finish | win")
     issued_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     model_version: Mapped[str] = mapped_column(String(50))
     segment: Mapped[str] = mapped_column(String(300), default="")
     planned: Mapped[float | None]
-    p50: Mapped[float]
-    p80: Mapped[float]
-    p90: Mapped[float]
+    p50: Mapped[float | None] = mapped_column(doc="quantile forecasts (effort, finish)")
+    p80: Mapped[float | None]
+    p90: Mapped[float | None]
     p95: Mapped[float | None]
+    probability: Mapped[float | None] = mapped_column(doc="probability forecasts (win)")
     actual: Mapped[float | None]
     scored_at: Mapped[dt.datetime | None]
-    score: Mapped[dict[str, Any] | None] = mapped_column(doc="coverage per quantile, pinball, pit")
+    score: Mapped[dict[str, Any] | None] = mapped_column(
+        doc="coverage per quantile, pinball, pit; or brier for a probability")
 
 
 class Finding(Base):

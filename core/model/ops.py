@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.model.base import Base, utcnow
+from core.model.base import Base, JSONType, utcnow
 
 
 class WriteIntent(Base):
@@ -26,7 +26,8 @@ class WriteIntent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     payload_hash: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(
-        String(20), default="pending", doc="pending | delivering | delivered | dead"
+        String(20), default="pending",
+        doc="pending | delivering | delivered | dead | checklist (a person must act) | checked"
     )
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -35,6 +36,10 @@ class WriteIntent(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     claimed_at: Mapped[dt.datetime | None]
     delivered_at: Mapped[dt.datetime | None]
+    checklist: Mapped[list[str] | None] = mapped_column(
+        JSONType, doc="steps for a person, where the tool's API cannot make the change")
+    checked_by: Mapped[str | None] = mapped_column(String(254), doc="who checked the steps off")
+    checked_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from connectors import registry
-from core.contract import COMMENT, FIELDS, Connector, Delivery, Intent
+from core.contract import COMMENT, FIELDS, NOTE, TEMPLATE, Connector, Delivery, Intent
 from core.testing import check_surface, conformance_tests
 from tests.fakes import FakeConnector, FakeTool
 
@@ -44,11 +44,19 @@ class FakeHarness:
     def count(self, target: str, surface: str) -> int:
         if surface == COMMENT:
             return len(self.tool.comments.get(target, {}))
+        if surface == NOTE:
+            return len(self.tool.notes.get(target, {}))
+        if surface == TEMPLATE:
+            return len(self.tool.templates.get(target, {}))
         return int(target in self.tool.fields)
 
     def read_back(self, target: str, surface: str) -> str:
         if surface == COMMENT:
             return " | ".join(self.tool.comments.get(target, {}).values())
+        if surface == NOTE:
+            return " | ".join(n.body for n in self.tool.notes.get(target, {}).values())
+        if surface == TEMPLATE:
+            return " | ".join(str(v) for v in self.tool.templates.get(target, {}).values())
         return str(self.tool.fields.get(target, {}).get("insight", ""))
 
     def unexpected(self) -> list[str]:

@@ -15,6 +15,7 @@ from core.contract import (
     FIELDS,
     Batch,
     Delivery,
+    EnrollmentRecord,
     EventRecord,
     FieldInfo,
     Health,
@@ -44,9 +45,11 @@ class ListConnector:
     mapping_fields: ClassVar[tuple[MappingField, ...]] = ()
 
     def __init__(self, records: Sequence[ItemRecord],
-                 events: Sequence[EventRecord] = ()) -> None:
+                 events: Sequence[EventRecord] = (),
+                 enrollments: Sequence[EnrollmentRecord] = ()) -> None:
         self.records = list(records)
         self.events = list(events)
+        self.enrollments = list(enrollments)
         self.delivered: list[Intent] = []
 
     def check(self) -> Health:
@@ -62,7 +65,8 @@ class ListConnector:
         return []
 
     def pull(self, cursor: Mapping[str, Any] | None) -> Iterator[Batch]:
-        yield Batch(items=list(self.records), events=list(self.events), snapshot=True)
+        yield Batch(items=list(self.records), events=list(self.events),
+                    enrollments=list(self.enrollments), snapshot=True)
 
     def deliver(self, intents: Sequence[Intent]) -> list[Delivery]:
         self.delivered.extend(intents)
@@ -94,11 +98,12 @@ def records(n: int = 600, seed: int = 1, bug_factor: float = 2.0, open_share: fl
 
 
 def load(engine: Engine, recs: Sequence[ItemRecord], name: str = "list",
-         events: Sequence[EventRecord] = ()) -> ListConnector:
-    """Store `recs` (and `events`) as the items of a connection called `name`."""
+         events: Sequence[EventRecord] = (),
+         enrollments: Sequence[EnrollmentRecord] = ()) -> ListConnector:
+    """Store `recs` (and `events`, `enrollments`) as the items of a connection called `name`."""
     with unit_of_work(engine) as s:
         if s.query(Connection).filter_by(name=name).one_or_none() is None:
             s.add(Connection(kind="list", name=name))
-    connector = ListConnector(recs, events)
+    connector = ListConnector(recs, events, enrollments)
     run_sync(engine, name, connector)
     return connector

@@ -12,6 +12,7 @@ from core import audit
 from core.errors import ConfigError
 from core.model import (
     Connection,
+    Enrollment,
     Event,
     Finding,
     Forecast,
@@ -48,6 +49,8 @@ def _rich_store(s: Session, covered: int = 32) -> None:
                               planned_at=NOW - (20 + 20 * t) * DAY))
     s.add_all(items)
     s.flush()
+    s.add_all(Enrollment(connection_id=conn.id, item_id=i.id, test=i.segments["sequence"],
+                         arm=i.segments["variant"]) for i in items if i.kind == "enrollment")
     run = LearningRun(model_version="m1", status="ok", started_at=NOW - 2 * DAY)
     s.add(run)
     s.flush()

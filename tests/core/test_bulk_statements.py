@@ -72,8 +72,10 @@ def test_settling_deliveries_takes_the_same_few_updates_for_any_number(engine: E
         tool = FakeTool()
         connector = FakeConnector(FakeConfig(items=n, failure_rate=failure_rate), tool=tool)
         with unit_of_work(engine) as s:
-            outbox.enqueue_many(s, [(cid, f"F-{i + 1}", FIELDS if i % 2 else COMMENT,
-                                     {"i": i, "text": f"note {i}"}, None) for i in range(n)])
+            outbox.enqueue_many(s, [(cid, f"F-{i + 1}", FIELDS, {"forecast_p80": float(i)}, None)
+                                    if i % 2 else
+                                    (cid, f"F-{i + 1}", COMMENT, {"text": f"note {i}"}, None)
+                                    for i in range(n)])
         with counting(engine) as seen:
             report = outbox.deliver(engine, lambda _c, c=connector: c, connection_id=cid)
         assert report.delivered + report.retrying == n and report.dead == 0

@@ -86,7 +86,7 @@ def test_a_changed_comment_is_edited_in_place(engine: Engine, cid: int) -> None:
 
 def test_failures_honour_retry_after_then_back_off_then_die(engine: Engine, cid: int) -> None:
     tool = FakeTool()
-    _enqueue(engine, cid, "F-1", FIELDS, {"x": 1})
+    _enqueue(engine, cid, "F-1", FIELDS, {"forecast_p80": 1.0})
     before = utcnow()
     report = outbox.deliver(engine, _factory(tool, failure_rate=1.0, retry_after=120.0))
     assert report.retrying == 1
@@ -107,13 +107,13 @@ def test_failures_honour_retry_after_then_back_off_then_die(engine: Engine, cid:
     assert row.last_error == "fake 503: try again" and tool.writes == []
     _make_due(engine)
     assert outbox.deliver(engine, _factory(tool)).delivered == 0  # dead stays dead
-    _enqueue(engine, cid, "F-1", FIELDS, {"x": 1})  # the next learning run revives it
+    _enqueue(engine, cid, "F-1", FIELDS, {"forecast_p80": 1.0})  # the next learning run revives it
     assert outbox.deliver(engine, _factory(tool)).delivered == 1
-    assert tool.fields == {"F-1": {"x": 1}}
+    assert tool.fields == {"F-1": {"forecast_p80": 1.0}}
 
 
 def test_a_permanent_failure_dies_at_once(engine: Engine, cid: int) -> None:
-    _enqueue(engine, cid, "NOPE-1", FIELDS, {"x": 1})
+    _enqueue(engine, cid, "NOPE-1", FIELDS, {"forecast_p80": 1.0})
     assert outbox.deliver(engine, _factory(FakeTool())).dead == 1
     (row,) = _rows(engine)
     assert row.status == "dead" and row.attempts == 1 and "404" in (row.last_error or "")
@@ -136,7 +136,7 @@ class _Broken:
 def test_a_raising_connector_loses_nothing(engine: Engine, cid: int) -> None:
     tool = FakeTool()
     for i in range(1, 4):
-        _enqueue(engine, cid, f"F-{i}", FIELDS, {"i": i})
+        _enqueue(engine, cid, f"F-{i}", FIELDS, {"forecast_p80": float(i)})
 
     def cannot_build(_conn: Connection) -> Connector:
         raise RuntimeError("no client")
@@ -195,12 +195,12 @@ def test_a_payload_enqueued_while_settling_is_not_marked_delivered(
     """The settle transaction has written "delivered" and is about to commit when a learning
     run (another engine) repoints the intent; the new payload must stay pending."""
     tool = FakeTool()
-    _enqueue(engine, cid, "F-1", FIELDS, {"v": "old"})
+    _enqueue(engine, cid, "F-1", FIELDS, {"insight": "old"})
     threads: list[threading.Thread] = []
 
     def learning_run() -> None:
         with unit_of_work(other) as s:
-            outbox.enqueue_many(s, [(cid, "F-1", FIELDS, {"v": "new"}, None)])
+            outbox.enqueue_many(s, [(cid, "F-1", FIELDS, {"insight": "new"}, None)])
 
     def before_commit(_conn: Any) -> None:
         if not threads:
@@ -218,9 +218,9 @@ def test_a_payload_enqueued_while_settling_is_not_marked_delivered(
         event.remove(engine, "commit", before_commit)
     threads[0].join()
     (row,) = _rows(engine)
-    assert (row.status, row.payload) == ("pending", {"v": "new"})
+    assert (row.status, row.payload) == ("pending", {"insight": "new"})
     assert outbox.deliver(engine, _factory(tool)).delivered == 1
-    assert tool.fields["F-1"] == {"v": "new"}
+    assert tool.fields["F-1"] == {"insight": "new"}
 
 
 def test_a_payload_committed_just_before_settling_is_not_marked_delivered(
@@ -228,7 +228,7 @@ def test_a_payload_committed_just_before_settling_is_not_marked_delivered(
     """A learning run (another engine) repoints the intent while it is in the tool and commits
     only once the worker's settle waits for it."""
     tool = FakeTool()
-    _enqueue(engine, cid, "F-1", FIELDS, {"v": "old"})
+    _enqueue(engine, cid, "F-1", FIELDS, {"insight": "old"})
     in_commit = threading.Event()
 
     def before_commit(_conn: Any) -> None:
@@ -239,7 +239,7 @@ def test_a_payload_committed_just_before_settling_is_not_marked_delivered(
         event.listen(other, "commit", before_commit)
         try:
             with unit_of_work(other) as s:
-                outbox.enqueue_many(s, [(cid, "F-1", FIELDS, {"v": "new"}, None)])
+                outbox.enqueue_many(s, [(cid, "F-1", FIELDS, {"insight": "new"}, None)])
         finally:
             event.remove(other, "commit", before_commit)
 
@@ -256,8 +256,8 @@ def test_a_payload_committed_just_before_settling_is_not_marked_delivered(
     outbox.deliver(engine, lambda _c: Racing(FakeConfig(), tool=tool))
     threads[0].join()
     (row,) = _rows(engine)
-    assert (row.status, row.payload) == ("pending", {"v": "new"})
-    assert tool.fields["F-1"] == {"v": "old"}
+    assert (row.status, row.payload) == ("pending", {"insight": "new"})
+    assert tool.fields["F-1"] == {"insight": "old"}
 
 
 def test_interleaved_claims_never_share_an_intent(engine: Engine, other: Engine, cid: int) -> None:

@@ -145,11 +145,11 @@ def test_commit_rules_per_kind() -> None:
 
 def test_win_probability_can_be_mapped_and_is_checked(engine: Engine, tmp_path: Path) -> None:
     path = tmp_path / "deals.csv"
-    path.write_text("Id,Deal,Amount,Chance,Close\nD-1,big,1000,70%,2025-05-01\n"
-                    "D-2,small,200,0.4,2025-05-02\nD-3,odd,50,150,2025-05-03\n")
+    path.write_text("Id,Kind,Deal,Amount,Chance,Close\nD-1,deal,big,1000,70%,2025-05-01\n"
+                    "D-2,deal,small,200,0.4,2025-05-02\nD-3,deal,odd,50,150,2025-05-03\n")
     with unit_of_work(engine) as s:
         add_connection(s, FileConnector, "deals", {"path": str(path)},
-                       {"id": "Id", "title": "Deal", "planned_amount": "Amount",
+                       {"id": "Id", "kind": "Kind", "title": "Deal", "planned_amount": "Amount",
                         "planned_probability": "Chance", "planned_due": "Close"})
     report = _sync(engine, "deals")
     assert report.created == 2

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from core import policy
-from core.contract import ItemRecord
+from core.contract import EnrollmentRecord, ItemRecord
 from core.learning.run import run_learning
 from core.model import Finding, Proposal, Template
 from core.store import unit_of_work
@@ -19,27 +19,33 @@ from tests.core.learning_data import load
 CAPS = {"list": frozenset({"fields"})}
 
 
+ACCOUNTS = 200  # 20 enrollments per account: the account, not the enrollment, is the unit
+
+
 def _enrollments(n: int, start: dt.datetime, fin_best: str, seed: int,
-                 prefix: str, assignment: str = "random") -> list[ItemRecord]:
+                 prefix: str, random_arms: bool = True
+                 ) -> tuple[list[ItemRecord], list[EnrollmentRecord]]:
     rng = random.Random(seed)
-    out = []
+    items, enrolled = [], []
     for i in range(n):
-        industry = rng.choice(["fin", "retail"])
+        account = i % ACCOUNTS
+        industry = ("fin", "retail")[account % 2]  # an account's industry
         variant = rng.choice(["A", "B"])
         p = 0.35 if (industry == "fin" and variant == fin_best) else 0.1
-        out.append(ItemRecord(
-            external_id=f"{prefix}-{i}", kind="enrollment", status="done",
-            segments={"sequence": "seq1", "variant": variant, "industry": industry,
-                      "account": f"acct-{i % 40}", "assignment": assignment},
-            estimated_at=start + dt.timedelta(minutes=i),
-            outcome="replied" if rng.random() < p else "no reply"))
-    return out
+        ext = f"{prefix}-{i}"
+        when = start + dt.timedelta(minutes=i)
+        items.append(ItemRecord(
+            external_id=ext, kind="enrollment", status="done", segments={"industry": industry},
+            estimated_at=when, outcome="replied" if rng.random() < p else "no reply"))
+        enrolled.append(EnrollmentRecord(ext, "seq1", variant, unit=f"acct-{account}",
+                                         assigned_at=when, random=random_arms))
+    return items, enrolled
 
 
 def test_playbook_rule_is_proposed_accepted_and_then_challenged(engine: Engine) -> None:
     past = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
-    first = _enrollments(4000, past, "B", seed=1, prefix="E")
-    load(engine, first)
+    first, first_enrolled = _enrollments(4000, past, "B", seed=1, prefix="E")
+    load(engine, first, enrollments=first_enrolled)
     with unit_of_work(engine) as s:
         s.add(Template(name="outbound", kind="sequence", body={"test": "seq1"}))
     report = run_learning(engine, CAPS)
@@ -56,7 +62,8 @@ def test_playbook_rule_is_proposed_accepted_and_then_challenged(engine: Engine) 
     assert not any("retail" in (p.get("title") or "") for p in report.proposals)
     # The world changes: financial-services contacts now answer variant A.
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
-    load(engine, [*first, *_enrollments(4000, later, "A", seed=2, prefix="L")])
+    new, new_enrolled = _enrollments(4000, later, "A", seed=2, prefix="L")
+    load(engine, [*first, *new], enrollments=[*first_enrolled, *new_enrolled])
     run_learning(engine, CAPS)
     with unit_of_work(engine) as s:
         check = s.scalars(select(Finding).where(Finding.kind == "assumption")).one()
@@ -69,7 +76,8 @@ def test_playbook_rule_is_proposed_accepted_and_then_challenged(engine: Engine) 
 
 def test_observational_outreach_only_yields_hypotheses(engine: Engine) -> None:
     past = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
-    load(engine, _enrollments(4000, past, "B", seed=3, prefix="O", assignment="rep choice"))
+    items, enrolled = _enrollments(4000, past, "B", seed=3, prefix="O", random_arms=False)
+    load(engine, items, enrollments=enrolled)
     report = run_learning(engine, CAPS)
     assert report.experiments["proposals"] == 0
     with unit_of_work(engine) as s:
@@ -83,18 +91,23 @@ def test_replies_and_meetings_captured_as_events_count(engine: Engine) -> None:
 
     from core.contract import EventRecord
     from core.experiments.learn import from_store
+    from core.experiments.stats import RatioMoments
 
     past = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
-    recs = [dataclasses.replace(r, outcome=None)
-            for r in _enrollments(400, past, "B", seed=5, prefix="V")]
+    items, enrolled = _enrollments(400, past, "B", seed=5, prefix="V")
+    recs = [dataclasses.replace(r, outcome=None) for r in items]
     events = [EventRecord(r.external_id, f"{r.external_id}:reply", past, "reply received")
               for r in recs[:40]]
     events += [EventRecord(r.external_id, f"{r.external_id}:meet", past, "meeting booked")
                for r in recs[:10]]
-    load(engine, recs, events=events)
+    load(engine, recs, events=events, enrollments=enrolled)
     with unit_of_work(engine) as s:
         (stored,) = from_store(s)
     arms = stored.experiment.arms
     assert sum(m["reply"].total for m in arms.values()) == 40
     assert sum(m["meeting"].total for m in arms.values()) == 10
-    assert sum(m["reply"].n for m in arms.values()) == 400
+    # 400 enrollments of 200 accounts: counted per account and arm, each enrollment once
+    reply = [m["reply"] for m in arms.values()]
+    assert all(isinstance(m, RatioMoments) for m in reply)
+    assert sum(m.den for m in reply if isinstance(m, RatioMoments)) == 400
+    assert sum(m.n for m in reply) < 400

@@ -4,17 +4,45 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import click
 
 from core.errors import LearnloopError
-from webapp.cli.app import app
+
+
+def __getattr__(name: str) -> Any:
+    # `app` (every command) is imported on first use: `learnloop experiments analyze` loads
+    # only its own engine, which keeps its whole-command time down (benchmarks/experiments_gbstats).
+    if name == "app":
+        from webapp.cli.app import app
+
+        return app
+    raise AttributeError(name)
+
+
+def _command(args: list[str]) -> tuple[Any, list[str], str]:
+    """The Typer app to run `args` with (the experiments commands alone when those are asked
+    for), the arguments, and the program name."""
+    if args[:1] == ["experiments"]:
+        import typer
+
+        from webapp.cli import experiments
+
+        only = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
+                           add_completion=False)
+        only.add_typer(experiments.app, name="experiments")
+        return only, args, "learnloop"
+    from webapp.cli.app import app
+
+    return app, args, "learnloop"
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors become one line on stderr and a non-zero exit code."""
     try:
-        result = app(args=argv, standalone_mode=False, prog_name="learnloop")
+        command, args, prog = _command(list(sys.argv[1:] if argv is None else argv))
+        result = command(args=args, standalone_mode=False, prog_name=prog)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130

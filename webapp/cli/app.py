@@ -109,7 +109,7 @@ def learn(
     if as_json:
         emit_json({**report.as_dict(), "delivery": delivery.as_dict() if delivery else None})
         return
-    out.print(f"learning run #{report.run_id}: {report.finished.get('effort', 0)} finished items "
+    out.print(f"learning run #{report.run_id}: {report.finished.get('task/effort', 0)} finished tasks "
               f"with an estimate, {report.open_items} open; {report.examined} segments examined")
     for note in report.notes:
         out.print(f"  note: {note}")
@@ -152,9 +152,10 @@ def findings(
             for f in current_findings(s)[:limit]
         ]
         cal = ledger.report(s)
+        win = ledger.report(s, "win")
         gap = gap_by_cycle(s)
     if as_json:
-        emit_json({"findings": rows, "calibration": cal, "gap": gap})
+        emit_json({"findings": rows, "calibration": cal, "win_calibration": win, "gap": gap})
         return
     if not rows:
         out.print("no findings yet: sync some connections and run `learnloop learn`")
@@ -166,6 +167,8 @@ def findings(
         out.print(f"forecast ledger: {overall['n']} effort forecasts scored; P80 covered "
                   f"{p80['coverage']:.0%} of actuals (90% interval {p80['interval_90'][0]:.0%}-"
                   f"{p80['interval_90'][1]:.0%}; target 80%)")
+    if win["overall"]["n"]:
+        out.print(f"forecast ledger: {ledger.in_words(win['overall'])}", markup=False)
     if gap["cycles"]:
         last = gap["cycles"][-1]
         out.print(f"plan-vs-actual gap: {last['cycle']} median {last['median_gap_factor']}x off "

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy import select
 
-from connectors.runtime import capabilities, deliver
+from connectors.runtime import deliver, targets
 from core import policy
 from core.learning.run import queue_writeback
 from core.model import Proposal
@@ -83,7 +83,7 @@ def accept(
     engine = store()
     with unit_of_work(engine) as s:
         new = policy.accept(s, proposal_id, by or default_user(), note, edits)
-        queued = queue_writeback(s, capabilities())
+        queued = queue_writeback(s, targets())
         version = new.version
     out.print(f"accepted #{proposal_id}: policy is now version {version}; {queued} writes queued")
     if not no_deliver and queued:

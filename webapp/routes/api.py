@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
@@ -9,6 +10,7 @@ from sqlalchemy import select
 
 from connectors import registry, runtime
 from core import audit, policy
+from core.contract import declared_targets
 from core.errors import NotFoundError
 from core.model import Activity, ApiToken, Connection, Proposal, utcnow
 from webapp import admin_ops, insight_data, item_data, jobs, review_data, security, services
@@ -69,6 +71,8 @@ def create_user(session: SessionDep, admin: CurrentAdmin, body: s.UserCreate) ->
 def connectors(admin: CurrentAdmin) -> list[s.ConnectorKind]:
     """The installable connectors with the JSON schema of their settings."""
     return [s.ConnectorKind(name=name, capabilities=sorted(f.capabilities),
+                            targets=[s.TargetPublic(**dataclasses.asdict(t))
+                                     for t in declared_targets(f)],
                             config_schema=f.config_model.model_json_schema(),
                             mapping_fields=[{"name": m.name, "description": m.description,
                                              "required": m.required} for m in f.mapping_fields])

@@ -1,7 +1,7 @@
 """findings keep p and q apart, a spread apart from the confidence interval, evidence apart
 
 Revision ID: 0010
-Revises: 0004
+Revises: 0007
 Create Date: 2026-12-01 22:30:00
 
 Estimation findings stored before this revision kept the p10-p90 spread of the segment's items
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 revision = '0010'
-down_revision = '0004'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 

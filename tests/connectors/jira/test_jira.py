@@ -200,7 +200,7 @@ def test_end_to_end_sync_learn_write_back(engine: Engine) -> None:
     _add(engine, h)
     runtime.sync(engine, "pay")
     learned = runtime.learn(engine)
-    assert learned.finished["effort"] == 180
+    assert learned.finished["task/effort"] == 180  # Jira issues are tasks
     delivered = runtime.deliver(engine)
     assert delivered.delivered > 0 and delivered.dead == 0
     p80 = next(f["id"] for f in h.emu.fields if f["name"] == "learnloop Forecast P80")

@@ -37,8 +37,8 @@ def test_a_no_change_sync_through_the_worker_costs_one_request(engine: Engine) -
         later = worker.sync_job(cid, engine=engine, learn=False,
                                 now=NOW + dt.timedelta(hours=hour))
         assert later["status"] == "ok" and later["stats"]["updated"] == 0
-        (only,) = h.emu.requests[before:]  # the search; the client's start-up is not repaid
-        assert only[0] == "GET" and "/search/jql" in only[1]
+        made = h.emu.requests[before:]  # the search; the client's start-up is not repaid
+        assert len(made) == 1 and made[0][0] == "GET" and "/search/jql" in made[0][1], made
     with unit_of_work(engine) as s:  # a changed setting builds a new connector (and client)
         conn = s.get_one(Connection, cid)
         conn.config = {**conn.config, "lookback_minutes": 5}
@@ -56,7 +56,7 @@ def _write_back_everything(engine: Engine, cid: int, keys: list[str]) -> int:
             for surface, payload in (
                     (FIELDS, {"forecast_p80": 6.5, "effort_factor": 1.3, "insight": "runs long"}),
                     (COMMENT, {"text": f"learnloop: {key} tends to run 30% over"}),
-                    (PROPERTY, {"p80_hours": 6.5, "model": "v1"}),
+                    (PROPERTY, {"item_id": int(key.split("-")[1]), "forecast_p80": 6.5}),
                     (LINK, {"url": f"http://learnloop.local/items/{key}", "title": "learnloop"})):
                 outbox.enqueue(s, cid, key, surface, payload)
     return runtime.deliver(engine).delivered

@@ -127,6 +127,10 @@ class JiraEmulator:
                 pass
 
             def _handle(self, method: str) -> None:
+                # Logged on arrival: a stalled request a client gave up on is counted when it
+                # was made, not seconds later in whatever test runs then.
+                with emulator.lock:
+                    emulator.requests.append((method, self.path))
                 if emulator.delay:
                     import time
 
@@ -136,7 +140,6 @@ class JiraEmulator:
                 raw = self.rfile.read(length) if length else b""
                 body = json.loads(raw) if raw else None
                 with emulator.lock:
-                    emulator.requests.append((method, self.path))
                     code, payload, headers = emulator.route(
                         method, parts.path, parse_qs(parts.query, keep_blank_values=True), body,
                         self.headers.get("Authorization"))

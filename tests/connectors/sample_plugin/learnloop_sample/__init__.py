@@ -18,6 +18,8 @@ from core.contract import (
     InstallReport,
     Intent,
     MappingField,
+    WriteTarget,
+    surfaces_of,
 )
 from core.errors import LearnloopError
 from learnloop_sample import client, sync, writeback
@@ -31,7 +33,13 @@ class BoardConnector:
     name: ClassVar[str] = "board"
     title: ClassVar[str] = "Sample task board (JSON)"
     config_model: ClassVar[type[BaseModel]] = BoardConfig
-    capabilities: ClassVar[frozenset[str]] = frozenset({FIELDS, COMMENT, NOTE})
+    targets: ClassVar[tuple[WriteTarget, ...]] = (
+        WriteTarget("forecast_p80", "number", FIELDS, "the card's 'learnloop P80' field"),
+        WriteTarget("insight", "text", FIELDS, "the card's 'learnloop insight' field"),
+        WriteTarget("comment", "text", COMMENT, "one learnloop comment, edited in place"),
+        WriteTarget("note", "note", NOTE, "one learnloop note, edited in place"),
+    )
+    capabilities: ClassVar[frozenset[str]] = surfaces_of(targets)
     mapping_fields: ClassVar[tuple[MappingField, ...]] = MAPPING_FIELDS
 
     def __init__(self, config: BaseModel, mapping: Mapping[str, Any] | None = None) -> None:

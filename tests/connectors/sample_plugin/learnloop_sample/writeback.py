@@ -6,7 +6,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from core.contract import COMMENT, FIELDS, NOTE, Delivery, InstallReport, Intent
+from core.contract import (
+    COMMENT,
+    FIELDS,
+    NOTE,
+    CommentPayload,
+    Delivery,
+    FieldsPayload,
+    InstallReport,
+    Intent,
+    NotePayload,
+    PayloadError,
+)
 from learnloop_sample import client
 from learnloop_sample.config import BoardConfig
 
@@ -38,6 +49,16 @@ def _upsert(entries: list[dict[str, Any]], key: str, tool_ref: str | None,
     return str(next_id)
 
 
+def _text(intent: Intent) -> str:
+    """The text a comment or note carries (parsing the typed payload checks it)."""
+    if intent.surface == COMMENT:
+        return CommentPayload.from_json(intent.payload).text
+    if intent.surface == NOTE:
+        note = NotePayload.from_json(intent.payload)
+        return f"{note.subject}: {note.body}"
+    return ""
+
+
 def deliver(config: BoardConfig, intents: Sequence[Intent]) -> list[Delivery]:
     """Apply the intents to the board and write it once."""
     board = client.read(config)
@@ -49,17 +70,22 @@ def deliver(config: BoardConfig, intents: Sequence[Intent]) -> list[Delivery]:
             results.append(Delivery(intent.id, ok=False, permanent=True,
                                     error=f"no card {intent.target!r} on the board"))
             continue
+        try:
+            text = _text(intent)
+        except PayloadError as exc:
+            results.append(Delivery(intent.id, ok=False, permanent=True, error=str(exc)))
+            continue
         if intent.surface == FIELDS:
             values = card.setdefault("custom_fields", {})
+            sent = FieldsPayload.from_json(intent.payload).to_json()
             for key, name in FIELD_NAMES.items():
-                if key in intent.payload:
-                    values[name] = intent.payload[key]
+                if key in sent:
+                    values[name] = sent[key]
             results.append(Delivery(intent.id, ok=True, tool_ref=intent.target))
         elif intent.surface in (COMMENT, NOTE):
             where = card.setdefault("comments" if intent.surface == COMMENT else "notes", [])
             board["next_id"] = int(board.get("next_id", 1)) + 1
-            ref = _upsert(where, intent.surface, intent.tool_ref,
-                          str(intent.payload.get("text", "")), board["next_id"] - 1)
+            ref = _upsert(where, intent.surface, intent.tool_ref, text, board["next_id"] - 1)
             results.append(Delivery(intent.id, ok=True, tool_ref=ref))
         else:
             results.append(Delivery(intent.id, ok=False, permanent=True,
