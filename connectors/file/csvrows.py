@@ -58,10 +58,9 @@ def _swallows(record: Sequence[str], lines: Sequence[str], at_end: bool, width: 
 
 
 def _oversized(record: list[str]) -> int | None:
-    for pos, cell in enumerate(record):
-        if len(cell) > MAX_CELL:
-            return pos
-    return None
+    if max(map(len, record), default=0) <= MAX_CELL:
+        return None
+    return next(pos for pos, cell in enumerate(record) if len(cell) > MAX_CELL)
 
 
 def _first_line(line: str, delimiter: str) -> list[Cell]:

@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 
 import openpyxl
+import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
@@ -17,6 +18,7 @@ from core.contract import ItemRecord, Problem
 from core.model import Item, QuarantinedRow
 from core.store import unit_of_work
 from core.sync import run_sync
+from webapp.cli import main
 
 MAP = {"id": "Key", "title": "Summary", "planned_estimate": "Estimate", "status": "Status"}
 HEAD = "Key,Summary,Estimate,Status\n"
@@ -139,3 +141,17 @@ def test_the_sync_stores_the_good_rows_and_the_quarantine_names_the_bad_ones(
         bad = s.scalars(select(QuarantinedRow.locator).order_by(QuarantinedRow.locator)).all()
     assert "task 6" in titles and not any("Broken" in (t or "") for t in titles)
     assert bad == ["plan.csv row 6", "plan.csv row 9"]
+
+
+def test_the_cli_names_the_swallowing_row_and_exits_non_zero(
+        use_store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    p = tmp_path / "plan.csv"
+    p.write_text(HEAD + _rows(10, K5='K-5,"Broken title,5,done\n'))
+    args = ["--map", f"id={MAP['id']}", "--map", f"title={MAP['title']}",
+            "--map", f"planned_estimate={MAP['planned_estimate']}"]
+    assert main(["connections", "add", "file", "plan", "--set", f"path={p}", *args]) == 0
+    capsys.readouterr()
+    assert main(["sync", "plan"]) == 1
+    out = capsys.readouterr()
+    assert "9 new" in out.out + out.err and "plan.csv row 6" in out.err
+    assert "never closed" in out.err and "Traceback" not in out.err
