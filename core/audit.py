@@ -193,7 +193,8 @@ def _feedback(s: Session, now: dt.datetime) -> Measured:
 
 
 def _planned_vs_actual(s: Session, now: dt.datetime) -> Measured:
-    deviations = _n(s, select(func.count(Deviation.id)))
+    deviations = _n(s, select(func.count(func.distinct(Deviation.item_id)))
+                    .where(Deviation.against == "committed"))
     scored, covered = (int(v or 0) for v in s.execute(select(
         func.count(Forecast.id), func.count(case((Forecast.actual <= Forecast.p80, Forecast.id))),
     ).where(Forecast.scored_at >= now - dt.timedelta(days=180),

@@ -168,8 +168,6 @@ def _store_batch(session: Session, conn: Connection, batch: Batch, report: SyncR
         _quarantine(session, conn, problem)
         report.problems.append(problem)
     deviations.refresh(session, touched)
-    if batch.cursor is not None:
-        conn.cursor = batch.cursor
 
 
 def _replanning(by_ext: dict[str, Item], records: dict[str, ItemRecord],
@@ -275,6 +273,9 @@ def run_sync(
 ) -> SyncReport:
     """Pull from `connector` into the store, one transaction per batch (resumable).
 
+    A non-snapshot batch is stored with its cursor; a snapshot batch's cursor is stored with
+    the transaction after it, the last one's with the snapshot's deletions.
+
     Args:
         engine: the store.
         connection_name: the stored connection the connector was built for.
@@ -301,12 +302,25 @@ def run_sync(
     seen: set[str] = set()
     snapshot = False
     started = utcnow()
+    # A snapshot batch's cursor is stored with the next transaction: the next batch's, or,
+    # for the last batch, the one marking what the snapshot no longer lists deleted. A crash
+    # before that leaves the cursor before the batch, so the next sync reads it again and the
+    # deletions are never skipped (a file's cursor is its hash: saved early, it would say
+    # "unchanged" for good).
+    pending: list[dict[str, Any]] = []
     try:
         for batch in connector.pull(cursor):
             snapshot = snapshot or batch.snapshot
             with unit_of_work(engine) as s:
                 conn = s.get_one(Connection, conn_id)
                 _store_batch(s, conn, batch, report, seen)
+                if pending:
+                    conn.cursor = pending.pop()
+                if batch.cursor is not None:
+                    if batch.snapshot:
+                        pending.append(batch.cursor)
+                    else:
+                        conn.cursor = batch.cursor
             report.batches += 1
             if progress:
                 progress(len(batch.items))
@@ -314,6 +328,8 @@ def run_sync(
             conn = s.get_one(Connection, conn_id)
             if snapshot:
                 _reconcile_snapshot(s, conn, seen, started, report)
+            if pending:
+                conn.cursor = pending.pop()
             conn.last_sync_at, conn.health, conn.last_error = utcnow(), "ok", None
             _finish(s, run_id, "ok", report, None)
     except Exception as exc:

@@ -60,12 +60,15 @@ def install(session: Session, user: User, factory: ConnectorFactory, name: str,
             mapping: Mapping[str, Any] | None = None, from_form: bool = True) -> Connection:
     """Validate and store a new connection (secrets encrypted) from form or JSON values.
 
+    Local paths are confined to LEARNLOOP_FILE_ROOTS: whoever uses the web app or the API
+    reaches only the files the operator allowed.
+
     Raises:
         ConfigError: naming what is wrong.
     """
     config = config_from_form(factory.config_model, form) if from_form else dict(form)
     conn = add_connection(session, factory, name.strip(), config, mapping or {},
-                          check_schedule(schedule))
+                          check_schedule(schedule), confined=True)
     services.log(session, user, "installed a connection", "connection", conn.id,
                  kind=factory.name, name=conn.name)
     return conn
@@ -82,7 +85,7 @@ def update_config(session: Session, user: User, conn: Connection,
     given = config_from_form(factory.config_model, values, keep_secrets=True) \
         if from_form else dict(values)
     stored = secrets.decrypt(conn.secrets)
-    model = validate_config(factory, {**stored, **given})
+    model = validate_config(factory, {**stored, **given}, confined=True)
     plain, secret_values = secrets.split_config(model)
     conn.config, conn.secrets = plain, secrets.encrypt(secret_values)
     _forget(conn.id)

@@ -241,6 +241,7 @@ def segment_findings(test: Experiment, observational: bool = False,
     kept = {(c.segment, c.metric): (c, qw, qi)
             for c, qw, qi, qc in zip(cells, q_within, q_inter, q_claim, strict=True)
             if qc <= fdr}
+    claim_q = {(c.segment, c.metric): qc for c, qc in zip(cells, q_claim, strict=True)}
     out: list[dict[str, Any]] = []
     for c, qw, qi in _prune(kept, test):
         kind = "hypothesis" if observational else "policy"
@@ -254,7 +255,10 @@ def segment_findings(test: Experiment, observational: bool = False,
                           + (" - observational: a hypothesis to test, not a policy"
                              if observational else "")),
             "lift": c.lift, "ci": list(c.ci), "shrunk_lift": c.shrunk, "q_value": qw,
-            "interaction_q": qi, "n": list(c.n),
+            "interaction_q": qi, "n": list(c.n), "p_within": c.p_within,
+            "p_interaction": c.p_interaction,
+            # the claim (beats here, and differs from the rest) is what BH kept it on
+            "claim_p": max(c.p_within, c.p_interaction), "claim_q": claim_q[(c.segment, c.metric)],
         })
     out.sort(key=lambda f: float(f["q_value"]))
     return out

@@ -18,6 +18,7 @@ from core.experiments.analyze import Experiment, analyze_test, segment_findings
 from core.experiments.build import Units, build
 from core.experiments.stats import ArmStats, Moments, compare
 from core.learning import dataset
+from core.learning.stats import benjamini_hochberg
 from core.model import Enrollment, Event, Finding, Item
 
 # Segment keys that named the test, arm, assignment and account before enrollments were
@@ -190,8 +191,11 @@ def check_assumptions(session: Session, stored: list[StoredExperiment],
                           effect=versus.lift or 0.0,
                           interval_low=(versus.ci or (0.0, 0.0))[0],
                           interval_high=(versus.ci or (0.0, 0.0))[1], interval_level=0.95,
-                          p_value=versus.p_value or 1.0, q_value=versus.p_value or 1.0,
-                          impact=float(failed), item_ids={"ids": [i.id for i in new][:5000]})
+                          p_value=1.0 if versus.p_value is None else versus.p_value,
+                          q_value=1.0, impact=float(failed),
+                          item_ids={"ids": [i.id for i in new][:5000]},
+                          evidence={"held": held, "failed": failed, "chance_to_win": ctw,
+                                    "other": other, "chosen": chosen})
         session.add(finding)
         findings.append(finding)
         if failed > held and ctw >= 0.95 and exp.randomized:
@@ -202,6 +206,10 @@ def check_assumptions(session: Session, stored: list[StoredExperiment],
                            f"{other} beats {chosen} on replies", evidence={"statement": statement},
                            title=f"Switch to {other}: {chosen} failed for {failed} of "
                            f"{held + failed} accounts", run_id=run_id, finding_id=None)
+    # Every rule checked this run is one test: q is the p-value adjusted over all of them.
+    for finding, q in zip(findings, benjamini_hochberg([f.p_value for f in findings]),
+                          strict=True):
+        finding.q_value = q
     return findings
 
 
@@ -223,8 +231,11 @@ def learn_experiments(session: Session, run_id: int) -> dict[str, Any]:
                 run_id=run_id, kind="experiment" if s.randomized else "hypothesis",
                 measure=f["metric"], segment=segment, statement=f["statement"],
                 n=sum(f["n"]), effect=f["lift"], interval_low=f["ci"][0],
-                interval_high=f["ci"][1], interval_level=0.95, p_value=f["q_value"],
-                q_value=f["q_value"], impact=abs(f["shrunk_lift"]) * sum(f["n"])))
+                interval_high=f["ci"][1], interval_level=0.95, p_value=f["claim_p"],
+                q_value=f["claim_q"], impact=abs(f["shrunk_lift"]) * sum(f["n"]),
+                evidence={k: f[k] for k in ("lift", "ci", "shrunk_lift", "n", "p_within",
+                                            "q_value", "p_interaction", "interaction_q",
+                                            "claim_p", "claim_q")}))
             if f["kind"] != "policy" or f["metric"] != "reply":
                 continue
             stats = s.experiment.segments[f["segment"]][f["best_arm"]]["reply"]

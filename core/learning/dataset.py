@@ -6,11 +6,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, cast
 
 from sqlalchemy import Subquery, select
 from sqlalchemy.orm import Session
 
+from core import links
 from core import measures as registry
 from core.learning.model import Sample
 from core.model import Connection, Deviation, Event, Item
@@ -98,6 +100,11 @@ def finished(session: Session, window: int = WINDOW) -> dict[str, list[Observati
         select(Item.id, Item.kind, Item.connection_id, Item.segments, Item.planned_at,
                Item.planned_start, Item.planned_due, Item.planned_estimate, Item.planned_amount)
         .join(newest, newest.c.id == Item.id))}
+    # Segments through links: a deal's industry from its company, an enrollment's seniority
+    # from its contact (the item's own values win). A store without links pays one query.
+    merged = links.inherited_segments(session, list(items),
+                                      known={i: row[2] or {} for i, row in items.items()})
+    items = {i: (*row[:2], merged.get(i, row[2]), *row[3:]) for i, row in items.items()}
     dev = deviations()
     rows = session.execute(
         select(dev.c.item_id, dev.c.measure, dev.c.planned, dev.c.actual, dev.c.value)
@@ -168,8 +175,20 @@ def item_views(session: Session, *where: Any) -> list[Item]:
 
 
 def open_items(session: Session) -> list[Item]:
-    """Live items that are not finished yet (read-only views)."""
-    return item_views(session, Item.status == "open", Item.deleted.is_(False))
+    """Live items that are not finished yet (read-only views), their segments completed
+    through their links as for finished items (`core.links.inherited_segments`)."""
+    views = item_views(session, Item.status == "open", Item.deleted.is_(False))
+    merged = links.inherited_segments(session, [v.id for v in views],
+                                      known={v.id: v.segments or {} for v in views})
+    out: list[Item] = []
+    for view in views:
+        segments = merged.get(view.id, view.segments)
+        if segments == view.segments:
+            out.append(view)
+        else:  # only linked items that gained a segment pay for a copy
+            row = cast(Any, view)._asdict()
+            out.append(cast(Item, SimpleNamespace(**{**row, "segments": segments})))
+    return out
 
 
 def open_by_family(session: Session, items: list[Item]) -> dict[str, list[Item]]:

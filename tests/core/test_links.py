@@ -171,3 +171,36 @@ def test_an_old_store_gets_its_enrollments_from_variant_segments(
     assert got == {"E-1": ("seq1", "B", True, "acme", when),
                    "E-2": ("c9", "control", False, None, when)}
     assert kept["industry"] == "fin" and kept["variant"] == "B"  # nothing removed
+
+
+def test_learning_reads_a_deals_industry_from_its_company(engine: Engine) -> None:
+    """Deals carry no industry of their own; their companies do. Learning's finished and open
+    items see it through the link, so a finding can name it."""
+    from core.learning import dataset
+    from core.learning.run import run_learning
+
+    companies = [ItemRecord(f"CO-{c}", kind="company", status="open",
+                            segments={"industry": "finance" if c % 2 else "retail"})
+                 for c in range(10)]
+    deals, links = [], []
+    for i in range(120):
+        company = i % 10
+        late = 30.0 if company % 2 else 2.0  # finance deals close a month late
+        due = T0 + dt.timedelta(days=20 + i % 7)
+        done = i < 100
+        deals.append(ItemRecord(
+            f"D-{i}", kind="deal", status="done" if done else "open", outcome="won" if done
+            else None, planned_due=due, planned_amount=1000.0, estimated_at=T0,
+            actual_end=due + dt.timedelta(days=late + i % 3) if done else None,
+            actual_amount=1000.0 if done else None, segments={"owner": f"rep{i % 3}"}))
+        links.append(LinkRecord(f"D-{i}", f"CO-{company}", "company"))
+    _sync(engine, Batch(items=[*companies, *deals], links=links))
+    with unit_of_work(engine) as s:
+        finished = dataset.finished(s)["deal/finish"]
+        assert {o.segments.get("industry") for o in finished} == {"finance", "retail"}
+        assert all(o.segments["owner"].startswith("rep") for o in finished)  # own keys kept
+        open_deals = [i for i in dataset.open_items(s) if i.kind == "deal"]
+        assert len(open_deals) == 20 and all("industry" in i.segments for i in open_deals)
+    report = run_learning(engine)
+    assert any(f["statement"].startswith("industry finance deals") for f in report.findings), \
+        report.findings

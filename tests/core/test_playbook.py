@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
@@ -68,6 +69,13 @@ def test_playbook_rule_is_proposed_accepted_and_then_challenged(engine: Engine) 
     with unit_of_work(engine) as s:
         check = s.scalars(select(Finding).where(Finding.kind == "assumption")).one()
         assert "failed for" in check.statement and "A won" in check.statement
+        # p and q under their own names: one rule checked, so BH leaves q equal to p here,
+        # and the segment findings keep the claim's p beside its adjusted q.
+        assert check.q_value == pytest.approx(check.p_value) and check.p_value < 0.05
+        assert check.evidence["failed"] > check.evidence["held"]
+        for f in s.scalars(select(Finding).where(Finding.kind == "experiment")):
+            assert 0 <= f.p_value <= f.q_value <= 0.05
+            assert f.evidence["claim_p"] == f.p_value and f.evidence["claim_q"] == f.q_value
         switch = s.scalars(select(Proposal).where(
             Proposal.dedupe_key == "playbook:seq1:industry=fin",
             Proposal.status == "pending")).one()

@@ -69,6 +69,32 @@ def test_connections_add_list_test_remove(cli, tmp_path: Path) -> None:
     assert json.loads(cli("connections", "list", "--json")[1]) == []
 
 
+def test_commit_rule_and_kind_map_are_stored_on_the_connection(cli, tmp_path: Path) -> None:
+    from sqlalchemy import select
+
+    from core.model import Connection
+    from core.store import open_store, unit_of_work
+
+    plan = tmp_path / "plan.csv"
+    plan.write_text(HEADER + _rows(5))
+    code, _, err = cli("connections", "add", "file", "p1", "--set", f"path={plan}",
+                       "--map", "id=Key", "--commit-on", "milestone=first_seen",
+                       "--commit-on", "*=creation", "--kind-map", "milestone=task")
+    assert code == 0, err
+    engine = open_store()
+    with unit_of_work(engine) as s:
+        scope = s.scalar(select(Connection.scope).where(Connection.name == "p1"))
+    engine.dispose()
+    assert scope == {"commit_on": {"milestone": "first_seen", "*": "creation"},
+                     "kind_map": {"milestone": "task"}}
+    code, _, err = cli("connections", "add", "file", "p2", "--set", f"path={plan}",
+                       "--map", "id=Key", "--commit-on", "whenever")
+    assert code == 2 and err.count("\n") == 1 and "commit_on rule 'whenever'" in err
+    code, _, err = cli("connections", "add", "file", "p3", "--set", f"path={plan}",
+                       "--map", "id=Key", "--commit-on", "start", "--commit-on", "deal=creation")
+    assert code == 2 and err.count("\n") == 1 and "--commit-on" in err
+
+
 def test_bad_connection_input_gets_one_line(cli, tmp_path: Path) -> None:
     code, _, err = cli("connections", "add", "nosuchtool", "x")
     assert code == 2 and "unknown connector 'nosuchtool'" in err and err.count("\n") == 1

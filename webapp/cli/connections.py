@@ -44,6 +44,12 @@ def add(
         "--secret-file", help="A secret read from a file, NAME=PATH (e.g. a JSON key file).")]
     = None,
     schedule: Annotated[str | None, typer.Option(help="Sync schedule, e.g. 'every 15m'.")] = None,
+    commit_on: Annotated[list[str] | None, typer.Option(
+        "--commit-on", help="When a plan counts as committed: RULE for every kind, or "
+        "KIND=RULE; rules: start, creation, first_seen, stage:<status>.")] = None,
+    kind_map: Annotated[list[str] | None, typer.Option(
+        "--kind-map", help="Learn items of one kind with another's, KIND=AS_KIND "
+        "(e.g. milestone=task).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Add a connection: validate its config and mapping, store secrets encrypted."""
@@ -72,8 +78,18 @@ def add(
     mapping: dict[str, Any] = dict(parse_pairs(map_, "--map"))
     if "segments" in mapping:
         mapping["segments"] = [c.strip() for c in mapping["segments"].split(",") if c.strip()]
+    scope: dict[str, Any] = {}
+    rules = [r for r in commit_on or [] if "=" not in r]
+    per_kind = parse_pairs([r for r in commit_on or [] if "=" in r], "--commit-on")
+    if len(rules) > 1 or (rules and per_kind):
+        raise ConfigError("--commit-on: give one RULE for every kind, or KIND=RULE pairs "
+                          "(use *=RULE for the rest)")
+    if rules or per_kind:
+        scope["commit_on"] = rules[0] if rules else per_kind
+    if kind_map:
+        scope["kind_map"] = dict(parse_pairs(kind_map, "--kind-map"))
     with unit_of_work(store()) as s:
-        conn = add_connection(s, factory, name, config, mapping, schedule)
+        conn = add_connection(s, factory, name, config, mapping, schedule, scope)
         result = {"name": conn.name, "kind": conn.kind, "id": conn.id}
     if as_json:
         emit_json(result)
