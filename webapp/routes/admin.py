@@ -108,7 +108,7 @@ async def act(request: Request, session: SessionDep, admin: CurrentAdmin, conn_i
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
-def job(request: Request, session: SessionDep, admin: CurrentAdmin, job_id: int) -> Response:
+def job(request: Request, session: SessionDep, admin: CurrentAdmin, job_id: RowId) -> Response:
     run = admin_ops.get_job(session, job_id)
     conn = session.get(Connection, run.connection_id) if run.connection_id else None
     return render(request, "job.html", run=run, conn=conn, summary=jobs.summary(run),

@@ -149,7 +149,7 @@ def _job(run: Any) -> s.JobPublic:
 
 
 @router.post("/connections/{conn_id}/sync", tags=["admin"], status_code=202)
-def sync_now(session: SessionDep, admin: CurrentAdmin, conn_id: int,
+def sync_now(session: SessionDep, admin: CurrentAdmin, conn_id: RowId,
              response: Response) -> s.JobPublic:
     """Queue a sync (then a learning run) for the worker and answer at once with the job;
     follow it at `GET /api/jobs/{id}` (its `Location`)."""
@@ -160,7 +160,7 @@ def sync_now(session: SessionDep, admin: CurrentAdmin, conn_id: int,
 
 
 @router.get("/jobs/{job_id}", tags=["admin"])
-def job(session: SessionDep, admin: CurrentAdmin, job_id: int) -> s.JobPublic:
+def job(session: SessionDep, admin: CurrentAdmin, job_id: RowId) -> s.JobPublic:
     """One job run: status (queued, running, ok, error) and its progress counts."""
     return _job(admin_ops.get_job(session, job_id))
 
