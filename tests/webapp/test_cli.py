@@ -215,14 +215,16 @@ def test_backtest_reports_learnloop_and_baselines(cli, tmp_path: Path) -> None:
     assert code == 0, err
     result = json.loads(out)
     assert (result["n_train"], result["n_test"]) == (280, 120)
-    assert result["dropped"] == {"planned <= 0": 1, "planned missing": 1,
-                                 "time missing or unparseable": 1}
+    assert result["left_out"] == {"planned 0": 1, "planned missing": 1,
+                                  "time missing or unparseable": 1}
     p80 = result["quantiles"]["0.8"]
-    assert set(p80) == {"learnloop", "raw_plan", "global_multiplier"}
+    assert set(p80) == {"learnloop", "raw_plan", "global_multiplier", "best_single_column"}
+    assert p80["best_single_column"]["column"] == "kind"
     assert p80["learnloop"]["pinball"] < p80["global_multiplier"]["pinball"]
     code, _, err = cli("backtest", str(f), "--planned", "plan", "--actual", "nope",
                        "--time", "when")
     assert code == 2 and "missing column 'nope'" in err and err.count("\n") == 1
     code, text, _ = cli("backtest", str(f), "--planned", "plan", "--actual", "actual",
                         "--time", "when")
-    assert code == 0 and "global_multiplier" in text and "P80" in text
+    assert code == 0 and "global multiplier x" in text and "P80" in text
+    assert "best single column: plan size" in text  # no --segment: the plan size is the one column
