@@ -39,7 +39,7 @@ from core.learning.ties import TieShare, band, choose_share, fit_share, is_tie, 
 __all__ = ["MODEL_VERSION", "QUANTILES", "Sample", "SegmentQuantileModel", "pinball"]
 
 QUANTILES = (0.5, 0.8, 0.9, 0.95)
-GRID = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)  # the continuous part's levels
+GRID = (0.1, 0.25, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)  # the continuous part's levels
 MIN_SEGMENT_COUNT = 5
 MAX_TRAIN = 30_000
 MAX_SELECT = 15_000  # candidates are compared after fitting on at most this many recent items
@@ -236,15 +236,20 @@ class SegmentQuantileModel:
             cands[name] = fit_column(name, y, codes, sizes, self.levels, d)
         self.simple = list(cands)
         self.tie_share = float(np.mean(tie)) if len(tie) else 0.0
-        penalties, _ = choose_penalties(y, codes, sizes, y_val, codes_val, size_dim)
+        ties_on = self.tie_share >= MIN_TIE_SHARE and int((~tie).sum()) >= MIN_CONTINUOUS \
+            and int((~tie_val).sum()) >= 1
+        # One penalty search serves both additive candidates: on the items off the plan when
+        # ties are a point mass of their own (the spike would dominate the search), else on all.
+        rest, rest_val = (~tie, ~tie_val) if ties_on else (slice(None), slice(None))
+        penalties, _ = choose_penalties(y[rest], _subset(codes, rest), sizes, y_val[rest_val],
+                                        _subset(codes_val, rest_val), size_dim)
         self.penalty = penalties[0] if penalties else 0.0
         self.penalty_size = penalties[size_dim] if size_dim is not None else 0.0
         cands[ADDITIVE] = fit_additive_curve(ADDITIVE, y, codes, sizes, self.levels, penalties)
-        if self.tie_share >= MIN_TIE_SHARE and int((~tie).sum()) >= MIN_CONTINUOUS \
-                and int((~tie_val).sum()) >= 1:
+        if ties_on:
             self.ties, _ = choose_share(tie, codes, sizes, names, tie_val, codes_val)
-            cands.update(self._mixed(self.ties, y[~tie], _subset(codes, ~tie),
-                                     y_val[~tie_val], _subset(codes_val, ~tie_val), useful))
+            cands.update(self._mixed(self.ties, y[~tie], _subset(codes, ~tie), useful,
+                                     penalties))
         preds = {name: c.predict(codes_val) for name, c in cands.items()}
         mixed = [name for name, c in cands.items() if isinstance(c, Mixed)]
         for j, q in enumerate(self.levels):
@@ -263,18 +268,16 @@ class SegmentQuantileModel:
         self.validation["n_holdout"] = float(len(y_val))
         return cands
 
-    def _mixed(self, share: TieShare, y: FloatArray, codes: list[IntArray], y_val: FloatArray,
-               codes_val: list[IntArray], useful: list[int]) -> dict[str, Mixed]:
+    def _mixed(self, share: TieShare, y: FloatArray, codes: list[IntArray], useful: list[int],
+               penalties: tuple[float, ...]) -> dict[str, Mixed]:
         """The point mass of ties mixed with each continuous candidate, fitted on the items
         not exactly on plan (at enough levels to read any level of the mixture off)."""
         names, sizes = self.shape.names(), self.shape.sizes()
-        size_dim = len(names) - 1 if self.shape.size_edges else None
         grid = tuple(sorted({*GRID, *self.levels}))
         bases: list[tuple[str, int | None]] = [(GLOBAL, None)]
         bases += [(f"quantiles per {names[d]}", d) for d in useful]
         out = {TIES + base: Mixed(TIES + base, fit_column(base, y, codes, sizes, grid, d),
                                   share, self.levels) for base, d in bases}
-        penalties, _ = choose_penalties(y, codes, sizes, y_val, codes_val, size_dim)
         additive = fit_additive_curve(ADDITIVE, y, codes, sizes, grid, penalties)
         out[TIES + ADDITIVE] = Mixed(TIES + ADDITIVE, additive, share, self.levels)
         return out
@@ -286,7 +289,12 @@ class SegmentQuantileModel:
         rest = ~tie
         if self.ties is not None:
             self.ties = fit_share(tie, codes, sizes, self.ties.column, self.ties.name)
+        used = {n for choice in self.choices.values() for n in choice.names()}
+        used |= set(self.snap_ref.values()) | set(self.simple)
+        used.add(TIES + ADDITIVE if TIES + ADDITIVE in cands else ADDITIVE)  # for `effects`
         for name, c in cands.items():
+            if name not in used:
+                continue  # never chosen: not worth refitting
             if isinstance(c, Mixed):
                 assert self.ties is not None
                 curve = c.curve.refit(y[rest], _subset(codes, rest), sizes)
