@@ -106,6 +106,9 @@ def backtest(rows: Sequence[Row], levels: Sequence[float] = LEVELS,
     cutoff = ordered[n_train].time
     train = [r for r in ordered[:n_train] if r.known is None or r.known <= cutoff]
     left_out[LATE] += n_train - len(train)
+    if len(train) < 10:
+        raise ValueError(f"{len(train)} of the {n_train} training rows had finished by the "
+                         f"cut-off ({cutoff.date().isoformat()}); at least 10 are needed")
     test_rows = ordered[n_train:]
     model = SegmentQuantileModel.fit([_sample(r) for r in train],
                                      quantiles=sorted({*levels, 0.95}))

@@ -369,11 +369,11 @@ class SegmentQuantileModel:
             levels[label] = {"uses": choice.words(), "validation_pinball": round(choice.loss, 4),
                              "candidates": {n: round(v, 4) for n, v in
                                             sorted(losses.items(), key=lambda kv: kv[1])}}
+            others = "".join(f", {n} {losses[n]:.4f}" for n in (GLOBAL, PLAN) if n != simple)
             lines.append(
                 f"{label}: {choice.words()}, validation pinball {choice.loss:.4f} on "
                 f"{self.n_validation:,} recent items; the best simple rule ({simple}) "
-                f"{losses[simple]:.4f}, {GLOBAL} {losses[GLOBAL]:.4f}, {PLAN} "
-                f"{losses[PLAN]:.4f}")
+                f"{losses[simple]:.4f}{others}")
         ties = None
         if self.ties is not None:
             ties = {"share": round(self.tie_share, 4), "by": self.ties.name}

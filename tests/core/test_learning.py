@@ -93,6 +93,12 @@ def test_learning_run_finds_proposes_forecasts_and_queues_writeback(engine: Engi
     assert "n=" in bug[0] and "90% confidence interval of that median" in bug[0]
     assert "the middle 80% of them took" in bug[0]
     assert report.forecasts_issued == 120  # 60 open items, an effort and a finish forecast each
+    effort = report.models["task/effort"]
+    assert set(effort["chosen"]) == {"P50", "P80", "P90", "P95"}
+    assert all(effort["chosen"][level] for level in effort["chosen"])
+    assert "one global quantile" in effort["candidates"]["P80"]
+    assert any(line.startswith("P80: ") and "validation pinball" in line
+               and "best simple rule" in line for line in effort["why"])
     with unit_of_work(engine) as s:
         assert s.scalar(select(func.count()).select_from(Forecast)) == 120
         keys = set(s.scalars(select(Proposal.dedupe_key).where(Proposal.status == "pending")))
