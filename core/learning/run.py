@@ -131,11 +131,15 @@ def _fit(obs: list[dataset.Observation], measure: str, report: RunReport
                                   **rates.describe()}
         return rates
     model = SegmentQuantileModel.fit([o.sample(measure) for o in obs])
+    described = model.describe()
     report.models[measure] = {
         "kind": fam, "measure": name, "items": items,
         "version": model.version, "n_train": model.n_train, "penalty": model.penalty,
         "validation": model.validation,
         "dimensions": {d: len(v) for d, v in model.effects().items()},
+        "chosen": {level: v["uses"] for level, v in described["levels"].items()},
+        "candidates": {level: v["candidates"] for level, v in described["levels"].items()},
+        "ties": described["ties"], "why": described["summary"],
     }
     return model
 
@@ -230,7 +234,12 @@ def _forecast_open(s: Session, run: LearningRun, measure: registry.Measure,
             for j, (item, _) in enumerate(pairs):
                 fix = _recal_factor(item.segments, recal)
                 if fix != 1.0:
+                    above = values[j, upper] >= planned[j]
                     values[j, upper] *= fix
+                    # A ledger that counted ties as covered must not push a quantile that
+                    # was at or above the plan below it.
+                    values[j, upper] = np.where(above, np.maximum(values[j, upper], planned[j]),
+                                                values[j, upper])
                     values[j] = np.maximum.accumulate(values[j])
     else:
         planned = np.array([ledger.to_days(i.planned_due) for i, _ in pairs  # type: ignore[arg-type]
