@@ -1,7 +1,7 @@
 """Additive quantile model fitted by exact coordinate descent on one-hot groups.
 
 Model: q-quantile of y = intercept + sum over dimensions of effect[dimension][value].
-Objective: mean pinball loss + sum over dimensions of (k_d / n) * sum |effect|. For one group (the items with one value
+Objective: mean (weighted) pinball loss + sum over dimensions of (k_d / n) * sum |effect|. For one group (the items with one value
 of one dimension, n_v of them, residuals r) the exact minimiser is a quantile of r:
 the (q - k/n_v) quantile if that is positive, the (q + k/n_v) quantile if that is negative,
 and 0 otherwise. So a value needs more than about k/q items before it moves away from its
@@ -15,24 +15,39 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from core.learning.recency import quantile
+
 IntArray = NDArray[np.intp]
 FloatArray = NDArray[np.float64]
 Fit = tuple[float, list[FloatArray]]
 
 
-def _update(r: FloatArray, codes: IntArray, counts: IntArray, q: float, k: float) -> FloatArray:
-    """The exact coordinate optimum of every group's effect (one sort for all groups)."""
+def _update(r: FloatArray, codes: IntArray, counts: FloatArray, q: float, k: float,
+            w: FloatArray | None = None) -> FloatArray:
+    """The exact coordinate optimum of every group's effect (one sort for all groups).
+
+    `counts` is each group's weight (its number of items when unweighted): with weights the
+    optimum is the weighted (q -/+ k / weight) quantile of the group's residuals.
+    """
     n_groups = len(counts)
     low, width = float(r.min()), float(r.max() - r.min()) + 1.0
     order = np.argsort(codes * width + (r - low))  # by group, then residual
     ranked = r[order]
-    starts = np.r_[0, np.cumsum(counts)[:-1]]
-    safe = np.maximum(counts, 1)
-    last = np.maximum(counts - 1, 0)
+    sizes = np.bincount(codes, minlength=n_groups)
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    last = np.maximum(sizes - 1, 0)
+    has = sizes > 0
+    safe = np.where(counts > 0, counts, 1.0)
     up_level, down_level = q - k / safe, q + k / safe
-    up_pos = np.clip(np.ceil(np.clip(up_level, 0, 1) * counts).astype(np.intp) - 1, 0, last)
-    down_pos = np.clip(np.ceil(np.clip(down_level, 0, 1) * counts).astype(np.intp) - 1, 0, last)
-    has = counts > 0
+    if w is None:
+        up_pos = np.clip(np.ceil(np.clip(up_level, 0, 1) * sizes).astype(np.intp) - 1, 0, last)
+        down_pos = np.clip(np.ceil(np.clip(down_level, 0, 1) * sizes).astype(np.intp) - 1, 0,
+                           last)
+    else:
+        cum = np.cumsum(w[order])
+        before = np.r_[0.0, cum][starts]
+        up_pos = _weighted_pos(cum, before, counts, np.clip(up_level, 0, 1), starts, last)
+        down_pos = _weighted_pos(cum, before, counts, np.clip(down_level, 0, 1), starts, last)
     up = np.zeros(n_groups)
     down = np.zeros(n_groups)
     up[has] = ranked[starts[has] + up_pos[has]]
@@ -43,10 +58,18 @@ def _update(r: FloatArray, codes: IntArray, counts: IntArray, q: float, k: float
     return beta
 
 
+def _weighted_pos(cum: FloatArray, before: FloatArray, totals: FloatArray, level: FloatArray,
+                  starts: IntArray, last: IntArray) -> IntArray:
+    """Per group, the position (from its start) of the first value whose cumulative weight
+    in the group reaches `level` of the group's weight."""
+    at = np.searchsorted(cum, before + level * totals * (1 - 1e-12), side="left")
+    return np.asarray(np.clip(at - starts, 0, last), dtype=np.intp)
+
+
 def fit_additive(y: FloatArray, groups: Sequence[IntArray], sizes: Sequence[int], q: float,
                  k: float | Sequence[float], passes: int = 60, tol: float = 1e-3,
                  order: Sequence[int] | None = None, step: float = 0.3,
-                 init: Fit | None = None) -> Fit:
+                 init: Fit | None = None, w: FloatArray | None = None) -> Fit:
     """Fit intercept and per-group effects for quantile level q with pseudo-count k.
 
     Args:
@@ -64,6 +87,8 @@ def fit_additive(y: FloatArray, groups: Sequence[IntArray], sizes: Sequence[int]
             early at a corner that depends on the visiting order; damped steps reach
             (nearly) the same solution whatever the order.
         init: a previous fit to start from (another k or q): fewer sweeps.
+        w: a weight per item (recency): the pinball loss is weighted and a penalty's
+            pseudo-count is in units of weight (default: every item weighs 1).
 
     Returns:
         (intercept, effects per dimension)
@@ -73,11 +98,12 @@ def fit_additive(y: FloatArray, groups: Sequence[IntArray], sizes: Sequence[int]
     if len(ks) != len(groups):
         raise ValueError(f"{len(ks)} penalties for {len(groups)} dimensions")
     effects = [e.copy() for e in init[1]] if init is not None else [np.zeros(s) for s in sizes]
-    counts = [np.bincount(g, minlength=s) for g, s in zip(groups, sizes, strict=True)]
+    counts = [np.bincount(g, weights=w, minlength=s).astype(np.float64)
+              for g, s in zip(groups, sizes, strict=True)]
     fitted = np.zeros_like(y)
     for eff, codes in zip(effects, groups, strict=True):
         fitted += eff[codes]
-    intercept = float(np.quantile(y - fitted, q, method="inverted_cdf"))
+    intercept = quantile(y - fitted, q, w)
     spread = float(np.subtract(*np.quantile(y, [0.75, 0.25]))) or float(np.std(y)) or 1.0
     for _ in range(passes):
         moved = 0.0
@@ -85,12 +111,13 @@ def fit_additive(y: FloatArray, groups: Sequence[IntArray], sizes: Sequence[int]
         for d in order:
             codes = groups[d]
             resid += effects[d][codes]
-            new = effects[d] + step * (_update(resid, codes, counts[d], q, ks[d]) - effects[d])
+            new = effects[d] + step * (_update(resid, codes, counts[d], q, ks[d], w)
+                                       - effects[d])
             moved = max(moved, float(np.max(np.abs(new - effects[d]))) if len(new) else 0.0)
             effects[d] = new
             resid -= new[codes]
         fitted = y - resid - intercept
-        new_intercept = float(np.quantile(y - fitted, q, method="inverted_cdf"))
+        new_intercept = quantile(y - fitted, q, w)
         moved = max(moved, abs(new_intercept - intercept))
         intercept = new_intercept
         if moved < tol * spread:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from core.learning.model import GLOBAL, Sample, SegmentQuantileModel, pinball
+from core.learning.recency import HALF_LIVES
 
 LEVELS = (0.5, 0.8, 0.9)
 TRAIN_SHARE = 0.7
@@ -71,7 +72,8 @@ def _zero_note(zeros: Sequence[Row], cutoff: dt.datetime, n_before: int, n_after
 
 
 def backtest(rows: Sequence[Row], levels: Sequence[float] = LEVELS,
-             train_share: float = TRAIN_SHARE) -> dict[str, Any]:
+             train_share: float = TRAIN_SHARE,
+             half_lives: Sequence[float | None] = HALF_LIVES) -> dict[str, Any]:
     """Train on the oldest 70% (stable time order), score the newest 30%.
 
     Rows without a ratio (planned or actual 0 or negative) are counted and left out. A
@@ -80,7 +82,8 @@ def backtest(rows: Sequence[Row], levels: Sequence[float] = LEVELS,
     is on log(actual/planned). Side by side: `raw_plan` (the plan as the forecast),
     `global_multiplier` (the training quantile of actual/planned) and `best_single_column`
     (shrunk multipliers per value of the one column, or plan-size class, that did best on the
-    newest part of the training rows).
+    newest part of the training rows). The learner weighs training rows by recency, its
+    half-life chosen among `half_lives` on the newest part of the training rows.
 
     Raises:
         ValueError: with too few usable rows to split.
@@ -111,7 +114,7 @@ def backtest(rows: Sequence[Row], levels: Sequence[float] = LEVELS,
                          f"cut-off ({cutoff.date().isoformat()}); at least 10 are needed")
     test_rows = ordered[n_train:]
     model = SegmentQuantileModel.fit([_sample(r) for r in train],
-                                     quantiles=sorted({*levels, 0.95}))
+                                     quantiles=sorted({*levels, 0.95}), half_lives=half_lives)
     test = [_sample(r) for r in test_rows]
     y_test = np.array([s.y for s in test])
     preds = model.predict(test)
@@ -132,6 +135,7 @@ def backtest(rows: Sequence[Row], levels: Sequence[float] = LEVELS,
     out["model"] = {"version": model.version, "pseudo_count": model.penalty,
                     "pseudo_count_size": model.penalty_size,
                     "dimensions": {d: len(v) for d, v in model.effects().items()},
+                    "half_life": described["half_life"], "half_lives": described["half_lives"],
                     "chosen": {k: v["uses"] for k, v in described["levels"].items()},
                     "validation": described["levels"], "ties": described["ties"],
                     "summary": described["summary"]}

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.learning.additive import FloatArray, IntArray, fit_additive
+from core.learning.recency import group_interpolated, interpolated
 
 COLUMN_SHRINK = 20.0  # pseudo-count pulling a column value's quantile toward the global one
 PSEUDO_COUNTS = (3.0, 6.0, 12.0, 25.0, 50.0)
@@ -27,20 +28,24 @@ def pinball(y: FloatArray, pred: FloatArray, q: float) -> float:
     return float(np.mean(np.maximum(q * diff, (q - 1) * diff))) if len(y) else float("nan")
 
 
-def group_quantiles(y: FloatArray, codes: IntArray, n_values: int, levels: Sequence[float]
-                    ) -> tuple[FloatArray, IntArray]:
+def group_quantiles(y: FloatArray, codes: IntArray, n_values: int, levels: Sequence[float],
+                    w: FloatArray | None = None) -> tuple[FloatArray, FloatArray]:
     """Per value of a column, the quantiles of y at `levels` (linear interpolation, as
-    numpy's default) and the count: (values x levels, counts); NaN where a value has none."""
-    counts = np.bincount(codes, minlength=n_values)
+    numpy's default; weighted by `w` if given) and the count (the weight): (values x levels,
+    counts); NaN where a value has none."""
+    counts = np.bincount(codes, weights=w, minlength=n_values).astype(np.float64)
     out = np.full((n_values, len(levels)), np.nan)
     if len(y) == 0:
         return out, counts
     order = np.lexsort((y, codes))
     ranked = y[order]
-    starts = np.r_[0, np.cumsum(counts)[:-1]]
-    has = counts > 0
+    if w is not None:
+        return group_interpolated(ranked, w[order], codes[order], n_values, levels), counts
+    counts_i = counts.astype(np.intp)
+    starts = np.r_[0, np.cumsum(counts_i)[:-1]]
+    has = counts_i > 0
     for j, q in enumerate(levels):
-        h = (counts[has] - 1) * q
+        h = (counts_i[has] - 1) * q
         lo, hi = np.floor(h).astype(np.intp), np.ceil(h).astype(np.intp)
         a, b = ranked[starts[has] + lo], ranked[starts[has] + hi]
         out[has, j] = a + (b - a) * (h - lo)
@@ -56,7 +61,7 @@ class ColumnCurve:
     levels: tuple[float, ...]
     column: int | None
     table: FloatArray
-    counts: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
+    counts: FloatArray = field(default_factory=lambda: np.zeros(0))
 
     def predict(self, codes: Sequence[IntArray]) -> FloatArray:
         """Items x levels."""
@@ -65,12 +70,12 @@ class ColumnCurve:
             return np.tile(self.table[0], (n, 1))
         return np.asarray(self.table[codes[self.column]])
 
-    def refit(self, y: FloatArray, codes: Sequence[IntArray], sizes: Sequence[int]
-              ) -> ColumnCurve:
+    def refit(self, y: FloatArray, codes: Sequence[IntArray], sizes: Sequence[int],
+              w: FloatArray | None = None) -> ColumnCurve:
         """The same curve fitted on other data."""
         if self.name == PLAN:
             return self
-        return fit_column(self.name, y, codes, sizes, self.levels, self.column)
+        return fit_column(self.name, y, codes, sizes, self.levels, self.column, w=w)
 
 
 PLAN = "the plan itself"
@@ -83,16 +88,17 @@ def plan_curve(levels: Sequence[float]) -> ColumnCurve:
 
 def fit_column(name: str, y: FloatArray, codes: Sequence[IntArray], sizes: Sequence[int],
                levels: Sequence[float], column: int | None,
-               shrink: float = COLUMN_SHRINK) -> ColumnCurve:
+               shrink: float = COLUMN_SHRINK, w: FloatArray | None = None) -> ColumnCurve:
     """One global curve (`column` None), or per value of codes[column] the value's quantiles
-    shrunk toward the global ones: (n q_value + shrink q_global) / (n + shrink)."""
+    shrunk toward the global ones: (n q_value + shrink q_global) / (n + shrink), n the
+    value's weight (its count when unweighted)."""
     levels = tuple(levels)
-    glob = np.quantile(y, levels) if len(y) else np.zeros(len(levels))
+    glob = interpolated(y, levels, w) if len(y) else np.zeros(len(levels))
     glob = np.maximum.accumulate(np.asarray(glob, dtype=np.float64))
     if column is None:
         return ColumnCurve(name, levels, None, glob[None, :])
-    per, counts = group_quantiles(y, codes[column], sizes[column], levels)
-    n = counts[:, None].astype(np.float64)
+    per, counts = group_quantiles(y, codes[column], sizes[column], levels, w)
+    n = counts[:, None]
     table = np.where(n > 0, (n * np.nan_to_num(per) + shrink * glob) / (n + shrink), glob)
     return ColumnCurve(name, levels, column, np.maximum.accumulate(table, axis=1), counts)
 
@@ -118,29 +124,32 @@ class AdditiveCurve:
             out[:, j] = col
         return np.maximum.accumulate(out, axis=1)
 
-    def refit(self, y: FloatArray, codes: Sequence[IntArray], sizes: Sequence[int]
-              ) -> AdditiveCurve:
+    def refit(self, y: FloatArray, codes: Sequence[IntArray], sizes: Sequence[int],
+              w: FloatArray | None = None) -> AdditiveCurve:
         """The same model (same penalties) fitted on other data, warm-started from this one."""
         return fit_additive_curve(self.name, y, codes, sizes, self.levels, self.penalties,
-                                  warm=self)
+                                  warm=self, w=w)
 
 
 def fit_additive_curve(name: str, y: FloatArray, codes: Sequence[IntArray],
                        sizes: Sequence[int], levels: Sequence[float],
                        penalties: Sequence[float],
-                       warm: AdditiveCurve | None = None) -> AdditiveCurve:
+                       warm: AdditiveCurve | None = None,
+                       w: FloatArray | None = None) -> AdditiveCurve:
     """The additive model at every level of `levels` with per-dimension `penalties`."""
     curve = AdditiveCurve(name, tuple(levels), tuple(penalties))
     for q in curve.levels:
         # Warm starts only from the same level: across levels the fit stalls elsewhere.
         init = warm.fits.get(q) if warm is not None else None
-        curve.fits[q] = fit_additive(y, list(codes), list(sizes), q, list(penalties), init=init)
+        curve.fits[q] = fit_additive(y, list(codes), list(sizes), q, list(penalties), init=init,
+                                     w=w)
     return curve
 
 
 def choose_penalties(y: FloatArray, codes: Sequence[IntArray], sizes: Sequence[int],
                      y_val: FloatArray, codes_val: Sequence[IntArray], size_dim: int | None,
-                     q: float = 0.8) -> tuple[tuple[float, ...], dict[str, float]]:
+                     q: float = 0.8, w: FloatArray | None = None
+                     ) -> tuple[tuple[float, ...], dict[str, float]]:
     """The additive model's penalties, chosen by pinball at level q on validation data: one
     shared by the segment columns, then one of the plan size's own (so that many irrelevant
     columns, which push the shared penalty up, cannot shrink a real size effect away).
@@ -157,7 +166,7 @@ def choose_penalties(y: FloatArray, codes: Sequence[IntArray], sizes: Sequence[i
     best: tuple[float, float, float] | None = None
     warm: tuple[float, list[FloatArray]] | None = None
     for k in PSEUDO_COUNTS:
-        warm = fit_additive(y, list(codes), list(sizes), q, per_dim(k, k), init=warm)
+        warm = fit_additive(y, list(codes), list(sizes), q, per_dim(k, k), init=warm, w=w)
         loss = pinball(y_val, _at(warm, codes_val), q)
         tried[f"{k:g}"] = loss
         if best is None or loss < best[0] - 1e-12:
@@ -165,12 +174,12 @@ def choose_penalties(y: FloatArray, codes: Sequence[IntArray], sizes: Sequence[i
     assert best is not None
     if size_dim is not None:
         k_seg = best[1]
-        start = fit_additive(y, list(codes), list(sizes), q, per_dim(k_seg, best[2]))
+        start = fit_additive(y, list(codes), list(sizes), q, per_dim(k_seg, best[2]), w=w)
         for k_size in SIZE_PSEUDO_COUNTS:
             if k_size == best[2]:
                 continue
             fit = fit_additive(y, list(codes), list(sizes), q, per_dim(k_seg, k_size),
-                               init=start)
+                               init=start, w=w)
             loss = pinball(y_val, _at(fit, codes_val), q)
             tried[f"{k_seg:g}, plan size {k_size:g}"] = loss
             if loss < best[0] - 1e-12:

@@ -9,6 +9,10 @@ the other items (`ties.py`). Which candidate, or which blend of two, forecasts e
 level is chosen on the newest quarter of the training data (`select.py`), never on what is
 forecast; then every candidate is refitted on all of it. On that validation the learner is
 never worse than the best simple rule, and `describe` says what was chosen and why.
+
+All the history counts, weighted by recency: the half-life (or none) is chosen on the same
+validation, and a history too long to fit whole is a weighted sample standing for all of it
+(`recency.py`).
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ from core.learning.candidates import (
     pinball,
     plan_curve,
 )
-from core.learning.select import Choice, choose, combine, snapped
+from core.learning.recency import FLOOR, HALF_LIVES, thin, weights
+from core.learning.select import Choice, choose, clearly_better, combine, snapped
 from core.learning.ties import TieShare, band, choose_share, fit_share, is_tie, mixture
 
 __all__ = ["MODEL_VERSION", "QUANTILES", "Sample", "SegmentQuantileModel", "pinball"]
@@ -41,8 +46,8 @@ __all__ = ["MODEL_VERSION", "QUANTILES", "Sample", "SegmentQuantileModel", "pinb
 QUANTILES = (0.5, 0.8, 0.9, 0.95)
 GRID = (0.1, 0.25, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)  # the continuous part's levels
 MIN_SEGMENT_COUNT = 5
-MAX_TRAIN = 30_000
-MAX_SELECT = 15_000  # candidates are compared after fitting on at most this many recent items
+MAX_TRAIN = 30_000  # rows fitted at most: a weighted sample of the whole history beyond it
+MAX_SELECT = 15_000  # ... and candidates compared after fitting on at most this many
 MAX_HOLDOUT = 10_000
 SIZE_BANDS = 8
 MAX_SIZE_CLASSES = 16  # up to this many common plan sizes are classes of their own
@@ -53,7 +58,8 @@ OTHER = "\x00other"  # rare, unseen and missing values of a dimension
 GLOBAL = "one global quantile"
 ADDITIVE = "additive model"
 TIES = "ties + "
-MODEL_VERSION = "sqm-3"
+HALF_LIFE_PENALTY = 12.0  # the additive model's pseudo-count while half-lives are compared
+MODEL_VERSION = "sqm-4"
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,7 @@ class Sample:
     segments: Mapping[str, str]
     when: float | None = None
     known: float | None = None
+    weight: float = 1.0  # how many items of the history it stands for (`recency.thin`)
 
 
 class Candidate(Protocol):
@@ -159,6 +166,21 @@ def _subset(codes: Sequence[IntArray], idx: Any) -> list[IntArray]:
     return [c[idx] for c in codes]
 
 
+def _per_item(y: FloatArray, pred: FloatArray, q: float) -> FloatArray:
+    diff = y - pred
+    return np.asarray(np.maximum(q * diff, (q - 1) * diff))
+
+
+def _label(half_life: float | None) -> str:
+    """A half-life in words."""
+    if half_life is None:
+        return "no decay"
+    if half_life >= 365:
+        years = half_life / 365
+        return f"{years:g} year" + ("" if years == 1 else "s")
+    return f"{half_life:g} days"
+
+
 @dataclass
 class SegmentQuantileModel:
     """A fitted learner; `predict` gives the quantiles of the deviation for new items."""
@@ -174,7 +196,10 @@ class SegmentQuantileModel:
     tie_share: float = 0.0
     penalty: float = 0.0
     penalty_size: float = 0.0
+    half_life: float | None = None
+    half_life_losses: dict[str, float] = field(default_factory=dict)
     n_train: int = 0
+    n_fitted: int = 0
     n_validation: int = 0
     not_known: int = 0
     validation: dict[str, float] = field(default_factory=dict)
@@ -186,70 +211,131 @@ class SegmentQuantileModel:
         return self.shape.dims
 
     @classmethod
-    def fit(cls, samples: Sequence[Sample],
-            quantiles: Sequence[float] = QUANTILES) -> SegmentQuantileModel:
-        """Fit on `samples`, which must be in time order (oldest first).
+    def fit(cls, samples: Sequence[Sample], quantiles: Sequence[float] = QUANTILES,
+            half_lives: Sequence[float | None] = HALF_LIVES) -> SegmentQuantileModel:
+        """Fit on `samples`, which must be in time order (oldest first): all of them, each
+        weighted by its recency (`recency.py`) and its own `weight`.
 
-        The most recent quarter (at most MAX_HOLDOUT) is held out: every candidate is fitted
-        on (at most MAX_SELECT) items before it, scored on it, and the choice per level made
-        there; then every candidate is refitted on the most recent MAX_TRAIN samples.
+        The most recent quarter (at most MAX_HOLDOUT) is held out. The half-life of the
+        recency weights is chosen there among `half_lives` (no decay unless a decay is
+        clearly better); every candidate is fitted on the items before it (a weighted sample
+        of at most MAX_SELECT of them), scored on it, and the choice per level made there;
+        then every candidate is refitted on all samples (a weighted sample of at most
+        MAX_TRAIN), weighted from the newest one.
 
         Raises:
             ValueError: with fewer than 10 samples.
         """
-        samples = list(samples)[-MAX_TRAIN:]
+        samples = list(samples)
         if len(samples) < 10:
             raise ValueError("at least 10 finished items are needed to learn from")
         shape = Shape.of(samples)
         codes = shape.encode(samples)
-        y = np.fromiter((s.y for s in samples), dtype=np.float64, count=len(samples))
         n = len(samples)
+        y = np.fromiter((s.y for s in samples), dtype=np.float64, count=n)
+        design = np.fromiter((s.weight for s in samples), dtype=np.float64, count=n)
+        when = np.fromiter((np.nan if s.when is None else s.when for s in samples),
+                           dtype=np.float64, count=n)
         cut = max(int(n * 0.75), n - MAX_HOLDOUT)
-        fit_idx = np.arange(max(0, cut - MAX_SELECT), cut)
         model = cls(shape=shape, levels=tuple(sorted(quantiles)), n_train=n,
                     n_validation=n - cut)
+        pool = np.arange(cut)
         cut_time = samples[cut].when
         if cut_time is not None:
             known = np.asarray([np.nan if samples[i].known is None else samples[i].known
-                                for i in fit_idx], dtype=np.float64)
+                                for i in pool], dtype=np.float64)
             late = known > cut_time
             if int((~late).sum()) >= MIN_CONTINUOUS:
                 model.not_known = int(late.sum())
-                fit_idx = fit_idx[~late]
+                pool = pool[~late]
+        timed = not np.isnan(when).any()
+        options = list(half_lives) if timed else [None]
         val_idx = np.arange(cut, n)
         tie = is_tie(y)
-        chosen = model._compare(y[fit_idx], _subset(codes, fit_idx), tie[fit_idx],
-                                y[val_idx], _subset(codes, val_idx), tie[val_idx])
-        model._refit(chosen, y, codes, tie)
+        val = (y[val_idx], _subset(codes, val_idx))
+        ref = float(when[cut]) if timed else 0.0
+        model.half_life = model._half_life(options, y, codes, design, when, pool, ref, val)
+        fit_idx, fit_w = model._weighted(design, when, pool, ref, MAX_SELECT)
+        chosen = model._compare(y[fit_idx], _subset(codes, fit_idx), tie[fit_idx], fit_w,
+                                *val, tie[val_idx])
+        every = np.arange(n)
+        ref = float(np.max(when)) if timed else 0.0
+        idx, w = model._weighted(design, when, every, ref, MAX_TRAIN)
+        model.n_fitted = len(idx)
+        model._refit(chosen, y[idx], _subset(codes, idx), tie[idx], w)
         return model
 
-    def _compare(self, y: FloatArray, codes: list[IntArray], tie: Any, y_val: FloatArray,
-                 codes_val: list[IntArray], tie_val: Any) -> dict[str, Any]:
+    def _weighted(self, design: FloatArray, when: FloatArray, idx: IntArray, ref: float,
+                  budget: int) -> tuple[IntArray, FloatArray | None]:
+        """The rows `idx` weighted by recency seen from `ref` (times their own weight), thinned
+        to about `budget` (`recency.thin`); no weights at all when every row weighs the same."""
+        w = design[idx] * (weights(when[idx], ref, self.half_life) if self.half_life else 1.0)
+        keep, kept_w = thin(w, budget, keys=idx.astype(np.int64))
+        if len(kept_w) == 0 or np.all(kept_w == kept_w[0]):
+            return idx[keep], None
+        return idx[keep], kept_w
+
+    def _half_life(self, options: Sequence[float | None], y: FloatArray, codes: list[IntArray],
+                   design: FloatArray, when: FloatArray, pool: IntArray, ref: float,
+                   val: tuple[FloatArray, list[IntArray]]) -> float | None:
+        """The half-life of the recency weights with the lowest validation pinball of the
+        simple rules and the additive model (summed over levels, each level's best), no
+        decay unless a decay is clearly better (one standard error, `select.py`)."""
+        y_val, codes_val = val
+        best: tuple[float | None, FloatArray] | None = None
+        sizes = self.shape.sizes()
+        useful = [d for d in range(len(sizes)) if len(np.unique(codes[d][pool])) >= 2]
+        for hl in options:
+            self.half_life = hl
+            idx, w = self._weighted(design, when, pool, ref, MAX_SELECT)
+            yy, cc = y[idx], _subset(codes, idx)
+            preds = [fit_column(GLOBAL, yy, cc, sizes, self.levels, None, w=w).predict(codes_val)]
+            preds += [fit_column("", yy, cc, sizes, self.levels, d, w=w).predict(codes_val)
+                      for d in useful]
+            preds.append(fit_additive_curve(ADDITIVE, yy, cc, sizes, self.levels,
+                                            [HALF_LIFE_PENALTY] * len(sizes), w=w
+                                            ).predict(codes_val))
+            total = np.zeros(len(y_val))
+            for j, q in enumerate(self.levels):
+                per = [_per_item(y_val, p[:, j], q) for p in preds]
+                total += min(per, key=lambda v: float(np.mean(v)))
+            self.half_life_losses[_label(hl)] = round(float(np.mean(total)), 6)
+            if best is None or clearly_better(total, best[1]):
+                best = (hl, total)
+        assert best is not None
+        return best[0]
+
+    def _compare(self, y: FloatArray, codes: list[IntArray], tie: Any, w: FloatArray | None,
+                 y_val: FloatArray, codes_val: list[IntArray], tie_val: Any) -> dict[str, Any]:
         """Fit every candidate on the fitting part, choose per level on validation."""
         names, sizes = self.shape.names(), self.shape.sizes()
         size_dim = len(names) - 1 if self.shape.size_edges else None
         cands: dict[str, Any] = {PLAN: plan_curve(self.levels),
-                                 GLOBAL: fit_column(GLOBAL, y, codes, sizes, self.levels, None)}
+                                 GLOBAL: fit_column(GLOBAL, y, codes, sizes, self.levels, None,
+                                                    w=w)}
         useful = [d for d in range(len(names)) if len(np.unique(codes[d])) >= 2]
         for d in useful:
             name = f"quantiles per {names[d]}"
-            cands[name] = fit_column(name, y, codes, sizes, self.levels, d)
+            cands[name] = fit_column(name, y, codes, sizes, self.levels, d, w=w)
         self.simple = list(cands)
-        self.tie_share = float(np.mean(tie)) if len(tie) else 0.0
+        weight = np.ones(len(y)) if w is None else w
+        self.tie_share = float(np.sum(weight[tie]) / np.sum(weight)) if len(tie) else 0.0
         ties_on = self.tie_share >= MIN_TIE_SHARE and int((~tie).sum()) >= MIN_CONTINUOUS \
             and int((~tie_val).sum()) >= 1
         # One penalty search serves both additive candidates: on the items off the plan when
         # ties are a point mass of their own (the spike would dominate the search), else on all.
         rest, rest_val = (~tie, ~tie_val) if ties_on else (slice(None), slice(None))
         penalties, _ = choose_penalties(y[rest], _subset(codes, rest), sizes, y_val[rest_val],
-                                        _subset(codes_val, rest_val), size_dim)
+                                        _subset(codes_val, rest_val), size_dim,
+                                        w=None if w is None else w[rest])
         self.penalty = penalties[0] if penalties else 0.0
         self.penalty_size = penalties[size_dim] if size_dim is not None else 0.0
-        cands[ADDITIVE] = fit_additive_curve(ADDITIVE, y, codes, sizes, self.levels, penalties)
+        cands[ADDITIVE] = fit_additive_curve(ADDITIVE, y, codes, sizes, self.levels, penalties,
+                                             w=w)
         if ties_on:
-            self.ties, _ = choose_share(tie, codes, sizes, names, tie_val, codes_val)
+            self.ties, _ = choose_share(tie, codes, sizes, names, tie_val, codes_val, w=w)
             cands.update(self._mixed(self.ties, y[~tie], _subset(codes, ~tie), useful,
-                                     penalties))
+                                     penalties, None if w is None else w[~tie]))
         preds = {name: c.predict(codes_val) for name, c in cands.items()}
         mixed = [name for name, c in cands.items() if isinstance(c, Mixed)]
         for j, q in enumerate(self.levels):
@@ -269,26 +355,27 @@ class SegmentQuantileModel:
         return cands
 
     def _mixed(self, share: TieShare, y: FloatArray, codes: list[IntArray], useful: list[int],
-               penalties: tuple[float, ...]) -> dict[str, Mixed]:
+               penalties: tuple[float, ...], w: FloatArray | None) -> dict[str, Mixed]:
         """The point mass of ties mixed with each continuous candidate, fitted on the items
         not exactly on plan (at enough levels to read any level of the mixture off)."""
         names, sizes = self.shape.names(), self.shape.sizes()
         grid = tuple(sorted({*GRID, *self.levels}))
         bases: list[tuple[str, int | None]] = [(GLOBAL, None)]
         bases += [(f"quantiles per {names[d]}", d) for d in useful]
-        out = {TIES + base: Mixed(TIES + base, fit_column(base, y, codes, sizes, grid, d),
+        out = {TIES + base: Mixed(TIES + base, fit_column(base, y, codes, sizes, grid, d, w=w),
                                   share, self.levels) for base, d in bases}
-        additive = fit_additive_curve(ADDITIVE, y, codes, sizes, grid, penalties)
+        additive = fit_additive_curve(ADDITIVE, y, codes, sizes, grid, penalties, w=w)
         out[TIES + ADDITIVE] = Mixed(TIES + ADDITIVE, additive, share, self.levels)
         return out
 
     def _refit(self, cands: dict[str, Any], y: FloatArray, codes: list[IntArray],
-               tie: Any) -> None:
+               tie: Any, w: FloatArray | None) -> None:
         """Every candidate refitted on all training samples (same columns and penalties)."""
         sizes = self.shape.sizes()
         rest = ~tie
+        w_rest = None if w is None else w[rest]
         if self.ties is not None:
-            self.ties = fit_share(tie, codes, sizes, self.ties.column, self.ties.name)
+            self.ties = fit_share(tie, codes, sizes, self.ties.column, self.ties.name, w)
         used = {n for choice in self.choices.values() for n in choice.names()}
         used |= set(self.snap_ref.values()) | set(self.simple)
         used.add(TIES + ADDITIVE if TIES + ADDITIVE in cands else ADDITIVE)  # for `effects`
@@ -297,10 +384,10 @@ class SegmentQuantileModel:
                 continue  # never chosen: not worth refitting
             if isinstance(c, Mixed):
                 assert self.ties is not None
-                curve = c.curve.refit(y[rest], _subset(codes, rest), sizes)
+                curve = c.curve.refit(y[rest], _subset(codes, rest), sizes, w_rest)
                 self.candidates[name] = Mixed(name, curve, self.ties, self.levels)
             else:
-                self.candidates[name] = c.refit(y, codes, sizes)
+                self.candidates[name] = c.refit(y, codes, sizes, w)
 
     def encode(self, samples: Sequence[Sample]) -> list[IntArray]:
         """One code array per dimension (plan size last)."""
@@ -358,6 +445,19 @@ class SegmentQuantileModel:
                     out.setdefault(name, {})[value] = float(e)
         return out
 
+    def recency_words(self) -> str:
+        """How the history was weighted, in plain words."""
+        tried = ", ".join(f"{k} {v:.4f}" for k, v in self.half_life_losses.items())
+        used = (f"all {self.n_train:,} items" if self.n_fitted >= self.n_train else
+                f"a weighted sample of {self.n_fitted:,} standing for all {self.n_train:,}")
+        if self.half_life is None:
+            how = "every item weighs the same (no recency decay"
+        else:
+            how = (f"recent items weigh more (half-life {_label(self.half_life)}, at least "
+                   f"{FLOOR:g} of the newest"
+                   )
+        return f"history: {used}; {how}" + (f"; validation pinball {tried})" if tried else ")")
+
     def describe(self) -> dict[str, Any]:
         """What was chosen per level and why, in plain words and in numbers."""
         levels: dict[str, Any] = {}
@@ -379,7 +479,9 @@ class SegmentQuantileModel:
             ties = {"share": round(self.tie_share, 4), "by": self.ties.name}
             lines.append(f"{self.tie_share:.0%} of items landed exactly on plan: modelled as a "
                          f"point mass ({self.ties.name})")
-        return {"version": self.version, "n_train": self.n_train,
+        lines.append(self.recency_words())
+        return {"version": self.version, "n_train": self.n_train, "n_fitted": self.n_fitted,
+                "half_life": _label(self.half_life), "half_lives": self.half_life_losses,
                 "n_validation": self.n_validation, "not_known_at_validation": self.not_known,
                 "penalty": self.penalty, "penalty_size": self.penalty_size, "ties": ties,
                 "levels": levels, "summary": lines}

@@ -66,7 +66,7 @@ def _losses(y: FloatArray, pred: FloatArray, level: float) -> FloatArray:
     return np.asarray(np.maximum(level * diff, (level - 1) * diff))
 
 
-def _clearly_better(new: FloatArray, old: FloatArray) -> bool:
+def clearly_better(new: FloatArray, old: FloatArray) -> bool:
     """Whether per-item losses `new` beat `old` by more than Z standard errors of the
     paired difference (and by MIN_GAIN): a more complex forecast has to earn its place."""
     diff = old - new
@@ -93,7 +93,7 @@ def choose(y: FloatArray, preds: Mapping[str, FloatArray], level: float,
     plain = [n for n in preds if n in simple]
     if plain and best not in plain:
         fallback = min(plain, key=lambda n: losses[n])
-        if not _clearly_better(per_item[best], per_item[fallback]):
+        if not clearly_better(per_item[best], per_item[fallback]):
             best = fallback
     parts: tuple[tuple[str, float], ...] = ((best, 1.0),)
     current = per_item[best]
@@ -102,12 +102,12 @@ def choose(y: FloatArray, preds: Mapping[str, FloatArray], level: float,
             continue
         for w in WEIGHTS:
             trial = _losses(y, (1 - w) * preds[best] + w * preds[other], level)
-            if np.mean(trial) < np.mean(current) and _clearly_better(trial, per_item[best]):
+            if np.mean(trial) < np.mean(current) and clearly_better(trial, per_item[best]):
                 parts, current = ((best, round(1 - w, 1)), (other, w)), trial
     snap = False
     if band is not None:
         trial = _losses(y, snapped(combine(preds, parts), level, band), level)
-        if _clearly_better(trial, current):
+        if clearly_better(trial, current):
             snap, current = True, trial
     loss = float(np.mean(current)) if len(current) else 0.0
     return Choice(level, parts, snap, loss), losses

@@ -53,15 +53,19 @@ class TieShare:
 
 
 def fit_share(tie: NDArray[np.bool_], codes: Sequence[IntArray], sizes: Sequence[int],
-              column: int | None, name: str = POOLED) -> TieShare:
+              column: int | None, name: str = POOLED, w: FloatArray | None = None
+              ) -> TieShare:
     """The tie share pooled (`column` None) or per value of codes[column], each value's share
-    shrunk toward the pooled one by a beta prior of fitted strength."""
-    n, hits = len(tie), float(np.sum(tie))
-    p0 = (hits + 0.5) / (n + 1)  # never exactly 0 or 1
+    shrunk toward the pooled one by a beta prior of fitted strength (counts are weights when
+    `w` is given)."""
+    weight = np.ones(len(tie)) if w is None else w
+    n, hits = len(tie), float(np.sum(weight[tie]))
+    total = float(np.sum(weight))
+    p0 = (hits + 0.5) / (total + 1)  # never exactly 0 or 1
     if column is None:
         return TieShare(name, None, p0, np.asarray([p0]), 0.0, n)
-    h = np.bincount(codes[column], weights=tie.astype(np.float64), minlength=sizes[column])
-    m = np.bincount(codes[column], minlength=sizes[column]).astype(np.float64)
+    h = np.bincount(codes[column], weights=weight * tie, minlength=sizes[column])
+    m = np.bincount(codes[column], weights=weight, minlength=sizes[column])
     seen = m > 0
     strength = prior_strength(h[seen], m[seen], p0) if int(seen.sum()) >= 2 else float("inf")
     if not np.isfinite(strength):
@@ -73,7 +77,8 @@ def fit_share(tie: NDArray[np.bool_], codes: Sequence[IntArray], sizes: Sequence
 
 def choose_share(tie: NDArray[np.bool_], codes: Sequence[IntArray], sizes: Sequence[int],
                  names: Sequence[str], tie_val: NDArray[np.bool_],
-                 codes_val: Sequence[IntArray]) -> tuple[TieShare, dict[str, float]]:
+                 codes_val: Sequence[IntArray], w: FloatArray | None = None
+                 ) -> tuple[TieShare, dict[str, float]]:
     """The tie-share model (pooled or by one column) with the best validation Brier score.
 
     Returns:
@@ -84,7 +89,7 @@ def choose_share(tie: NDArray[np.bool_], codes: Sequence[IntArray], sizes: Seque
     best: tuple[float, TieShare] | None = None
     for column in [None, *range(len(codes))]:
         name = POOLED if column is None else names[column]
-        model = fit_share(tie, codes, sizes, column, name)
+        model = fit_share(tie, codes, sizes, column, name, w)
         score = float(np.mean((model.predict(codes_val) - target) ** 2)) if len(target) else 0.0
         scores[name] = score
         if best is None or score < best[0] - 1e-12:
