@@ -1,24 +1,29 @@
 """Read what learning needs out of the store: finished deviations per (kind family, measure)
-and open items."""
+(the whole history, or a recency-weighted sample standing for it) and open items."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, cast
 
-from sqlalchemy import Subquery, select
+import numpy as np
+from sqlalchemy import String, Subquery, select, type_coerce
 from sqlalchemy.orm import Session
 
 from core import links
 from core import measures as registry
+from core.learning import recency
 from core.learning.model import Sample
 from core.model import Connection, Deviation, Event, Item
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-WINDOW = 100_000
+WINDOW = 100_000  # finished items read at most: a weighted sample of the history beyond it
+LOAD_HALF_LIFE = 730.0  # days: the slowest recency decay the learner considers
+CHUNK = 900  # ids per IN list
 STATUS_EVENT = "status_changed"
 AGAINST = "committed"  # learning reads deviations against the plan as committed
 
@@ -34,12 +39,14 @@ class Observation:
     actual: float
     value: float
     size: float | None
+    weight: float = 1.0  # how many finished items it stands for (`history`)
 
     def sample(self, measure: str) -> Sample:
         """The model's view of a measure key (`task/effort`, or a bare `effort`): the log of
-        a ratio, days or a 0/1 outcome as it is."""
+        a ratio, days or a 0/1 outcome as it is, with when it was planned and its weight."""
         y = registry.model_value(split(measure)[1], self.value)
-        return Sample(y=y, size=self.size, segments=self.segments)
+        return Sample(y=y, size=self.size, segments=self.segments, when=self.when.timestamp(),
+                      weight=self.weight)
 
 
 def key(fam: str, measure: str) -> str:
@@ -77,66 +84,124 @@ def kind_maps(session: Session) -> dict[int, dict[str, str]]:
     return out
 
 
+def history(session: Session, budget: int = WINDOW) -> tuple[list[int], list[float], int]:
+    """Which finished, live items learning reads: all of them up to `budget`, else a weighted
+    sample of about `budget` standing for the whole history (`recency.thin`: each item kept
+    with a chance that falls with its age, half-life LOAD_HALF_LIFE, never below a floor, and
+    then weighing the inverse of that chance). The same items are kept run after run.
+
+    Returns:
+        (item ids oldest plan first, the weight of each: how many items it stands for, how
+        many finished items there are in all)
+    """
+    rows = session.execute(
+        select(Item.id, type_coerce(Item.planned_at, String))
+        .where(Item.deleted.is_(False), Item.status != "open")).all()
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    stamps = np.fromiter((_stamp(r[1]) for r in rows), dtype=np.float64, count=len(rows))
+    del rows
+    order = np.lexsort((ids, stamps))
+    ids, stamps = ids[order], stamps[order]
+    total = len(ids)
+    if total <= budget:
+        return ids.tolist(), [1.0] * total, total
+    w = recency.weights(stamps, float(stamps[-1]), LOAD_HALF_LIFE)
+    keep, kept = recency.thin(w, budget, keys=ids)
+    return ids[keep].tolist(), (kept / w[keep]).tolist(), total
+
+
+def _stamp(value: Any) -> float:
+    """Epoch seconds of a stored plan time (a string on SQLite, a datetime elsewhere)."""
+    if value is None:
+        return 0.0
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return float(value.replace(tzinfo=dt.UTC).timestamp() if value.tzinfo is None
+                 else value.timestamp())
+
+
+def _chunks(ids: list[int], size: int = CHUNK) -> Iterator[list[int]]:
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
+
+
 def finished(session: Session, window: int = WINDOW) -> dict[str, list[Observation]]:
     """Finished, live items with a deviation, keyed `family/measure`, oldest plan first: the
-    deviations of the most recent `window` finished items (learning looks at recent evidence;
-    a million-item history costs what its newest 100,000 cost). No key mixes kind families
-    unless a connection's `kind_map` maps them together.
+    whole history when it has at most `window` finished items, else a recency-weighted
+    sample of about `window` of them standing for all (`history`; each observation's
+    `weight` says how many items it stands for). No key mixes kind families unless a
+    connection's `kind_map` maps them together.
 
-    One query of plain columns (no ORM objects), plus the status changes of finished deals
-    for their days per stage: this is the hot path.
+    Plain columns (no ORM objects) read by chunks of ids, plus the status changes of
+    finished deals for their days per stage: this is the hot path.
     """
     maps = kind_maps(session)
-    newest = (
-        select(Item.id, Item.planned_at)
-        .where(Item.deleted.is_(False), Item.status != "open")
-        .order_by(Item.planned_at.desc().nulls_last(), Item.id.desc())
-        .limit(window)
-        .subquery("newest")
-    )
-    # Two reads of the same window: the items once each (their segments decoded once), then
-    # their deviations as plain numbers.
-    items = {row[0]: row[1:] for row in session.execute(
-        select(Item.id, Item.kind, Item.connection_id, Item.segments, Item.planned_at,
-               Item.planned_start, Item.planned_due, Item.planned_estimate, Item.planned_amount)
-        .join(newest, newest.c.id == Item.id))}
+    chosen, design, _ = history(session, window)
+    weight_of = dict(zip(chosen, design, strict=True))
+    # The items once each (their segments decoded once), then their deviations as numbers.
+    items: dict[int, tuple[Any, ...]] = {}
+    decoded: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(chosen):
+        for row in session.execute(
+                select(Item.id, Item.kind, Item.connection_id,
+                       type_coerce(Item.segments, String), Item.planned_at, Item.planned_start,
+                       Item.planned_due, Item.planned_estimate, Item.planned_amount)
+                .where(Item.id.in_(chunk))):
+            items[row[0]] = (row[1], row[2], _segments(row[3], decoded), *row[4:])
     # Segments through links: a deal's industry from its company, an enrollment's seniority
     # from its contact (the item's own values win). A store without links pays one query.
     merged = links.inherited_segments(session, list(items),
-                                      known={i: row[2] or {} for i, row in items.items()})
+                                      known={i: row[2] for i, row in items.items()})
     items = {i: (*row[:2], merged.get(i, row[2]), *row[3:]) for i, row in items.items()}
     dev = deviations()
-    rows = session.execute(
-        select(dev.c.item_id, dev.c.measure, dev.c.planned, dev.c.actual, dev.c.value)
-        .join(newest, newest.c.id == dev.c.item_id)
-        .where(dev.c.measure.in_(sorted(registry.DEVIATIONS)))
-        .order_by(newest.c.planned_at.asc().nulls_first(), newest.c.id.asc())
-    )
+    by_item: dict[int, list[tuple[str, float, float, float]]] = {}
+    for chunk in _chunks(chosen):
+        for item_id, name, planned, actual, value in session.execute(
+                select(dev.c.item_id, dev.c.measure, dev.c.planned, dev.c.actual, dev.c.value)
+                .where(dev.c.item_id.in_(chunk),
+                       dev.c.measure.in_(sorted(registry.DEVIATIONS)))):
+            by_item.setdefault(item_id, []).append((name, planned, actual, value))
     families: dict[tuple[str, int], tuple[str, dict[str, registry.Measure]]] = {}
     by_key: dict[str, list[Observation]] = {}
     deals: dict[int, tuple[dt.datetime, dict[str, Any], str]] = {}
-    for item_id, name, planned, actual, value in rows:
+    for item_id in chosen:  # oldest plan first
+        if item_id not in by_item or item_id not in items:
+            continue
         kind, conn_id, segments, at, p_start, p_due, estimate, amount = items[item_id]
         known = families.get((kind, conn_id))
         if known is None:
             fam = registry.family(kind, maps.get(conn_id))
             known = families[(kind, conn_id)] = (
                 fam, {m.deviation: m for m in registry.for_family(fam)})
-        fam, spec = known[0], known[1].get(name)
-        if spec is None:  # stored under another kind before the item's kind changed
-            continue
+        fam = known[0]
         at = at or EPOCH
-        by_key.setdefault(key(fam, spec.name), []).append(Observation(
-            item_id, at, segments, planned, actual, value,
-            spec.size_of(p_start, p_due, estimate, amount)))
-        if fam == registry.DEAL:
-            deals.setdefault(item_id, (at, segments, fam))
-    by_key.update(_stage_days(session, deals))
+        for name, planned, actual, value in sorted(by_item[item_id]):
+            spec = known[1].get(name)
+            if spec is None:  # stored under another kind before the item's kind changed
+                continue
+            by_key.setdefault(key(fam, spec.name), []).append(Observation(
+                item_id, at, segments, planned, actual, value,
+                spec.size_of(p_start, p_due, estimate, amount), weight_of[item_id]))
+            if fam == registry.DEAL:
+                deals.setdefault(item_id, (at, segments, fam))
+    by_key.update(_stage_days(session, deals, weight_of))
     return by_key
 
 
-def _stage_days(session: Session, deals: Mapping[int, tuple[dt.datetime, dict[str, Any], str]]
-                ) -> dict[str, list[Observation]]:
+def _segments(raw: Any, decoded: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """An item's segments from their stored JSON (decoded once per distinct text)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, str):  # a driver that decodes JSON itself
+        return dict(raw)
+    got = decoded.get(raw)
+    if got is None:
+        got = decoded[raw] = json.loads(raw) or {}
+    return got
+
+
+def _stage_days(session: Session, deals: Mapping[int, tuple[dt.datetime, dict[str, Any], str]],
+                weight_of: Mapping[int, float]) -> dict[str, list[Observation]]:
     """Days per stage of finished deals, one observation per deal and stage it went
     through (the stage is a segment of its own), in the deals' time order."""
     deal_ids = list(deals)
@@ -158,7 +223,8 @@ def _stage_days(session: Session, deals: Mapping[int, tuple[dt.datetime, dict[st
         spent = registry.stage_days(changes.get(item_id, []), ends.get(item_id))
         for stage, days in sorted(spent.items()):
             out.setdefault(key(fam, "stage_days"), []).append(Observation(
-                item_id, at, {**segments, "stage": stage}, 0.0, days, days, None))
+                item_id, at, {**segments, "stage": stage}, 0.0, days, days, None,
+                weight_of.get(item_id, 1.0)))
     return out
 
 
