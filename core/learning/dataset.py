@@ -18,6 +18,7 @@ from core import links
 from core import measures as registry
 from core.learning import recency
 from core.learning.model import Sample
+from core.learning.recency import FloatArray
 from core.model import Connection, Deviation, Event, Item
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -98,7 +99,7 @@ def history(session: Session, budget: int = WINDOW) -> tuple[list[int], list[flo
         select(Item.id, type_coerce(Item.planned_at, String))
         .where(Item.deleted.is_(False), Item.status != "open")).all()
     ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    stamps = np.fromiter((_stamp(r[1]) for r in rows), dtype=np.float64, count=len(rows))
+    stamps = _stamps([r[1] for r in rows])
     del rows
     order = np.lexsort((ids, stamps))
     ids, stamps = ids[order], stamps[order]
@@ -110,8 +111,15 @@ def history(session: Session, budget: int = WINDOW) -> tuple[list[int], list[flo
     return ids[keep].tolist(), (kept / w[keep]).tolist(), total
 
 
+def _stamps(values: list[Any]) -> FloatArray:
+    """Epoch seconds of stored plan times (naive UTC text on SQLite, datetimes elsewhere;
+    none: the epoch)."""
+    if all(isinstance(v, str) for v in values):  # one vectorised parse
+        return np.asarray(np.array(values, dtype="datetime64[us]").astype(np.int64) / 1e6)
+    return np.fromiter((_stamp(v) for v in values), dtype=np.float64, count=len(values))
+
+
 def _stamp(value: Any) -> float:
-    """Epoch seconds of a stored plan time (a string on SQLite, a datetime elsewhere)."""
     if value is None:
         return 0.0
     if isinstance(value, str):
@@ -268,6 +276,11 @@ def open_by_family(session: Session, items: list[Item]) -> dict[str, list[Item]]
 
 def open_sample(item: Item, measure: registry.Measure) -> Sample | None:
     """The model's view of an open item, or None when it has no plan for `measure`."""
+    if measure.name == "effort":  # the hot path: one field, no plan mapping
+        estimate = item.planned_estimate
+        if measure.forecast is None or not isinstance(estimate, int | float) or estimate <= 0:
+            return None
+        return Sample(y=0.0, size=float(estimate), segments=item.segments or {})
     plan = registry.plan_of(item)
     if not measure.plans_open(plan):
         return None

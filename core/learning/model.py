@@ -124,12 +124,19 @@ class Shape:
     def encode(self, samples: Sequence[Sample]) -> list[IntArray]:
         """One code array per dimension (plan size last); unknown values map to OTHER."""
         out = []
+        segs = [s.segments for s in samples]
         for dim, values in self.dims.items():
-            index = {v: i for i, v in enumerate(values)}
+            index: dict[Any, int] = {v: i for i, v in enumerate(values)}
             other = index[OTHER]
-            out.append(np.fromiter(
-                (index.get(str(s.segments[dim]), other) if dim in s.segments else other
-                 for s in samples), dtype=np.intp, count=len(samples)))
+            raw = [seg.get(dim, _MISSING) for seg in segs]
+            try:  # values as stored: one dict look-up each (text values are their own key)
+                got = [index.get(v, -1) for v in raw]
+            except TypeError:  # an unhashable value (a list): compare as text
+                got = [-1] * len(raw)
+            for i in [i for i, g in enumerate(got) if g < 0]:
+                v = raw[i]
+                got[i] = other if v is _MISSING else index.get(str(v), other)
+            out.append(np.asarray(got, dtype=np.intp))
         logs = np.fromiter((math.log(s.size) if s.size and s.size > 0 else np.nan
                             for s in samples), dtype=np.float64, count=len(samples))
         bands = np.searchsorted(np.asarray(self.size_edges), logs, side="right")
@@ -143,9 +150,12 @@ class Shape:
         are few (story points, pomodoros), else bands of equal counts (hours, minutes): no
         unit is assumed."""
         counts: dict[str, Counter[str]] = {}
-        for s in samples:
-            for dim, value in s.segments.items():
-                counts.setdefault(dim, Counter())[str(value)] += 1
+        try:
+            pairs = Counter(kv for s in samples for kv in s.segments.items())
+        except TypeError:  # an unhashable value (a list): count them as text
+            pairs = Counter((d, str(v)) for s in samples for d, v in s.segments.items())
+        for (dim, value), c in pairs.items():
+            counts.setdefault(dim, Counter())[str(value)] += c
         dims = {
             dim: [*sorted(v for v, c in counter.items() if c >= MIN_SEGMENT_COUNT), OTHER]
             for dim, counter in sorted(counts.items())
@@ -160,6 +170,9 @@ class Shape:
             inner = np.quantile(logs, np.linspace(0, 1, SIZE_BANDS + 1)[1:-1])
             edges = sorted({round(float(e), 9) for e in inner})
         return cls(dims=dims, size_edges=edges)
+
+
+_MISSING = object()
 
 
 def _subset(codes: Sequence[IntArray], idx: Any) -> list[IntArray]:
