@@ -155,7 +155,31 @@ def _text(value: str | None) -> str:
     return " ".join((value or "").replace("_", " ").replace("-", " ").lower().split())
 
 
+NO_ESTIMATE, PLANNED_ZERO = "no estimate", "planned 0"
+NO_ACTUAL, ACTUAL_ZERO = "no actual effort logged", "actual 0"
+EFFORT_LEFT_OUT = (ACTUAL_ZERO, PLANNED_ZERO, NO_ESTIMATE, NO_ACTUAL)
+"""Why a finished item has no effort ratio (`effort_left_out`), in the order learning
+reports them: it counts each, never drops them silently."""
+
+
+def effort_left_out(estimate: Any, effort: Any) -> str | None:
+    """Why a finished item with this estimate and logged effort has no effort ratio (None
+    when it has one): no estimate, an estimate of 0 (or less), no effort, or effort 0 (or
+    less: work dropped, or logged as nothing)."""
+    if estimate is None:
+        return NO_ESTIMATE
+    if _positive(estimate) is None:
+        return PLANNED_ZERO
+    if effort is None:
+        return NO_ACTUAL
+    if _positive(effort) is None:
+        return ACTUAL_ZERO
+    return None
+
+
 def _effort(plan: Mapping[str, Any], item: ItemLike) -> Triple | None:
+    """(estimate, effort, effort / estimate) of a done item; None when `effort_left_out`
+    gives a reason (a ratio of or to 0 means nothing)."""
     est, eff = _positive(plan.get("planned_estimate")), _positive(item.actual_effort)
     if item.status != "done" or est is None or eff is None:
         return None

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import String, Subquery, select, type_coerce
+from sqlalchemy import String, Subquery, case, func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from core import links
@@ -194,6 +194,44 @@ def finished(session: Session, window: int = WINDOW) -> dict[str, list[Observati
                 deals.setdefault(item_id, (at, segments, fam))
     by_key.update(_stage_days(session, deals, weight_of))
     return by_key
+
+
+def left_out(session: Session) -> dict[str, dict[str, int]]:
+    """Done, live items left out of each effort model, per reason (`measures.EFFORT_LEFT_OUT`):
+    model key (`task/effort`) -> reason -> count. One aggregate query."""
+    est, eff = Item.planned_estimate, Item.actual_effort
+    reason = case((est.is_(None), registry.NO_ESTIMATE), (est <= 0, registry.PLANNED_ZERO),
+                  (eff.is_(None), registry.NO_ACTUAL), (eff <= 0, registry.ACTUAL_ZERO),
+                  else_=None).label("reason")
+    rows = session.execute(
+        select(Item.kind, Item.connection_id, reason, func.count())
+        .where(Item.deleted.is_(False), Item.status == "done",
+               or_(est.is_(None), est <= 0, eff.is_(None), eff <= 0))
+        .group_by(Item.kind, Item.connection_id, reason))
+    maps = kind_maps(session)
+    out: dict[str, dict[str, int]] = {}
+    for kind, conn_id, why, n in rows:
+        fam = registry.family(kind, maps.get(conn_id))
+        if why is None or not any(m.name == "effort" for m in registry.for_family(fam)):
+            continue
+        counts = out.setdefault(key(fam, "effort"), {})
+        counts[why] = counts.get(why, 0) + int(n)
+    return {k: {r: v[r] for r in registry.EFFORT_LEFT_OUT if r in v} for k, v in out.items()}
+
+
+def left_out_words(counts: Mapping[str, int], kept: int) -> str:
+    """The left-out counts of one effort model in plain words (`kept`: how many finished
+    items it learned from), e.g. "477 finished with actual 0 left out of the effort model
+    (6.2% of the 7,751 finished with an estimate and their effort logged: items that turned
+    out to need no work); 12 finished with no estimate"."""
+    parts = []
+    for i, (why, n) in enumerate(counts.items()):
+        text = f"{n:,} finished with {why}" + (" left out of the effort model" if i == 0 else "")
+        if why == registry.ACTUAL_ZERO:
+            text += (f" ({n / max(n + kept, 1):.1%} of the {n + kept:,} finished with an "
+                     "estimate and their effort logged: items that turned out to need no work)")
+        parts.append(text)
+    return "; ".join(parts)
 
 
 def _segments(raw: Any, decoded: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from core.learning.candidates import (
     pinball,
     plan_curve,
 )
-from core.learning.recency import FLOOR, HALF_LIVES, thin, weights
+from core.learning.recency import DAY, FLOOR, HALF_LIVES, thin, weights
 from core.learning.select import Choice, choose, clearly_better, combine, snapped
 from core.learning.ties import TieShare, band, choose_share, fit_share, is_tie, mixture
 
@@ -59,6 +59,7 @@ GLOBAL = "one global quantile"
 ADDITIVE = "additive model"
 TIES = "ties + "
 HALF_LIFE_PENALTY = 12.0  # the additive model's pseudo-count while half-lives are compared
+HALF_LIFE_LEVEL = 0.8  # ... and its one level
 MODEL_VERSION = "sqm-4"
 
 
@@ -298,19 +299,27 @@ class SegmentQuantileModel:
         best: tuple[float | None, FloatArray] | None = None
         sizes = self.shape.sizes()
         useful = [d for d in range(len(sizes)) if len(np.unique(codes[d][pool])) >= 2]
+        span = (ref - float(np.min(when[pool]))) / DAY if len(pool) else 0.0
         for hl in options:
+            if hl is not None and span < hl / 4:
+                continue  # over so short a history the weights would hardly differ
             self.half_life = hl
             idx, w = self._weighted(design, when, pool, ref, MAX_SELECT)
             yy, cc = y[idx], _subset(codes, idx)
             preds = [fit_column(GLOBAL, yy, cc, sizes, self.levels, None, w=w).predict(codes_val)]
             preds += [fit_column("", yy, cc, sizes, self.levels, d, w=w).predict(codes_val)
                       for d in useful]
-            preds.append(fit_additive_curve(ADDITIVE, yy, cc, sizes, self.levels,
-                                            [HALF_LIFE_PENALTY] * len(sizes), w=w
-                                            ).predict(codes_val))
+            # The additive model at the level its penalty is searched at only (it is the
+            # dearest candidate): there it competes with the simple rules.
+            at = HALF_LIFE_LEVEL if HALF_LIFE_LEVEL in self.levels else self.levels[-1]
+            additive = fit_additive_curve(ADDITIVE, yy, cc, sizes, (at,),
+                                          [HALF_LIFE_PENALTY] * len(sizes), w=w
+                                          ).predict(codes_val)[:, 0]
             total = np.zeros(len(y_val))
             for j, q in enumerate(self.levels):
                 per = [_per_item(y_val, p[:, j], q) for p in preds]
+                if q == at:
+                    per.append(_per_item(y_val, additive, q))
                 total += min(per, key=lambda v: float(np.mean(v)))
             self.half_life_losses[_label(hl)] = round(float(np.mean(total)), 6)
             if best is None or clearly_better(total, best[1]):

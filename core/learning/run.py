@@ -139,6 +139,7 @@ def _fit(obs: list[dataset.Observation], measure: str, report: RunReport
         "dimensions": {d: len(v) for d, v in model.effects().items()},
         "chosen": {level: v["uses"] for level, v in described["levels"].items()},
         "candidates": {level: v["candidates"] for level, v in described["levels"].items()},
+        "n_fitted": model.n_fitted, "half_life": described["half_life"],
         "ties": described["ties"], "why": described["summary"],
     }
     return model
@@ -565,7 +566,11 @@ def _steps(s: Session, run: LearningRun, report: RunReport,
     close("score ledger")
     timed("load")
     obs = dataset.finished(s)
-    report.finished = {k: len(v) for k, v in obs.items()}
+    # Finished items per model: the whole history (what a weighted sample stands for).
+    report.finished = {k: round(sum(o.weight for o in v)) for k, v in obs.items()}
+    left = dataset.left_out(s)
+    for k, counts in left.items():
+        report.notes.append(f"{k}: {dataset.left_out_words(counts, report.finished.get(k, 0))}")
     open_items = dataset.open_items(s)
     open_by_family = dataset.open_by_family(s, open_items)
     report.open_items = len(open_items)
@@ -600,6 +605,8 @@ def _steps(s: Session, run: LearningRun, report: RunReport,
                 recal if spec.name == "effort" else None))
             current.setdefault(spec.forecast, {}).update(got or {})
             close(f"forecast {key}")
+    for k, counts in left.items():
+        report.models.setdefault(k, {})["left_out"] = counts
     timed("proposals")
     effort = dataset.key(registry.TASK, "effort")
     _propose(s, run, obs.get(effort, []),

@@ -258,3 +258,40 @@ def test_write_back_covers_open_and_recently_finished_items(engine: Engine) -> N
     with unit_of_work(engine) as s:
         row = s.scalars(select(WriteIntent).where(WriteIntent.target == "RECENT")).one()
         assert row.payload["delta"] is not None and row.payload["forecast_p80"] is None
+
+
+def test_finished_items_without_an_effort_ratio_are_counted_per_reason(engine: Engine) -> None:
+    recs = records(300, seed=4, open_share=0.0)
+    zero = {i for i in range(0, 300, 10)}  # 30 finished with nothing logged
+    recs = [dataclasses.replace(r, actual_effort=0.0) if i in zero else
+            dataclasses.replace(r, planned_estimate=0.0) if i in (5, 15) else
+            dataclasses.replace(r, actual_effort=None) if i == 7 else r
+            for i, r in enumerate(recs)]
+    load(engine, recs)
+    report = run_learning(engine, CAPS)
+    effort = report.models["task/effort"]
+    assert effort["left_out"] == {"actual 0": 30, "planned 0": 2, "no actual effort logged": 1}
+    assert report.finished["task/effort"] == 300 - 33
+    note = next(n for n in report.notes if n.startswith("task/effort: "))
+    assert note.startswith("task/effort: 30 finished with actual 0 left out of the effort model "
+                           "(10.1% of the 297 finished with an estimate and their effort "
+                           "logged: items that turned out to need no work)"), note
+    assert "2 finished with planned 0" in note and "1 finished with no actual effort" in note
+
+
+def test_a_long_history_is_a_weighted_sample_that_stands_for_all_of_it(engine: Engine) -> None:
+    from core.learning import dataset
+
+    load(engine, records(400, seed=5, open_share=0.0))
+    with unit_of_work(engine) as s:
+        ids, weights, total = dataset.history(s, budget=100)
+        again = dataset.history(s, budget=100)
+        whole = dataset.history(s)
+    assert total == 400 and whole[1] == [1.0] * 400 and len(whole[0]) == 400
+    assert (ids, weights) == again[:2], "the same items are kept run after run"
+    assert 70 <= len(ids) <= 130
+    assert sum(weights) == pytest.approx(400, rel=0.15)  # the sample stands for the history
+    # The newest items are kept more often than the oldest and weigh less each.
+    newest, oldest = set(whole[0][-100:]), set(whole[0][:100])
+    assert len(newest & set(ids)) > len(oldest & set(ids))
+    assert weights[0] > weights[-1]
