@@ -30,6 +30,11 @@ class Settings(BaseSettings):
         description="Directories (os.pathsep-separated) a file connection added or edited "
         "through the web app or the API may read and write in; default: `home`/files.",
     )
+    claim_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds a claim (a write being delivered, a running "
+        "sync or learning run) lasts unless its process renews it; a dead process's claims "
+        "are taken over after this.",
+    )
     file_max_mb: float = Field(
         default=200.0, gt=0, description="Largest CSV or XLSX file the file connector reads, "
         "in megabytes (checked before reading).",

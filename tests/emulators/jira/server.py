@@ -72,6 +72,14 @@ class JiraEmulator:
         self.throttle = 0
         self.fail_5xx = 0  # answer the next N calls with 503
         self.delay = 0.0  # seconds to stall every answer (timeouts)
+        # Stall the requests matching `stall_match` ("METHOD path" regex) after the first
+        # `stall_after` of them until `unstall` is set; a stalled write is applied when
+        # released, answered or not (the client may have died meanwhile).
+        self.stall_after: int | None = None
+        self.stall_match = r"^(POST|PUT) /rest/api/"
+        self.stall_seen = 0
+        self.stalled = threading.Event()
+        self.unstall = threading.Event()
         self.write_limit: int | None = None  # edits allowed per issue before Jira refuses
         self.writes: dict[str, int] = {}
         self.requests: list[tuple[str, str]] = []
@@ -131,6 +139,14 @@ class JiraEmulator:
                 # was made, not seconds later in whatever test runs then.
                 with emulator.lock:
                     emulator.requests.append((method, self.path))
+                    stall = emulator.stall_after is not None and re.match(
+                        emulator.stall_match, f"{method} {self.path}") is not None
+                    if stall:
+                        emulator.stall_seen += 1
+                        stall = emulator.stall_seen > (emulator.stall_after or 0)
+                if stall:
+                    emulator.stalled.set()
+                    emulator.unstall.wait(120)
                 if emulator.delay:
                     import time
 
@@ -156,8 +172,11 @@ class JiraEmulator:
                 if payload is not None:
                     self.send_header("Content-Type", "application/json;charset=UTF-8")
                 self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client died while its request was stalled: it was applied
 
             def do_GET(self) -> None:
                 self._handle("GET")
