@@ -33,7 +33,7 @@ from core import secrets
 from core.contract import Connector, Delivery, Intent
 from core.model import Connection, WriteIntent, utcnow
 from core.model.base import JSONType, UTCDateTime
-from core.settings import get_settings
+from core.settings import claim_timeout
 from core.store import unit_of_work
 
 log = logging.getLogger(__name__)
@@ -44,11 +44,6 @@ CLAIM_TIMEOUT = dt.timedelta(seconds=60)  # the default; LEARNLOOP_CLAIM_TIMEOUT
 FIRST_CHUNK = 20  # intents handed to a connector before the first settle
 CHUNK_SECONDS = 1.0  # later chunks are sized so each takes about this long to write
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
-
-
-def claim_timeout() -> dt.timedelta:
-    """How long a claim lasts unless its worker renews it (LEARNLOOP_CLAIM_TIMEOUT seconds)."""
-    return dt.timedelta(seconds=get_settings().claim_timeout)
 
 
 def payload_hash(payload: dict[str, Any]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -65,3 +66,8 @@ def get_settings() -> Settings:
 def public_url() -> str:
     """The web app's address as people reach it, without a trailing slash."""
     return get_settings().public_url.rstrip("/")
+
+
+def claim_timeout() -> dt.timedelta:
+    """How long a claim lasts unless its process renews it (LEARNLOOP_CLAIM_TIMEOUT seconds)."""
+    return dt.timedelta(seconds=get_settings().claim_timeout)

@@ -9,13 +9,16 @@ from rich.progress import TaskID
 from sqlalchemy import select
 
 from connectors import runtime
+from core.connections import get_connection
 from core.learning import ledger
 from core.learning.gap import gap_by_cycle
 from core.learning.montecarlo import group_forecast
 from core.learning.run import current_findings
 from core.model import Connection, QuarantinedRow, utcnow
+from core.scheduler import LEARN_LOCK, drop_claim, sync_lock
 from core.settings import get_settings
 from core.store import unit_of_work
+from webapp import jobs
 from webapp.cli import backtest, bench, connections, experiments, items, proposals
 from webapp.cli.common import JSON_HELP, emit_json, error_line, out, parse_pairs, progress, store
 from webapp.cli.serve import create_first_admin, serve
@@ -62,21 +65,38 @@ def sync(
     """Pull plans, actuals and events from connections into the store.
 
     Rows that cannot be read are quarantined with their reason and counted; good rows are
-    kept. The exit code is 1 when anything was quarantined.
+    kept. The exit code is 1 when anything was quarantined, 2 (before anything is synced)
+    when a sync of one of them is already running (a worker's, a "Sync now" or another
+    `learnloop sync`).
     """
     engine = store()
     targets = names or runtime.connection_names(engine)
     if not targets:
         raise typer.BadParameter("there are no connections yet; add one first")
+    with unit_of_work(engine) as s:
+        found = {name: (c.id, c.secrets) for name in targets
+                 for c in (get_connection(s, name),)}
+    claims: dict[str, int] = {}
     reports = []
-    with progress() as bar:
+    try:
         for name in targets:
-            task = bar.add_task(f"sync {name}", total=None)
+            claims[name] = jobs.claim_or_busy(engine, "cli_sync", sync_lock(found[name][0]),
+                                              f"a sync of {name} is already running",
+                                              found[name][0])
+        with progress() as bar:
+            for name in targets:
+                task = bar.add_task(f"sync {name}", total=None)
 
-            def advance(n: int, t: TaskID = task) -> None:
-                bar.advance(t, n)
+                def advance(n: int, t: TaskID = task) -> None:
+                    bar.advance(t, n)
 
-            reports.append(runtime.sync(engine, name, advance))
+                with jobs.holding(engine, claims.pop(name), found[name][1]) as stats:
+                    report = runtime.sync(engine, name, advance)
+                    stats.update((k, v) for k, v in report.as_dict().items() if k != "problems")
+                reports.append(report)
+    finally:
+        for run_id in claims.values():  # not started: given back
+            drop_claim(engine, run_id)
     if as_json:
         emit_json([r.as_dict() for r in reports])
     for r in reports:
@@ -100,11 +120,20 @@ def learn(
     = False,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
-    """Run a learning cycle: score past forecasts, find, propose, forecast, write back."""
+    """Run a learning cycle: score past forecasts, find, propose, forecast, write back.
+
+    One learning run at a time: exit code 2 when one is already running (a worker's, a
+    "Sync now" or another `learnloop learn`).
+    """
     engine = store()
-    with progress() as bar:
+    run_id = jobs.claim_or_busy(engine, "cli_learn", LEARN_LOCK,
+                                "a learning run is already running")
+    with progress() as bar, jobs.holding(engine, run_id) as stats:
         task = bar.add_task("learning", total=None)
         report = runtime.learn(engine, lambda step: bar.update(task, description=step))
+        stats.update(learning_run=report.run_id, proposals=len(report.proposals),
+                     forecasts_issued=report.forecasts_issued,
+                     writes_queued=report.writes_queued)
     delivery = None if no_deliver else runtime.deliver(engine)
     if as_json:
         emit_json({**report.as_dict(), "delivery": delivery.as_dict() if delivery else None})
