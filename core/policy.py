@@ -22,11 +22,14 @@ CHANGE_THRESHOLD = 0.10  # relative move of the P80 multiplier that is worth a p
 
 def current_policy(session: Session) -> Policy:
     """The newest policy version; version 1 (empty) is created on first use."""
-    policy = session.scalar(select(Policy).order_by(Policy.version.desc()).limit(1))
-    if policy is None:
-        policy = Policy(version=1, created_by="learnloop", note="initial, empty policy")
-        session.add(policy)
-        session.flush()
+    newest = select(Policy).order_by(Policy.version.desc()).limit(1)
+    policy = session.scalar(newest)
+    if policy is None:  # two first learning runs at once make it once
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        session.execute(dialect.insert(Policy).values(
+            version=1, created_by="learnloop", note="initial, empty policy",
+            created_at=utcnow()).on_conflict_do_nothing(index_elements=[Policy.version]))
+        policy = session.scalars(newest).one()
     return policy
 
 
