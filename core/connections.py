@@ -196,8 +196,11 @@ def remove_connection(session: Session, name: str) -> None:
 
 
 def load_config(conn: Connection, factory: ConnectorFactory) -> BaseModel:
-    """The connection's validated config with its secrets decrypted."""
-    return validate_config(factory, {**conn.config, **secrets.decrypt(conn.secrets)})
+    """The connection's validated config with its secrets decrypted (and known to the
+    redactor, environment overrides included)."""
+    config = validate_config(factory, {**conn.config, **secrets.decrypt(conn.secrets)})
+    secrets.remember_config(config)
+    return config
 
 
 def build_connector(conn: Connection, factory: ConnectorFactory) -> Connector:
