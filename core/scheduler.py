@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core.model import JobRun, utcnow
 from core.schedule import EPOCH, Schedule
+from core.secrets import redact
 from core.store import unit_of_work
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,8 @@ def finish_job(engine: Engine, run_id: int, status: str, stats: Mapping[str, Any
     """Record how a claimed run ended: its status ("ok" or "error"), counts and error line."""
     with unit_of_work(engine) as s:
         s.execute(update(JobRun).where(JobRun.id == run_id).values(
-            status=status, finished_at=utcnow(), stats=dict(stats or {}), error=error))
+            status=status, finished_at=utcnow(), stats=dict(stats or {}),
+            error=None if error is None else redact(error)))
 
 
 def record_job(engine: Engine, job: str, status: str, stats: Mapping[str, Any] | None = None,
@@ -139,7 +141,8 @@ def record_job(engine: Engine, job: str, status: str, stats: Mapping[str, Any] |
     now = utcnow()
     with unit_of_work(engine) as s:
         run = JobRun(job=job, connection_id=connection_id, status=status, started_at=now,
-                     finished_at=now, stats=dict(stats or {}), error=error)
+                     finished_at=now, stats=dict(stats or {}),
+                     error=None if error is None else redact(error))
         s.add(run)
         s.flush()
         return run.id

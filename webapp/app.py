@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import ConfigError, LearnloopError, NotFoundError
+from core.secrets import redact, remember_store
 from core.store import open_store
 from webapp.deps import CsrfFailed, Forbidden, NotAuthenticated
 from webapp.nul import RejectNul
@@ -33,6 +34,7 @@ def _is_api(request: Request) -> bool:
 
 
 def _problem(request: Request, status: int, message: str) -> Response:
+    message = redact(message)  # a tool's error may echo a credential
     if _is_api(request):
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return JSONResponse({"detail": message}, status_code=status, headers=headers)
@@ -46,6 +48,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
                               "Authenticate with `Authorization: Bearer <API token>`.",
                   docs_url="/api/docs", redoc_url=None, openapi_url="/openapi.json")
     app.state.engine = engine if engine is not None else open_store()
+    remember_store(app.state.engine)  # what the store's connections hold is never shown
     app.add_middleware(RejectNul)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     for module in (auth, dashboards, review, checklists, admin):

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+
+from core.secrets import redact
+
+
+def _redacted(value: str | None) -> str | None:
+    return None if value is None else redact(value)
+
+
+# Text that may quote a tool's error: redacted whenever it is sent (old rows included).
+Shown = Annotated[str, PlainSerializer(_redacted)]
+ShownOrNone = Annotated[str | None, PlainSerializer(_redacted)]
 
 
 class Public(BaseModel):
@@ -78,7 +89,7 @@ class ConnectionPublic(Public):
     mapping: dict[str, Any]
     schedule: str | None
     health: str
-    last_error: str | None
+    last_error: ShownOrNone
     last_sync_at: dt.datetime | None
 
 
@@ -91,7 +102,7 @@ class ScheduleUpdate(BaseModel):
 
 
 class ActionResult(BaseModel):
-    message: str
+    message: Shown
 
 
 class FieldPublic(BaseModel):
@@ -205,7 +216,7 @@ class ActivityPublic(Public):
     action: str
     subject_type: str
     subject_id: str | None
-    note: str | None
+    note: ShownOrNone
 
 
 class Summary(BaseModel):
@@ -228,10 +239,10 @@ class JobPublic(Public):
     connection_id: int | None
     status: str = Field(description="queued | running | ok | error | abandoned")
     stats: dict[str, Any] = Field(description="progress counts while it runs, results after")
-    error: str | None
+    error: ShownOrNone
     started_at: dt.datetime = Field(description="when it was queued, then when it started")
     finished_at: dt.datetime | None
-    message: str = Field(default="", description="what it is doing or did, in words")
+    message: Shown = Field(default="", description="what it is doing or did, in words")
 
 
 class ChecklistPublic(BaseModel):

@@ -11,6 +11,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
+from core.secrets import redact
+
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 
@@ -29,7 +31,16 @@ def _pct(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{100 * value:.{digits}f}%"
 
 
+def _shown(value: Any) -> Any:
+    """Every `{{ value }}` of every page: text is redacted (a tool's echo of a credential,
+    stored by an older release, is never shown)."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return redact(value)
+    return value
+
+
 templates.env.filters.update(when=_when, num=_num, pct=_pct, svg=Markup)
+templates.env.finalize = _shown  # before any template is compiled
 
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:

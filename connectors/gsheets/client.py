@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from connectors.gsheets.config import GSheetsConfig
 from core.errors import ConfigError, ConnectorError
+from core.secrets import redact
 
 if TYPE_CHECKING:
     import gspread
@@ -78,10 +79,28 @@ def explain(exc: Exception, config: GSheetsConfig) -> ConnectorError:
                                   f"shared (HTTP {code}); share it with {email} as Editor")
         if code == 429:
             return QuotaError("Google Sheets quota exceeded (HTTP 429); retry in a minute")
-        return ConnectorError(f"Google Sheets answered HTTP {code}: {exc}")
+        return ConnectorError(_redacted(f"Google Sheets answered HTTP {code}"
+                                        f"{_google_message(exc)}", config))
     if isinstance(exc, gspread.exceptions.WorksheetNotFound):
         return ConnectorError(f"no tab named {config.worksheet!r} in the spreadsheet")
-    return ConnectorError(f"{type(exc).__name__}: {exc}")
+    first = str(exc).strip().splitlines()
+    return ConnectorError(_redacted(f"{type(exc).__name__}" + (f": {first[0][:300]}"
+                                                               if first else ""), config))
+
+
+def _google_message(exc: Any) -> str:
+    """Google's error status and message fields (never the raw body), or nothing."""
+    error = getattr(exc, "error", None)
+    if not isinstance(error, dict):
+        return ""
+    status, message = str(error.get("status") or ""), " ".join(str(error.get("message") or "")
+                                                              .split())[:300]
+    return "".join(part for part in (f" {status}" if status else "",
+                                     f": {message}" if message else ""))
+
+
+def _redacted(text: str, config: GSheetsConfig) -> str:
+    return redact(text, {"service_account_key": config.service_account_key.get_secret_value()})
 
 
 def search_metadata(book: gspread.Spreadsheet, key: str) -> list[dict[str, Any]]:

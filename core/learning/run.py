@@ -15,7 +15,7 @@ import numpy as np
 from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.orm import Session
 
-from core import insights, outbox, policy
+from core import insights, outbox, policy, secrets
 from core import measures as registry
 from core.contract import (
     COMMENT,
@@ -464,7 +464,8 @@ def run_learning(engine: Engine, capabilities: TargetSpec | None = None,
     except Exception as exc:
         with unit_of_work(engine) as s:
             s.execute(update(LearningRun).where(LearningRun.id == run_id).values(
-                status="error", finished_at=utcnow(), error=f"{type(exc).__name__}: {exc}"))
+                status="error", finished_at=utcnow(),
+                error=secrets.redact(f"{type(exc).__name__}: {exc}")))
         raise
     return report
 

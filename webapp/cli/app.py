@@ -114,9 +114,9 @@ def learn(
     for note in report.notes:
         out.print(f"  note: {note}")
     for f in report.findings[:10]:
-        out.print(f"  finding: {f['statement']}", markup=False)
+        out.print(f"  finding: {f['statement']}")
     for p in report.proposals:
-        out.print(f"  proposal #{p['id']}: {p['title']}", markup=False)
+        out.print(f"  proposal #{p['id']}: {p['title']}")
     out.print(f"  {report.forecasts_issued} forecasts issued, {report.forecasts_scored} scored, "
               f"{report.writes_queued} writes queued")
     if delivery:
@@ -160,7 +160,7 @@ def findings(
     if not rows:
         out.print("no findings yet: sync some connections and run `learnloop learn`")
     for r in rows:
-        out.print(f"- {r['statement']} (q={r['q_value']:.2g})", markup=False)
+        out.print(f"- {r['statement']} (q={r['q_value']:.2g})")
     overall = cal["overall"]
     if overall["n"]:
         p80 = overall["p80"]
@@ -168,7 +168,7 @@ def findings(
                   f"{p80['coverage']:.0%} of actuals (90% interval {p80['interval_90'][0]:.0%}-"
                   f"{p80['interval_90'][1]:.0%}; target 80%)")
     if win["overall"]["n"]:
-        out.print(f"forecast ledger: {ledger.in_words(win['overall'])}", markup=False)
+        out.print(f"forecast ledger: {ledger.in_words(win['overall'])}")
     if gap["cycles"]:
         last = gap["cycles"][-1]
         out.print(f"plan-vs-actual gap: {last['cycle']} median {last['median_gap_factor']}x off "
@@ -219,7 +219,7 @@ def quarantine(
     if not rows:
         out.print("nothing quarantined")
     for r in rows:
-        out.print(f"{r['connection']}: {r['where']}: {r['reason']}", markup=False)
+        out.print(f"{r['connection']}: {r['where']}: {r['reason']}")
 
 
 @app.command()

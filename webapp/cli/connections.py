@@ -94,7 +94,7 @@ def add(
     if as_json:
         emit_json(result)
     else:
-        out.print(f"added {kind} connection [bold]{name}[/bold]; next: learnloop sync {name}")
+        out.print(f"added {kind} connection {name}; next: learnloop sync {name}")
 
 
 @app.command("list")
