@@ -79,22 +79,27 @@ def explain(exc: Exception, config: GSheetsConfig) -> ConnectorError:
                                   f"shared (HTTP {code}); share it with {email} as Editor")
         if code == 429:
             return QuotaError("Google Sheets quota exceeded (HTTP 429); retry in a minute")
-        return ConnectorError(_redacted(f"Google Sheets answered HTTP {code}"
-                                        f"{_google_message(exc)}", config))
+        return ConnectorError(f"Google Sheets answered HTTP {code}"
+                              f"{_redacted(_google_message(exc, config), config)}")
     if isinstance(exc, gspread.exceptions.WorksheetNotFound):
         return ConnectorError(f"no tab named {config.worksheet!r} in the spreadsheet")
-    first = str(exc).strip().splitlines()
-    return ConnectorError(_redacted(f"{type(exc).__name__}" + (f": {first[0][:300]}"
-                                                               if first else ""), config))
+    said = _line(_redacted(str(exc), config))
+    return ConnectorError(f"{type(exc).__name__}" + (f": {said}" if said else ""))
 
 
-def _google_message(exc: Any) -> str:
+def _line(text: str, limit: int = 300) -> str:
+    """`text` (redacted already: a secret may span lines) on one line, at most `limit` long."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _google_message(exc: Any, config: GSheetsConfig) -> str:
     """Google's error status and message fields (never the raw body), or nothing."""
     error = getattr(exc, "error", None)
     if not isinstance(error, dict):
         return ""
-    status, message = str(error.get("status") or ""), " ".join(str(error.get("message") or "")
-                                                              .split())[:300]
+    status = str(error.get("status") or "")
+    message = _line(_redacted(str(error.get("message") or ""), config))
     return "".join(part for part in (f" {status}" if status else "",
                                      f": {message}" if message else ""))
 

@@ -56,9 +56,9 @@ def retry_after(exc: Exception) -> float | None:
         return None
 
 
-def tool_message(exc: Exception, limit: int = 300) -> str:
+def tool_message(exc: Exception, config: JiraConfig, limit: int = 300) -> str:
     """Jira's own error fields (errorMessages, errors, message), never its raw body or the
-    request's headers, on one line of at most `limit` characters."""
+    request's headers, redacted, on one line of at most `limit` characters."""
     response: Any = getattr(exc, "response", None)
     try:
         data = response.json() if response is not None else None
@@ -72,16 +72,24 @@ def tool_message(exc: Exception, limit: int = 300) -> str:
             parts += [f"{k}: {v}" for k, v in errors.items()]
         if data.get("message"):
             parts.append(str(data["message"]))
-    text = " ".join("; ".join(parts).split())
+    return _line(_redacted("; ".join(parts), config), limit)
+
+
+def _redacted(text: str, config: JiraConfig) -> str:
+    return redact(text, {"api_token": config.api_token.get_secret_value()})
+
+
+def _line(text: str, limit: int = 300) -> str:
+    """`text` (redacted already: a secret may hold spaces) on one line, at most `limit` long."""
+    text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def explain(exc: Exception, config: JiraConfig) -> ConnectorError:
     """A client error in plain words: the status and Jira's error message (the token, in any
     encoding, and any credential it echoes never appear)."""
-    secret = {"api_token": config.api_token.get_secret_value()}
     code = status_of(exc)
-    said = tool_message(exc)
+    said = tool_message(exc, config)
     if code == 401:
         text = f"Jira at {config.url} rejected the email/API token (HTTP 401)"
     elif code == 403:
@@ -92,6 +100,6 @@ def explain(exc: Exception, config: JiraConfig) -> ConnectorError:
         reason = getattr(getattr(exc, "response", None), "reason", "") or ""
         text = f"Jira answered HTTP {code}: {said or reason or type(exc).__name__}"
     else:
-        first = str(exc).strip().splitlines()
-        text = f"Jira: {type(exc).__name__}" + (f": {first[0][:300]}" if first else "")
-    return ConnectorError(redact(text, secret))
+        first = _redacted(str(exc), config).strip().splitlines()
+        text = f"Jira: {type(exc).__name__}" + (f": {_line(first[0])}" if first else "")
+    return ConnectorError(_redacted(text, config))
