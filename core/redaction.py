@@ -52,19 +52,12 @@ def _decoded_basic(value: str) -> str | None:
     return text if ":" in text and text.isprintable() else None
 
 
-def _b64(text: str) -> list[str]:
-    raw = text.encode()
-    forms = {base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()}
-    return [f for form in forms for f in (form, form.rstrip("="))]
-
-
-def encodings(secret: str, users: Iterable[str] = ()) -> set[str]:
-    """Every form of `secret` a client or a tool's echo may carry."""
+def encodings(secret: str) -> set[str]:
+    """Every text form of `secret` a client or a tool's echo may carry (base64 forms are
+    found by decoding, whatever the user name or the alignment: see `_base64_run`)."""
     forms = {secret, quote(secret, safe=""), quote(secret), quote_plus(secret),
              json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
              html.escape(secret), repr(secret)[1:-1]}
-    for raw in (secret, f"{secret}:", f":{secret}", *(f"{u}:{secret}" for u in users)):
-        forms.update(_b64(raw))
     if secret[:1] in "{[":  # a JSON key file: its secret parts may be echoed on their own
         try:
             leaves = _secret_leaves(json.loads(secret))
@@ -92,25 +85,22 @@ class Redactor:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._secrets: set[str] = set()
-        self._users: set[str] = set()
         self._needles: re.Pattern[str] | None = None
         self._raw: re.Pattern[str] | None = None
         self._runs = _base64_runs(MIN_LENGTH)
 
-    def add(self, secrets: Iterable[str], users: Iterable[str] = ()) -> None:
-        """Know more secrets (and user names a client pairs with them in Basic auth)."""
+    def add(self, secrets: Iterable[str]) -> None:
+        """Know more secrets."""
         new = {s for s in secrets if isinstance(s, str) and len(s) >= MIN_LENGTH}
-        names = {u for u in users if isinstance(u, str) and 0 < len(u) <= 300}
         with self._lock:
-            if new <= self._secrets and names <= self._users:
+            if new <= self._secrets:
                 return
             self._secrets |= new
-            self._users |= names
             if not self._secrets:
                 return
             needles: set[str] = set()
             for secret in self._secrets:
-                needles |= encodings(secret, self._users)
+                needles |= encodings(secret)
             ordered = sorted(needles, key=len, reverse=True)
             self._needles = re.compile("|".join(map(re.escape, ordered)))
             self._raw = re.compile("|".join(map(re.escape, sorted(

@@ -102,14 +102,8 @@ def decrypt(token: str | None, key: Fernet | None = None) -> dict[str, str]:
 _seen: set[str] = set()  # stored tokens whose secrets the redactor already knows
 
 
-def remember(token: str | None, users: Any = ()) -> None:
-    """Teach the redactor the secrets of a stored token (decrypted once per process).
-
-    Args:
-        token: a connection's encrypted secrets.
-        users: plain config values that a client may pair with a secret (user:secret).
-    """
-    REDACTOR.add((), [u for u in users if isinstance(u, str)])
+def remember(token: str | None) -> None:
+    """Teach the redactor the secrets of a stored token (decrypted once per process)."""
     if token and token not in _seen:
         try:
             decrypt(token)
@@ -119,9 +113,7 @@ def remember(token: str | None, users: Any = ()) -> None:
 
 def remember_config(config: BaseModel) -> None:
     """Teach the redactor the secrets of a validated config (environment overrides too)."""
-    plain, found = split_config(config)
-    users = [v for v in plain.values() if isinstance(v, str)]
-    REDACTOR.add(found.values(), users)
+    REDACTOR.add(split_config(config)[1].values())
 
 
 def remember_store(engine: Engine) -> None:
@@ -135,9 +127,9 @@ def remember_store(engine: Engine) -> None:
     from core.model import Connection
 
     with engine.connect() as c:
-        rows = c.execute(select(Connection.secrets, Connection.config)).all()
-    for token, config in rows:
-        remember(token, (config or {}).values())
+        tokens = c.scalars(select(Connection.secrets)).all()
+    for token in tokens:
+        remember(token)
     REDACTOR.add(v for k, v in os.environ.items() if k.startswith("LEARNLOOP_") and "__" in k
                  and any(w in k.rsplit("__", 1)[1].lower() for w in SECRET_WORDS))
 

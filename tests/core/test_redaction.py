@@ -20,7 +20,7 @@ USER = "ops@example.com"
 @pytest.fixture
 def redactor() -> Redactor:
     found = Redactor()
-    found.add([SECRET], [USER])
+    found.add([SECRET])
     return found
 
 
