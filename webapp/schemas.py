@@ -19,6 +19,8 @@ class UserPublic(Public):
     email: str
     name: str
     role: str
+    active: bool
+    last_login_at: dt.datetime | None = None
 
 
 class UserCreate(BaseModel):
@@ -26,6 +28,24 @@ class UserCreate(BaseModel):
     password: str = Field(min_length=10, max_length=1000)
     role: str = Field(pattern="^(admin|template_owner|viewer)$")
     name: str = Field(default="", max_length=200)
+
+
+class UserUpdate(BaseModel):
+    role: str | None = Field(default=None, pattern="^(admin|template_owner|viewer)$")
+    active: bool | None = Field(default=None, description="false disables the person: their "
+                                "sessions end and their API tokens are revoked at once")
+    password: str | None = Field(default=None, min_length=10, max_length=1000,
+                                 description="a new password chosen by the admin")
+
+
+class UserUpdated(UserPublic):
+    message: str
+
+
+class PasswordReset(BaseModel):
+    id: int
+    email: str
+    password: str = Field(description="The new password; shown only in this response.")
 
 
 class TokenCreate(BaseModel):
