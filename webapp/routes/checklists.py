@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import urllib.parse
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from core import checklists
@@ -15,7 +14,7 @@ from core.model import User
 from webapp import schemas as s
 from webapp import services
 from webapp.deps import CurrentTemplateOwner, CurrentUser, SessionDep
-from webapp.views import render
+from webapp.views import redirect, render
 
 router = APIRouter()
 api = APIRouter(prefix="/api", tags=["proposals"])
@@ -47,7 +46,7 @@ def open_list(request: Request, session: SessionDep, user: CurrentUser) -> Respo
 
 
 @router.post("/checklists/{intent_id}/done")
-def done_form(session: SessionDep, owner: CurrentTemplateOwner, intent_id: int,
+def done_form(request: Request, session: SessionDep, owner: CurrentTemplateOwner, intent_id: int,
               back: Annotated[str, Form(max_length=20)] = "list") -> Response:
     try:
         done = check_off(session, owner, intent_id)
@@ -55,14 +54,13 @@ def done_form(session: SessionDep, owner: CurrentTemplateOwner, intent_id: int,
         raise
     except LearnloopError as exc:
         session.rollback()
-        return RedirectResponse(f"/checklists?err={urllib.parse.quote(str(exc))}",
-                                status_code=303)
+        return redirect(request, "/checklists", err=str(exc))
     session.commit()
     word = "checked off" + (f"; proposal #{done.proposal.id} is {done.proposal.status}"
                             if done.proposal else "")
     target = f"/proposals/{done.proposal.id}" if back == "proposal" and done.proposal \
         else "/checklists"
-    return RedirectResponse(f"{target}?msg={urllib.parse.quote(word)}", status_code=303)
+    return redirect(request, target, msg=word)
 
 
 @api.get("/checklists")
