@@ -91,6 +91,14 @@ def decrypt(token: str | None, key: Fernet | None = None) -> dict[str, str]:
     return result
 
 
+def readable(token: str | None, key: Fernet | None = None) -> dict[str, str] | None:
+    """The decrypted secrets, or None when the current key cannot decrypt them."""
+    try:
+        return decrypt(token, key)
+    except ConfigError:
+        return None
+
+
 def redact_stored(text: str, token: str | None) -> str:
     """`redact` with the secrets of a stored token (unchanged when they cannot be decrypted)."""
     try:

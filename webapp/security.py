@@ -10,7 +10,7 @@ import secrets
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.errors import ConfigError
@@ -104,15 +104,10 @@ def create_first_admin(session: Session, email: str, password: str, name: str = 
         user = create_user(session, email, password, "admin", name)
         session.add(SetupClaim(id=1, user_id=user.id))
         session.flush()
-    except (IntegrityError, OperationalError) as exc:
-        session.rollback()
-        if has_users(session) or session.get(SetupClaim, 1) is not None:
-            raise AlreadySetUp from None
-        raise exc from None
-    except AlreadySetUp:
-        raise
+    except IntegrityError:  # the claim (or the winner's email) is taken: another run won
+        raise AlreadySetUp from None
     except ConfigError:
-        if has_users(session):  # e.g. "already exists" for the same email from the winner
+        if has_users(session):  # e.g. "already exists" for the winner's email
             raise AlreadySetUp from None
         raise
     services.log(session, user, "created the first admin", "user", user.id, via=via)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import httpx
-
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.engine import Engine

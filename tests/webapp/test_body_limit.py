@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import time
@@ -39,10 +40,8 @@ def _stream_until_answered(url: str, path: str, budget: int) -> tuple[bytes, int
             sent += len(CHUNK)
     except (BrokenPipeError, ConnectionResetError):
         pass
-    try:
+    with contextlib.suppress(ConnectionResetError):
         answer = sock.recv(4096)
-    except ConnectionResetError:
-        pass
     sock.close()
     return answer, sent
 
