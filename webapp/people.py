@@ -139,7 +139,14 @@ def reset_password(session: Session, admin: User, user: User) -> str:
 
 
 def revoke(session: Session, admin: User, user: User) -> str:
-    """Sign a person out everywhere: sessions and API tokens."""
+    """Sign another person out everywhere: sessions and API tokens.
+
+    Raises:
+        ConfigError: for your own account (sign out, and revoke tokens on /account/tokens).
+    """
+    if user.id == admin.id:
+        raise ConfigError("you cannot revoke your own access here: sign out, and revoke your "
+                          "tokens on /account/tokens")
     ended, revoked = revoke_access(session, user)
     services.log(session, admin, "revoked sessions and tokens", "user", user.id,
                  email=user.email, sessions_ended=ended, tokens_revoked=revoked)

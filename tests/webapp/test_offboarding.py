@@ -122,6 +122,8 @@ def test_an_admin_revokes_another_users_sessions_and_tokens(engine: Engine) -> N
     assert viewer.get("/items", follow_redirects=False).status_code == 303
     assert api.get("/api/me", headers=token).status_code == 401
     assert login(TestClient(create_app(engine)), "viewer@example.com") == 303  # still active
+    r = api.post(f"/api/users/{ids['admin']}/revoke", headers=headers)
+    assert r.status_code == 422 and "your own access" in r.json()["detail"]
     with unit_of_work(engine) as s:
         assert all(t.revoked_at is not None for t in s.scalars(
             select(ApiToken).where(ApiToken.user_id == ids["viewer"])))

@@ -129,7 +129,7 @@ def reset_password(session: SessionDep, admin: CurrentAdmin,
 
 @api.post("/{user_id}/revoke")
 def revoke(session: SessionDep, admin: CurrentAdmin, user_id: UserId) -> s.ActionResult:
-    """End every session of the person and revoke their API tokens."""
+    """End every session of another person and revoke their API tokens."""
     message = people.revoke(session, admin, people.get(session, user_id))
     session.commit()
     return s.ActionResult(message=message)
