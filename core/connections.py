@@ -14,6 +14,7 @@ from core import measures, plans, secrets
 from core.contract import Connector, ConnectorFactory
 from core.errors import ConfigError, NotFoundError
 from core.model import Connection
+from core.settings import get_settings
 
 
 def env_overrides(kind: str) -> dict[str, str]:
@@ -31,15 +32,24 @@ def validation_message(exc: ValidationError, what: str) -> str:
     return f"invalid {what}: " + "; ".join(parts)
 
 
-def validate_config(factory: ConnectorFactory, values: Mapping[str, Any]) -> BaseModel:
+def validate_config(factory: ConnectorFactory, values: Mapping[str, Any],
+                    confined: bool = False) -> BaseModel:
     """Validate raw config values (env overrides win) against the connector's model.
+
+    Args:
+        factory: the connector.
+        values: raw config values.
+        confined: the values come from the web app or the API, not the operator's shell:
+            local paths must lie inside LEARNLOOP_FILE_ROOTS (the model's validators get
+            them as the validation context `file_roots`).
 
     Raises:
         ConfigError: naming every invalid or missing field.
     """
     merged = {**values, **env_overrides(factory.name)}
+    context = {"file_roots": get_settings().allowed_file_roots()} if confined else None
     try:
-        return factory.config_model.model_validate(merged)
+        return factory.config_model.model_validate(merged, context=context)
     except ValidationError as exc:
         raise ConfigError(validation_message(exc, f"{factory.name} config")) from exc
 
@@ -120,6 +130,7 @@ def add_connection(
     mapping: Mapping[str, Any] | None = None,
     schedule: str | None = None,
     scope: Mapping[str, Any] | None = None,
+    confined: bool = False,
 ) -> Connection:
     """Validate and store a new connection, its secrets encrypted.
 
@@ -132,6 +143,7 @@ def add_connection(
         schedule: its sync schedule.
         scope: what the connection covers; `kind_map` maps item kinds onto others so their
             items are learned from together (e.g. {"milestone": "task"}).
+        confined: added through the web app or the API (see `validate_config`).
 
     Raises:
         ConfigError: for an invalid config, mapping or scope, a mapped field no measure of
@@ -141,7 +153,7 @@ def add_connection(
         raise ConfigError("a connection needs a name of 1 to 200 characters")
     if session.scalar(select(Connection.id).where(Connection.name == name)) is not None:
         raise ConfigError(f"a connection named {name!r} already exists")
-    model = validate_config(factory, config)
+    model = validate_config(factory, config, confined)
     checked_scope = validate_scope(scope or {})
     checked_mapping = validate_mapping(factory, mapping or {})
     validate_kinds(factory, name, checked_mapping, checked_scope)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from core import measures as registry
@@ -54,16 +54,19 @@ def refresh(session: Session, items: Iterable[Item]) -> int:
         for d in session.scalars(select(Deviation).where(Deviation.item_id.in_(ids)))
     }
     count = 0
+    new: list[dict[str, object]] = []
     for item in items:
         current = {} if item.deleted else against_both(item)
         for (measure, against), (planned, actual, value) in current.items():
             row = existing.pop((item.id, measure, against), None)
             if row is None:
-                session.add(Deviation(item_id=item.id, measure=measure, against=against,
-                                      planned=planned, actual=actual, value=value))
+                new.append({"item_id": item.id, "measure": measure, "against": against,
+                            "planned": planned, "actual": actual, "value": value})
             else:
                 row.planned, row.actual, row.value = planned, actual, value
             count += 1
+    if new:  # one executemany, not one INSERT per row (what add() does on SQLite)
+        session.execute(insert(Deviation), new)
     stale = [d.id for d in existing.values()]
     if stale:
         session.execute(delete(Deviation).where(Deviation.id.in_(stale)))

@@ -12,7 +12,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, bindparam, case, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    bindparam,
+    case,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from core import secrets
@@ -146,29 +156,40 @@ def claim(engine: Engine, limit: int = 100, connection_id: int | None = None,
         return [i for i in ids if i in got]
 
 
-def _settle_ok(s: Session, intent_id: int, tool_ref: str | None, sent_hash: str) -> str:
-    """Mark delivered only if the row still holds the payload that was sent.
+def _settle_ok(s: Session, done: dict[int, tuple[str | None, str]]) -> tuple[int, int]:
+    """Mark delivered, in one UPDATE, the intents that still hold the payload that was sent.
 
-    The hash is compared inside the UPDATE, so a payload enqueued while this one was being
-    written (even one committed a moment ago) stays pending and is written next time.
+    `done` maps intent id -> (tool-side id, hash of the payload sent). The hashes are compared
+    inside the UPDATE, so a payload enqueued while its predecessor was being written (even one
+    committed a moment ago) stays pending and is written next time: a second UPDATE puts those
+    back to pending, keeping the tool-side id so the rewrite edits what was just made.
+
+    Returns:
+        How many were delivered and how many must be written again.
     """
-    ref = {"tool_ref": tool_ref} if tool_ref else {}
-    done = s.scalar(
+    if not done:
+        return 0, 0
+    refs = {i: ref for i, (ref, _) in done.items() if ref}
+    ref = {"tool_ref": case(refs, value=WriteIntent.id, else_=WriteIntent.tool_ref)} \
+        if refs else {}
+    delivered = set(s.scalars(
         update(WriteIntent)
-        .where(WriteIntent.id == intent_id, WriteIntent.payload_hash == sent_hash)
+        .where(tuple_(WriteIntent.id, WriteIntent.payload_hash).in_(
+            [(i, digest) for i, (_, digest) in done.items()]))
         .values(status="delivered", delivered_at=utcnow(), last_error=None, claimed_by=None,
                 attempts=WriteIntent.attempts + 1, **ref)
         .returning(WriteIntent.id)
         .execution_options(synchronize_session=False)
-    )
-    if done is not None:
-        return "delivered"
-    s.execute(
-        update(WriteIntent).where(WriteIntent.id == intent_id)
-        .values(status="pending", attempts=0, next_attempt_at=utcnow(), claimed_by=None, **ref)
-        .execution_options(synchronize_session=False)
-    )
-    return "retrying"
+    ))
+    again = sorted(set(done) - delivered)
+    if again:
+        s.execute(
+            update(WriteIntent).where(WriteIntent.id.in_(again))
+            .values(status="pending", attempts=0, next_attempt_at=utcnow(), claimed_by=None,
+                    **ref)
+            .execution_options(synchronize_session=False)
+        )
+    return len(delivered), len(again)
 
 
 def _settle_checklist(s: Session, intent_id: int, steps: list[str], tool_ref: str | None,
@@ -198,18 +219,39 @@ def _settle_checklist(s: Session, intent_id: int, steps: list[str], tool_ref: st
     return "retrying"
 
 
-def _settle_failed(row: WriteIntent, result: Delivery | None, error: str) -> str:
-    row.attempts += 1
-    row.claimed_by = None
-    row.last_error = error
-    if (result is not None and result.permanent) or row.attempts >= MAX_ATTEMPTS:
-        row.status = "dead"
-        return "dead"
-    wait = min(BASE_BACKOFF * 2 ** (row.attempts - 1), 3600.0)
-    if result is not None and result.retry_after is not None:
-        wait = max(result.retry_after, 0.0)
-    row.status, row.next_attempt_at = "pending", utcnow() + dt.timedelta(seconds=wait)
-    return "retrying"
+_SETTLE_FAILED = (
+    update(WriteIntent.__table__)  # type: ignore[arg-type]
+    .where(WriteIntent.id == bindparam("b_id"))
+    .values(status=bindparam("b_status"), attempts=bindparam("b_attempts"), claimed_by=None,
+            last_error=bindparam("b_error"),
+            next_attempt_at=bindparam("b_next", type_=UTCDateTime()))
+)
+
+
+def _settle_failed(s: Session, failed: dict[int, tuple[Delivery | None, str]],
+                   attempts: dict[int, int]) -> tuple[int, int]:
+    """Count a failed attempt of each intent (id -> (result, error)), in one executemany:
+    dead when the tool said the failure is permanent or after MAX_ATTEMPTS, else pending
+    again after a backoff (the tool's Retry-After when it sent one).
+
+    Returns:
+        How many will be retried and how many were given up.
+    """
+    now, rows, dead = utcnow(), [], 0
+    for intent_id, (result, error) in sorted(failed.items()):
+        tried = attempts[intent_id] + 1
+        next_at, status = now, "dead"
+        if not ((result is not None and result.permanent) or tried >= MAX_ATTEMPTS):
+            wait = min(BASE_BACKOFF * 2 ** (tried - 1), 3600.0)
+            if result is not None and result.retry_after is not None:
+                wait = max(result.retry_after, 0.0)
+            next_at, status = now + dt.timedelta(seconds=wait), "pending"
+        dead += status == "dead"
+        rows.append({"b_id": intent_id, "b_status": status, "b_attempts": tried,
+                     "b_error": error, "b_next": next_at})
+    if rows:
+        s.connection().execute(_SETTLE_FAILED, rows)
+    return len(rows) - dead, dead
 
 
 def deliver(
@@ -221,7 +263,10 @@ def deliver(
     """Deliver due intents once: claim, hand them to each connection's connector, settle.
 
     An exception from a connector counts as a failed attempt of each intent of that call;
-    the intents are retried later with backoff, never lost.
+    the intents are retried later with backoff, never lost. Each connection's results are
+    settled in bulk: one statement for the delivered, one for the failed (plus one for
+    intents whose payload changed meanwhile), whatever their number; a delivery that became
+    a checklist for a person is settled on its own.
     """
     report = DeliveryReport()
     ids = claim(engine, limit, connection_id)
@@ -252,20 +297,32 @@ def deliver(
             error = secrets.redact_stored(error, token)
             log.warning("delivery to connection %s failed: %s", conns[cid].name, error)
         with unit_of_work(engine) as s:
-            for intent in sorted(intents, key=lambda i: i.id):
+            # Lock the rows in id order first (a stable lock order against enqueue_many's
+            # repoints); an intent whose connection was removed meanwhile is gone here.
+            attempts: dict[int, int] = {row_id: tried for row_id, tried in s.execute(
+                select(WriteIntent.id, WriteIntent.attempts)
+                .where(WriteIntent.id.in_([i.id for i in intents]))
+                .order_by(WriteIntent.id).with_for_update())}
+            done: dict[int, tuple[str | None, str]] = {}
+            failed: dict[int, tuple[Delivery | None, str]] = {}
+            for intent in intents:
                 got = results.get(intent.id)
-                if got is not None and got.ok and got.checklist:
+                if intent.id not in attempts:
+                    continue
+                if got is not None and got.ok and got.checklist:  # rare: one row at a time
                     outcome = _settle_checklist(s, intent.id, got.checklist, got.tool_ref,
                                                 sent[intent.id])
+                    setattr(report, outcome, getattr(report, outcome) + 1)
                 elif got is not None and got.ok:
-                    outcome = _settle_ok(s, intent.id, got.tool_ref, sent[intent.id])
+                    done[intent.id] = (got.tool_ref, sent[intent.id])
                 else:
-                    held = s.get(WriteIntent, intent.id)
-                    if held is None:  # its connection was removed meanwhile
-                        continue
                     why = (got.error or "unknown error") if got else (error or "no result returned")
-                    outcome = _settle_failed(held, got, secrets.redact_stored(why, token))
-                setattr(report, outcome, getattr(report, outcome) + 1)
+                    failed[intent.id] = (got, secrets.redact_stored(why, token))
+            delivered, again = _settle_ok(s, done)
+            retrying, dead = _settle_failed(s, failed, attempts)
+        report.delivered += delivered
+        report.retrying += again + retrying
+        report.dead += dead
     return report
 
 

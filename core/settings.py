@@ -25,12 +25,31 @@ class Settings(BaseSettings):
         default="http://localhost:8000",
         description="Where people reach the learnloop web app (for links written into tools).",
     )
+    file_roots: str | None = Field(
+        default=None,
+        description="Directories (os.pathsep-separated) a file connection added or edited "
+        "through the web app or the API may read and write in; default: `home`/files.",
+    )
+    file_max_mb: float = Field(
+        default=200.0, gt=0, description="Largest CSV or XLSX file the file connector reads, "
+        "in megabytes (checked before reading).",
+    )
 
     def resolved_database_url(self) -> str:
         """The database URL to use: the configured one, else SQLite under `home`."""
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.home / 'learnloop.db'}"
+
+    def allowed_file_roots(self) -> list[Path]:
+        """The directories web and API file connections are confined to, symlinks resolved."""
+        given = [p for p in (self.file_roots or "").split(os.pathsep) if p.strip()]
+        roots = [Path(p.strip()).expanduser() for p in given] or [self.home.expanduser() / "files"]
+        return [r.resolve() for r in roots]
+
+    def file_max_bytes(self) -> int:
+        """The size cap of a file the file connector reads, in bytes."""
+        return int(self.file_max_mb * 1_000_000)
 
 
 def get_settings() -> Settings:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import JSON, Engine, insert, inspect, select, update
 from sqlalchemy.orm import Session
 
 from core import deviations, links, plans, secrets
@@ -137,16 +137,15 @@ def _store_batch(session: Session, conn: Connection, batch: Batch, report: SyncR
             by_ext[item.external_id] = item
     batch.events.extend(_replanning(by_ext, records, batch.events))
     touched: list[Item] = []
+    new: list[Item] = []
     for ext, rec in records.items():
         seen.add(ext)
         existing = by_ext.get(ext)
         if existing is None:
             item = Item(connection_id=conn.id, external_id=ext)
             _apply_item(item, rec)
-            session.add(item)
-            by_ext[ext] = item
+            new.append(item)
             report.created += 1
-            touched.append(item)
         elif _apply_item(existing, rec):
             report.updated += 1
             touched.append(existing)
@@ -158,16 +157,17 @@ def _store_batch(session: Session, conn: Connection, batch: Batch, report: SyncR
             gone.deleted = True
             report.deleted += 1
             touched.append(gone)
-    plans.refresh(session, conn, touched, batch.events)
+    plans.refresh(session, conn, [*touched, *new], batch.events)  # new: inserted with theirs
     session.flush()
+    for item in _insert_items(session, new):
+        by_ext[item.external_id] = item
+        touched.append(item)
     _store_events(session, conn, batch, by_ext, report)
     problems.extend(_store_relations(session, conn, batch, by_ext))
     for problem in problems:
         _quarantine(session, conn, problem)
         report.problems.append(problem)
     deviations.refresh(session, touched)
-    if batch.cursor is not None:
-        conn.cursor = batch.cursor
 
 
 def _replanning(by_ext: dict[str, Item], records: dict[str, ItemRecord],
@@ -184,6 +184,32 @@ def _replanning(by_ext: dict[str, Item], records: dict[str, ItemRecord],
     return out
 
 
+_ITEM_COLUMNS = [a.key for a in inspect(Item).column_attrs if a.key != "id"]
+# Columns that are NULL when not set, given as NULL (`render_nulls`) so most rows get one
+# shape; JSON columns are left out (None there would store JSON null, not SQL NULL).
+_ITEM_NULLS = dict.fromkeys(c.key for c in Item.__table__.columns
+                            if c.nullable and c.default is None and c.server_default is None
+                            and not isinstance(c.type, JSON))
+
+
+def _insert_items(session: Session, new: list[Item]) -> list[Item]:
+    """Insert new items with batched multi-row INSERTs, returned as persistent objects.
+
+    `session.add()` would INSERT them one at a time on SQLite: the ORM needs each row's id
+    and SQLite does not promise a multi-row INSERT returns them in order. Here the order is
+    not needed (the rows come back as whole items), so both backends batch. Each row carries
+    what `_apply_item` set; the columns' defaults fill the rest, as with `add()`. Rows that
+    set the same columns go together (one INSERT serves only consecutive rows of one shape).
+    """
+    if not new:
+        return []
+    rows = [{**_ITEM_NULLS, **{k: item.__dict__[k] for k in _ITEM_COLUMNS if k in item.__dict__}}
+            for item in new]
+    rows.sort(key=lambda row: tuple(row))
+    return list(session.scalars(
+        insert(Item).returning(Item).execution_options(render_nulls=True), rows))
+
+
 def _store_events(session: Session, conn: Connection, batch: Batch, by_ext: dict[str, Item],
                   report: SyncReport) -> None:
     wanted = {e.external_id: e for e in batch.events}
@@ -197,6 +223,7 @@ def _store_events(session: Session, conn: Connection, batch: Batch, by_ext: dict
                 Event.connection_id == conn.id, Event.external_id.in_(keys[start:start + CHUNK])
             )
         ))
+    rows = []
     for ext, ev in wanted.items():
         item = by_ext.get(ev.item_external_id)
         if ext in known:
@@ -204,11 +231,14 @@ def _store_events(session: Session, conn: Connection, batch: Batch, by_ext: dict
         if item is None:
             report.problems.append(Problem(ext, f"event for unknown item {ev.item_external_id}"))
             continue
-        session.add(Event(
-            connection_id=conn.id, item_id=item.id, external_id=ext, occurred_at=ev.occurred_at,
-            kind=ev.kind, actor=ev.actor, actor_kind=ev.actor_kind, attributes=ev.attributes,
-        ))
+        rows.append({
+            "connection_id": conn.id, "item_id": item.id, "external_id": ext,
+            "occurred_at": ev.occurred_at, "kind": ev.kind, "actor": ev.actor,
+            "actor_kind": ev.actor_kind, "attributes": ev.attributes,
+        })
         report.events += 1
+    if rows:  # one executemany (SQLite) or multi-row INSERTs (PostgreSQL), not one per event
+        session.execute(insert(Event), rows)
 
 
 def _store_relations(session: Session, conn: Connection, batch: Batch,
@@ -243,6 +273,9 @@ def run_sync(
 ) -> SyncReport:
     """Pull from `connector` into the store, one transaction per batch (resumable).
 
+    A non-snapshot batch is stored with its cursor; a snapshot batch's cursor is stored with
+    the transaction after it, the last one's with the snapshot's deletions.
+
     Args:
         engine: the store.
         connection_name: the stored connection the connector was built for.
@@ -269,12 +302,25 @@ def run_sync(
     seen: set[str] = set()
     snapshot = False
     started = utcnow()
+    # A snapshot batch's cursor is stored with the next transaction: the next batch's, or,
+    # for the last batch, the one marking what the snapshot no longer lists deleted. A crash
+    # before that leaves the cursor before the batch, so the next sync reads it again and the
+    # deletions are never skipped (a file's cursor is its hash: saved early, it would say
+    # "unchanged" for good).
+    pending: list[dict[str, Any]] = []
     try:
         for batch in connector.pull(cursor):
             snapshot = snapshot or batch.snapshot
             with unit_of_work(engine) as s:
                 conn = s.get_one(Connection, conn_id)
                 _store_batch(s, conn, batch, report, seen)
+                if pending:
+                    conn.cursor = pending.pop()
+                if batch.cursor is not None:
+                    if batch.snapshot:
+                        pending.append(batch.cursor)
+                    else:
+                        conn.cursor = batch.cursor
             report.batches += 1
             if progress:
                 progress(len(batch.items))
@@ -282,6 +328,8 @@ def run_sync(
             conn = s.get_one(Connection, conn_id)
             if snapshot:
                 _reconcile_snapshot(s, conn, seen, started, report)
+            if pending:
+                conn.cursor = pending.pop()
             conn.last_sync_at, conn.health, conn.last_error = utcnow(), "ok", None
             _finish(s, run_id, "ok", report, None)
     except Exception as exc:

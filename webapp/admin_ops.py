@@ -8,22 +8,24 @@ from collections.abc import Mapping
 from typing import Any
 
 from fastapi import Path
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from connectors import registry, runtime
 from core import secrets
 from core.connections import add_connection, merge_secrets, validate_config, validate_mapping
 from core.contract import ConnectorFactory, FieldInfo
 from core.errors import ConfigError, NotFoundError
-from core.model import Connection, User
+from core.model import Connection, JobRun, User
 from core.schedule import parse_schedule
-from webapp import services
+from webapp import jobs, services
 from webapp.forms import config_from_form
 
-ACTIONS = ("test", "sync", "install", "uninstall", "deliver")
+ACTIONS = ("test", "install", "uninstall", "deliver")  # "sync" is queued: see sync_now
 ACTION_PATH = Path(pattern="^(" + "|".join(ACTIONS) + ")$")
 _FIELDS_TTL = 300.0
-_fields_cache: dict[int, tuple[float, list[FieldInfo] | str]] = {}
+# (connection id, fingerprint) -> when read, what was found: a connection whose setup changed,
+# or another store's connection with the same id, is never served another's fields.
+_fields_cache: dict[tuple[int, str], tuple[float, list[FieldInfo] | str]] = {}
 _cache_lock = threading.Lock()
 
 
@@ -58,12 +60,15 @@ def install(session: Session, user: User, factory: ConnectorFactory, name: str,
             mapping: Mapping[str, Any] | None = None, from_form: bool = True) -> Connection:
     """Validate and store a new connection (secrets encrypted) from form or JSON values.
 
+    Local paths are confined to LEARNLOOP_FILE_ROOTS: whoever uses the web app or the API
+    reaches only the files the operator allowed.
+
     Raises:
         ConfigError: naming what is wrong.
     """
     config = config_from_form(factory.config_model, form) if from_form else dict(form)
     conn = add_connection(session, factory, name.strip(), config, mapping or {},
-                          check_schedule(schedule))
+                          check_schedule(schedule), confined=True)
     services.log(session, user, "installed a connection", "connection", conn.id,
                  kind=factory.name, name=conn.name)
     return conn
@@ -79,7 +84,7 @@ def update_config(session: Session, user: User, conn: Connection,
     factory = registry.get(conn.kind)
     given = config_from_form(factory.config_model, values, keep_secrets=True) \
         if from_form else dict(values)
-    model = validate_config(factory, merge_secrets(conn, factory, given))
+    model = validate_config(factory, merge_secrets(conn, factory, given), confined=True)
     plain, secret_values = secrets.split_config(model)
     conn.config, conn.secrets = plain, secrets.encrypt(secret_values)
     _forget(conn.id)
@@ -91,22 +96,29 @@ def update_config(session: Session, user: User, conn: Connection,
 def discovered(conn: Connection) -> list[FieldInfo] | str:
     """The fields the tool reports, for the mapping editor (or why they could not be read)."""
     now = time.monotonic()
+    try:
+        key = (conn.id, runtime.fingerprint(conn, registry.get(conn.kind)))
+    except ConfigError as exc:  # its connector is not installed (any more)
+        return f"could not read the tool's fields: {exc}"
     with _cache_lock:
-        hit = _fields_cache.get(conn.id)
+        hit = _fields_cache.get(key)
     if hit and now - hit[0] < _FIELDS_TTL:
         return hit[1]
+    session = object_session(conn)
+    engine: Any = session.get_bind() if session is not None else None
     try:
-        found: list[FieldInfo] | str = runtime.connector_for(conn).discover_fields()
+        found: list[FieldInfo] | str = runtime.connector_for(conn, engine).discover_fields()
     except Exception as exc:
         found = secrets.redact_stored(f"could not read the tool's fields: {exc}", conn.secrets)
     with _cache_lock:
-        _fields_cache[conn.id] = (now, found)
+        _fields_cache[key] = (now, found)
     return found
 
 
 def _forget(conn_id: int) -> None:
     with _cache_lock:
-        _fields_cache.pop(conn_id, None)
+        for key in [k for k in _fields_cache if k[0] == conn_id]:
+            del _fields_cache[key]
 
 
 def mapping_from_form(conn: Connection, form: Mapping[str, Any]) -> dict[str, Any]:
@@ -136,6 +148,27 @@ def set_mapping(session: Session, user: User, conn: Connection, mapping: Mapping
                  mapping=conn.mapping)
 
 
+def sync_now(session: Session, user: User, conn: Connection) -> JobRun:
+    """Queue a sync of `conn` (then a learning run) for the worker; a sync still waiting in
+    the queue is reused. Returns the job run, whose progress the worker records."""
+    run, new = jobs.queue_sync(session, conn)
+    if new:
+        services.log(session, user, "queued a sync", "connection", conn.id, job=run.id)
+    return run
+
+
+def get_job(session: Session, job_id: int) -> JobRun:
+    """The job run with this id.
+
+    Raises:
+        NotFoundError: when there is none.
+    """
+    run = session.get(JobRun, job_id)
+    if run is None:
+        raise NotFoundError(f"there is no job #{job_id}")
+    return run
+
+
 def run_action(session: Session, user: User, conn: Connection, action: str,
                form: Mapping[str, Any]) -> str:
     """Carry out one admin action on a connection; returns what happened in words.
@@ -155,11 +188,15 @@ def run_action(session: Session, user: User, conn: Connection, action: str,
         services.log(session, user, "changed the schedule", "connection", conn.id,
                      schedule=conn.schedule)
         return f"sync schedule: {schedule_text(conn)}"
+    if action == "sync":
+        run = sync_now(session, user, conn)
+        return f"sync queued as job #{run.id}; the worker runs it, then a learning run"
     if action == "delete":
         services.log(session, user, "removed a connection", "connection", conn.id,
                      name=conn.name)
         session.delete(conn)
         _forget(conn.id)
+        runtime.connectors(engine).forget(conn.id)  # type: ignore[arg-type]
         return f"{conn.name} removed with everything synced from it"
     name, conn_id = conn.name, conn.id
     session.commit()  # the runtime works in its own transactions
@@ -175,19 +212,12 @@ def _tool_action(engine: Any, name: str, action: str) -> str:
             if health.missing_permissions else ""
         return ("Connection works: " if health.ok else "Connection failed: ") \
             + health.message + missing
-    if action == "sync":
-        report = runtime.sync(engine, name)
-        learned = runtime.learn(engine)
-        return (f"synced: {report.created} new, {report.updated} updated, {report.unchanged} "
-                f"unchanged, {report.quarantined} rows quarantined; learning run "
-                f"#{learned.run_id}: {len(learned.proposals)} proposals, "
-                f"{learned.writes_queued} write-backs queued")
     if action in ("install", "uninstall"):
         from core.connections import get_connection
         from core.store import unit_of_work
 
         with unit_of_work(engine) as s:
-            connector = runtime.connector_for(get_connection(s, name))
+            connector = runtime.connector_for(get_connection(s, name), engine)
         done = connector.install() if action == "install" else connector.uninstall()
         parts = [f"{label}: {', '.join(values)}" for label, values in
                  (("created", done.created), ("already there", done.existing),

@@ -240,6 +240,20 @@ class DeliveryResult(BaseModel):
     dead: int
 
 
+class JobPublic(Public):
+    """A job run: a queued "Sync now" with its progress, or a scheduled job."""
+
+    id: int
+    job: str
+    connection_id: int | None
+    status: str = Field(description="queued | running | ok | error | abandoned")
+    stats: dict[str, Any] = Field(description="progress counts while it runs, results after")
+    error: str | None
+    started_at: dt.datetime = Field(description="when it was queued, then when it started")
+    finished_at: dt.datetime | None
+    message: str = Field(default="", description="what it is doing or did, in words")
+
+
 class ChecklistPublic(BaseModel):
     id: int
     connection: str

@@ -3,7 +3,9 @@
 The jobs are module-level functions that APScheduler fires by import string. Each is
 idempotent: a sync claims "sync:<connection id>:<slot>" and a learning run "learn:<slot>"
 (core.scheduler.claim_job), so of several workers sharing one database exactly one runs each
-slot; deliveries go through the outbox, whose claims hand every intent to one worker.
+slot; deliveries go through the outbox, whose claims hand every intent to one worker. A
+"Sync now" from the web app is a queued job run (`webapp.jobs`) that `queued_job` picks up
+every few seconds.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from connectors import runtime
-from core.errors import ConfigError, LearnloopError
+from core.errors import ConfigError
 from core.model import Connection, utcnow
 from core.schedule import DEFAULT_SCHEDULE, Schedule, parse_schedule
 from core.scheduler import (
@@ -32,13 +34,15 @@ from core.scheduler import (
     finish_job,
     record_job,
 )
-from core.secrets import redact_stored
 from core.store import open_store, unit_of_work
+from webapp import jobs
 
 log = logging.getLogger(__name__)
 
 SYNC_JOB = "webapp.worker:sync_job"
 DELIVER_JOB = "webapp.worker:deliver_job"
+QUEUED_JOB = "webapp.worker:queued_job"
+QUEUED_EVERY = 2.0  # seconds between looks for queued "Sync now" jobs
 RELOAD_EVERY = 60.0  # seconds between re-reads of the connections
 STALE_AFTER = dt.timedelta(hours=6)  # a claim still running after this lost its worker
 
@@ -63,11 +67,7 @@ def _store(engine: Engine | None) -> Engine:
         return _engine
 
 
-def _one_line(exc: BaseException, token: str | None = None) -> str:
-    """An error as one plain line, with any secret of the connection replaced by ***."""
-    text = str(exc) if isinstance(exc, LearnloopError) else f"{type(exc).__name__}: {exc}"
-    lines = text.strip().splitlines()
-    return redact_stored(lines[0] if lines else type(exc).__name__, token)
+_one_line = jobs.one_line
 
 
 def sync_job(connection_id: int, *, engine: Engine | None = None, learn: bool = True,
@@ -169,6 +169,21 @@ def deliver_job(*, engine: Engine | None = None) -> dict[str, Any]:
     return {"status": "ok", **counts}
 
 
+def queued_job(*, engine: Engine | None = None) -> dict[str, Any]:
+    """Run the jobs people queued ("Sync now"), oldest first; each records its own progress.
+
+    Returns:
+        status and the jobs run (see `webapp.jobs.run_job`).
+    """
+    engine = _store(engine)
+    try:
+        return {"status": "ok", "jobs": jobs.run_queued(engine)}
+    except Exception as exc:  # the database went away: the rows stay queued for next time
+        error = _one_line(exc)
+        log.warning("queued jobs not run: %s", error)
+        return {"status": "error", "jobs": [], "error": error}
+
+
 def _connections(engine: Engine) -> list[tuple[int, str, str | None]]:
     with unit_of_work(engine) as s:
         return [(r[0], r[1], r[2]) for r in s.execute(
@@ -176,29 +191,34 @@ def _connections(engine: Engine) -> list[tuple[int, str, str | None]]:
 
 
 def run_once(engine: Engine, now: dt.datetime | None = None) -> dict[str, Any]:
-    """Every due sync, one learning run for the newest slot synced, then every due delivery.
+    """The queued "Sync now" jobs, every due sync, one learning run for the newest slot
+    synced, then every due delivery.
 
     Returns:
-        {"syncs": [...], "learn": {...}, "deliver": {...}}; see the job functions.
+        {"queued": [...], "syncs": [...], "learn": {...}, "deliver": {...}}; see the jobs.
     """
     now = now or utcnow()
+    queued = queued_job(engine=engine)["jobs"]
     syncs = [sync_job(cid, engine=engine, learn=False, now=now)
              for cid, _, _ in _connections(engine)]
     slots = [r["slot"] for r in syncs if r["status"] == "ok"]
     learn = (learn_job(max(slots), engine=engine) if slots
              else {"status": "skipped", "reason": "no connection was synced"})
-    return {"syncs": syncs, "learn": learn, "deliver": deliver_job(engine=engine)}
+    return {"queued": queued, "syncs": syncs, "learn": learn,
+            "deliver": deliver_job(engine=engine)}
 
 
 class _Plan:
     """The jobs wanted for the stored connections (bad schedules are warned about once)."""
 
-    def __init__(self, deliver_every: float) -> None:
+    def __init__(self, deliver_every: float, queued_every: float = QUEUED_EVERY) -> None:
         self.deliver = Schedule(interval=dt.timedelta(seconds=deliver_every))
+        self.queued = Schedule(interval=dt.timedelta(seconds=queued_every))
         self.warned: set[tuple[str, str | None]] = set()
 
     def jobs(self, engine: Engine) -> dict[str, JobSpec]:
-        wanted = {"deliver": JobSpec(DELIVER_JOB, (), self.deliver, run_now=True)}
+        wanted = {"deliver": JobSpec(DELIVER_JOB, (), self.deliver, run_now=True),
+                  "queued": JobSpec(QUEUED_JOB, (), self.queued, run_now=True)}
         for cid, name, text in _connections(engine):
             try:
                 schedule = parse_schedule(text or DEFAULT_SCHEDULE)
@@ -237,7 +257,7 @@ def run_worker(engine: Engine, *, once: bool = False, run_for: float | None = No
 
     Each connection syncs on its schedule (default every hour; a bad schedule is logged and
     that connection skipped), followed by a learning run; due write-back is delivered every
-    `deliver_every` seconds. Connections are re-read every `reload_every` seconds, so added,
+    `deliver_every` seconds, and jobs queued by "Sync now" are run within two seconds. Connections are re-read every `reload_every` seconds, so added,
     removed and rescheduled connections are picked up without a restart. With `once`, runs
     every due job one time and returns what each did (see `run_once`).
 

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from connectors.file import sync, writeback
+from connectors.file import owned, sync, writeback
 from connectors.file.config import FileConfig
 from connectors.file.mapping import MAPPING_FIELDS
 from core.contract import (
@@ -65,6 +65,9 @@ class FileConnector:
         except LearnloopError as exc:
             return Health(ok=False, message=str(exc))
         out = writeback.output_path(self.config)
+        if not owned.created_by_learnloop(out):
+            return Health(ok=False, message=f"{table.path.name} is readable ({found}), but "
+                          + owned.not_ours_message(out))
         folder = out.parent
         while not folder.exists() and folder != folder.parent:
             folder = folder.parent
@@ -77,16 +80,15 @@ class FileConnector:
     def install(self) -> InstallReport:
         """Nothing to provision: learnloop writes into a copy of the table that it owns."""
         out = writeback.output_path(self.config)
+        if not owned.created_by_learnloop(out):
+            return InstallReport(problems=[owned.not_ours_message(out)])
         return InstallReport(existing=[f"write-back copy: {out} (written on the first "
                                        "delivery; your file is never modified)"])
 
     def uninstall(self) -> InstallReport:
-        """Delete the write-back copy, if there is one."""
-        out = writeback.output_path(self.config)
-        if out.exists():
-            out.unlink()
-            return InstallReport(removed=[str(out)])
-        return InstallReport()
+        """Delete the write-back copy, if learnloop wrote it; any other file there is kept."""
+        removed, kept = writeback.remove_copy(self.config)
+        return InstallReport(removed=[removed] if removed else [], problems=[kept] if kept else [])
 
     def discover_fields(self) -> list[FieldInfo]:
         """The header's columns, each with a guessed type (date, number or string).

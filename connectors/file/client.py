@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import codecs
-import csv
 import hashlib
 import io
 import re
 import zipfile
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from connectors.file.access import read_regular
+from connectors.file.csvrows import MAX_CELL, SHOWN, read_csv
+from connectors.file.formulas import unsaved_formulas
 from core.errors import InputError
-from core.tabular import Cell
+from core.settings import get_settings
+from core.tabular import Cell, Flaw, Flaws
 
 DELIMITERS = ",;\t|"
 SNIFF_LINES = 50
@@ -33,7 +36,7 @@ class Source:
 
 @dataclass
 class Table:
-    """A table as read: its rows, and the encoding and delimiter used for a CSV."""
+    """A table as read: its rows, the encoding and delimiter used for a CSV, and its flaws."""
 
     path: Path
     rows: list[list[Cell]]
@@ -41,6 +44,7 @@ class Table:
     delimiter: str | None
     sha256: str
     mtime: float
+    flaws: Flaws = field(default_factory=Flaws)
 
 
 def is_xlsx(path: Path) -> bool:
@@ -51,22 +55,16 @@ def is_xlsx(path: Path) -> bool:
 def read_source(path_text: str) -> Source:
     """The file's bytes, content hash and modification time.
 
+    Only a regular file of at most LEARNLOOP_FILE_MAX_MB is read (never a FIFO or a device).
+
     Raises:
-        InputError: when the file is missing or cannot be read.
+        InputError: when the file is missing, not a regular file, too large or unreadable.
     """
     path = Path(path_text).expanduser()
     if path.suffix.lower() == ".xls":
         raise InputError(f"{path.name}: old .xls workbooks are not supported; save it as .xlsx "
                          "or CSV")
-    try:
-        data = path.read_bytes()
-        mtime = path.stat().st_mtime
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not a CSV or XLSX file") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot be read ({exc.strerror})") from None
+    data, mtime = read_regular(path, get_settings().file_max_bytes())
     return Source(path, data, hashlib.sha256(data).hexdigest(), mtime)
 
 
@@ -130,15 +128,18 @@ def parse(source: Source, encoding: str = "auto", delimiter: str | None = None,
     path = source.path
     if is_xlsx(path):
         rows = read_workbook(source.data, path.name, sheet)[0]
-        return Table(path, rows, None, None, source.sha256, source.mtime)
+        flaws = Flaws(blank_cells=unsaved_formulas(source.data, sheet))
+        for number, row in enumerate(rows, start=1):
+            for pos, cell in enumerate(row):
+                if isinstance(cell, str) and len(cell) > MAX_CELL:
+                    row[pos] = cell[:SHOWN] + f"… ({len(cell):,} characters)"
+                    flaws.rows[number] = Flaw(f"{len(cell):,} characters, more than the "
+                                              f"{MAX_CELL:,} a cell may hold; shorten it", pos)
+        return Table(path, rows, None, None, source.sha256, source.mtime, flaws)
     text, used = decode(source.data, encoding, path.name)
     delim = sniff(text, delimiter)
-    try:
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
-        csv_rows: list[list[Cell]] = [list(r) for r in reader]
-    except csv.Error as exc:
-        raise InputError(f"{path.name}: not a readable CSV ({exc})") from None
-    return Table(path, csv_rows, used, delim, source.sha256, source.mtime)
+    csv_rows, flaws = read_csv(text, delim, path.name)
+    return Table(path, csv_rows, used, delim, source.sha256, source.mtime, flaws)
 
 
 def read_table(path_text: str, encoding: str = "auto", delimiter: str | None = None,

@@ -5,8 +5,16 @@ from __future__ import annotations
 import codecs
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from connectors.file.access import confined
 from connectors.file.client import is_xlsx
 from core.errors import ConfigError
 from core.tabular.dates import zone
@@ -48,9 +56,18 @@ class FileConfig(BaseModel):
 
     @field_validator("path", "output_path")
     @classmethod
-    def _absolute(cls, value: str | None) -> str | None:
+    def _absolute(cls, value: str | None, info: ValidationInfo) -> str | None:
         # Stored absolute: the worker that syncs may run from another directory than the CLI.
-        return None if value is None else str(Path(value).expanduser().absolute())
+        if value is None:
+            return None
+        path = Path(value).expanduser()
+        roots = _roots(info)
+        if roots is None:
+            return str(path.absolute())
+        # Confined (the web app, the API): relative to the first allowed directory, stored
+        # with its symlinks resolved, so neither `..` nor a link leads outside.
+        return str(confined(path if path.is_absolute() else roots[0] / path, roots,
+                            str(info.field_name)))
 
     @field_validator("done_statuses", "cancelled_statuses", mode="before")
     @classmethod
@@ -88,7 +105,10 @@ class FileConfig(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _copy_is_another_file_of_the_same_kind(self) -> FileConfig:
+    def _copy_is_another_file_of_the_same_kind(self, info: ValidationInfo) -> FileConfig:
+        roots = _roots(info)
+        if roots is not None:
+            confined(self.copy_path(), roots, "output_path (default: beside path)")
         if self.output_path is None:
             return self
         src, out = Path(self.path).expanduser(), Path(self.output_path).expanduser()
@@ -108,3 +128,10 @@ class FileConfig(BaseModel):
             return Path(self.output_path).expanduser()
         src = self.input_path()
         return src.with_name(f"{src.stem}.learnloop{src.suffix}")
+
+
+def _roots(info: ValidationInfo) -> list[Path] | None:
+    """The directories paths are confined to, when the caller asked for it (None: anywhere)."""
+    context = info.context if isinstance(info.context, dict) else {}
+    roots = context.get("file_roots")
+    return [Path(r) for r in roots] if roots is not None else None

@@ -69,7 +69,7 @@ def pull(config: FileConfig, mapping: Mapping[str, Any],
     relations = RelationColumns.of(mapping, header, options, source.path.stem)
     if relations:
         relations.learn(data)
-    records = rows_to_records(header, data, tm, options)
+    records = rows_to_records(header, data, tm, options, flaws=table.flaws)
     batch = Batch(snapshot=True)
     for rec in records:
         if not isinstance(rec, ItemRecord):

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from connectors.file import owned
 from connectors.file.client import Table, is_xlsx, parse, read_source, read_workbook
 from connectors.file.config import FileConfig
 from connectors.file.sync import header_of, load
@@ -29,10 +30,9 @@ from core.tabular.written import (
     with_columns,
 )
 
-FINGERPRINT = "learnloop_copy"
-"""Custom document property of an XLSX copy: what it was written from, to skip rewrites."""
+FINGERPRINT = owned.FINGERPRINT
 
-__all__ = ["COLUMNS", "deliver", "output_path"]
+__all__ = ["COLUMNS", "deliver", "output_path", "remove_copy"]
 
 
 def output_path(config: FileConfig) -> Path:
@@ -62,10 +62,13 @@ def deliver(config: FileConfig, mapping: Mapping[str, Any],
     """Apply FIELDS intents to the copy: one row per id, learnloop's columns once each.
 
     Values of earlier deliveries in the copy are kept; a payload key set to None clears its
-    cell; writing the same intents again leaves the copy as it was.
+    cell; writing the same intents again leaves the copy as it was. A file at the copy's path
+    that learnloop did not write is never replaced: every intent fails, retried later.
     """
     out = output_path(config)
     with _locked(out.parent):
+        if not owned.created_by_learnloop(out):
+            return [Delivery(i.id, ok=False, error=owned.not_ours_message(out)) for i in intents]
         try:
             table = load(config)
             header = header_of(table, config, mapping)
@@ -98,7 +101,25 @@ def deliver(config: FileConfig, mapping: Mapping[str, Any],
             else:
                 rows = with_columns(table.rows, header.row_number, id_pos, titles, written)
                 _write_csv(rows, table.delimiter or ",", out)
+            owned.record(out)
     return results
+
+
+def remove_copy(config: FileConfig) -> tuple[str | None, str | None]:
+    """Delete the copy when learnloop wrote it.
+
+    Returns:
+        The path removed (or None), and why a file there was kept (or None).
+    """
+    out = output_path(config)
+    if not out.exists() and not out.is_symlink():
+        return None, None
+    with _locked(out.parent):
+        if not owned.created_by_learnloop(out):
+            return None, f"kept {out}: learnloop did not write it, so it does not delete it"
+        out.unlink()
+        owned.forget(out)
+    return str(out), None
 
 
 def _read_copy(out: Path, config: FileConfig, id_name: str, titles: Mapping[str, str],
@@ -153,7 +174,9 @@ def _write_xlsx(config: FileConfig, table: Table, header_row: int, titles: Mappi
     import openpyxl
     from openpyxl.packaging.custom import StringProperty
 
-    book = openpyxl.load_workbook(table.path, keep_vba=table.path.suffix.lower() == ".xlsm")
+    source = read_source(str(table.path))  # regular, capped, as the sync reads it
+    book = openpyxl.load_workbook(io.BytesIO(source.data),
+                                  keep_vba=table.path.suffix.lower() == ".xlsm")
     ws = book[config.sheet] if config.sheet else book.worksheets[0]
     width = max((c.column for r in ws.iter_rows() for c in r if c.value is not None), default=0)
     for j, title in enumerate(titles.values(), start=width + 1):

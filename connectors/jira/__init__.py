@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
 from connectors.jira import sync, writeback
-from connectors.jira.client import explain, reader
+from connectors.jira.client import explain, reader, writer
 from connectors.jira.config import JiraConfig
 from connectors.jira.mapping import MAPPING_FIELDS
 from core.contract import (
@@ -55,14 +56,20 @@ class JiraConnector:
         assert isinstance(config, JiraConfig)
         self.config = config
         self.mapping = dict(mapping or {})
-        self._reader: Any = None  # kept between syncs: the client's start-up costs 2 requests
+        # Clients kept for the connector's life (the runtime keeps one connector per
+        # connection): the reader's start-up costs 2 requests, and one writer serves every
+        # delivery.
+        self._reader: Any = None
+        self._writer: Any = None
+        self._account: list[str | None] = []
+        self._lock = threading.Lock()
 
     def check(self) -> Health:
         """The site answers, the token works, and learnloop's fields exist."""
         try:
-            me = reader(self.config).myself()
+            me = self._client().myself()
             missing = [name for key, (name, _, _) in writeback.OUR_FIELDS.items()
-                       if key not in writeback.field_ids(self.config)]
+                       if key not in writeback.field_ids(self.config, self._write_client())]
         except LearnloopError as exc:
             return Health(ok=False, message=str(exc))
         except Exception as exc:
@@ -74,7 +81,7 @@ class JiraConnector:
     def install(self) -> InstallReport:
         """Create learnloop's custom fields if missing and put them on the default screen."""
         try:
-            created, existing = writeback.install(self.config)
+            created, existing = writeback.install(self.config, self._write_client())
         except Exception as exc:
             raise explain(exc, self.config) from exc
         return InstallReport(created=created, existing=existing)
@@ -86,27 +93,46 @@ class JiraConnector:
 
     def discover_fields(self) -> list[FieldInfo]:
         """Every field of the site, for the mapping editor."""
-        fields = reader(self.config).fields()
+        fields = self._client().fields()
         return [FieldInfo(str(f["id"]), str(f.get("name", f["id"])),
                           str((f.get("schema") or {}).get("type", "string"))) for f in fields]
 
     def pull(self, cursor: Mapping[str, Any] | None) -> Iterator[Batch]:
         """Issues changed since the cursor, page by page."""
-        return sync.pull(self.config, self.mapping, cursor, self._client())
+        return sync.pull(self.config, self.mapping, cursor, self._client(),
+                         self._write_client(), self._own_account)
 
     def _client(self) -> Any:
-        if self._reader is None:
-            self._reader = reader(self.config)
-        return self._reader
+        with self._lock:
+            if self._reader is None:
+                self._reader = reader(self.config)
+            return self._reader
+
+    def _write_client(self) -> Any:
+        with self._lock:
+            if self._writer is None:
+                self._writer = writer(self.config)
+            return self._writer
+
+    def _own_account(self) -> str | None:
+        """learnloop's account id on the site (asked once): its changes are not changes."""
+        if not self._account:
+            try:
+                me = self._client().myself()
+            except Exception as exc:
+                raise explain(exc, self.config) from exc
+            self._account.append(str(me.get("accountId") or "") or None)
+        return self._account[0]
 
     def deliver(self, intents: Sequence[Intent]) -> list[Delivery]:
         """Field values, the learnloop comment, the issue property and the remote link."""
         intents, results = split_valid(intents)
         fields = [i for i in intents if i.surface == FIELDS]
-        results += writeback.deliver(self.config, fields) if fields else []
-        results += [writeback.deliver_template(self.config, i, self._client())
+        client = self._write_client()
+        results += writeback.deliver(self.config, fields, client) if fields else []
+        results += [writeback.deliver_template(self.config, i, self._client(), client)
                     if i.surface == TEMPLATE
-                    else writeback.deliver_other(self.config, i)
+                    else writeback.deliver_other(self.config, i, client)
                     for i in intents if i.surface != FIELDS]
         return results
 

@@ -1,18 +1,29 @@
 """Incremental pulls: `updated >= <epoch ms>` (no time-zone gaps), page by page, each page
-stored with a cursor that resumes exactly there; truncated changelogs fetched in full."""
+stored with a cursor that resumes exactly there; truncated changelogs fetched in full.
+
+learnloop's own writes bump Jira's `updated` too. An item's `source_updated_at` is therefore
+the last change someone else made, as the change history records it (the creation if none):
+histories by learnloop's own account, or touching only learnloop's own fields, are left out,
+and so are our comment, issue property and remote link (they leave no other history). The
+next sync after a write-back then finds the issues as they were and re-stores none of them.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from connectors.jira.client import explain, reader, writer
 from connectors.jira.config import JiraConfig
 from connectors.jira.mapping import fields_wanted, parse_time, to_item
+from connectors.jira.writeback import OUR_FIELDS
 from core.contract import Batch, ItemRecord, Problem
 
 if TYPE_CHECKING:
+    import atlassian
     import jira
 
 PAGE = 100
@@ -26,9 +37,13 @@ def jql_for(config: JiraConfig, since_ms: int | None) -> str:
     return " AND ".join(clauses) + " ORDER BY updated ASC, key ASC"
 
 
-def full_changelog(config: JiraConfig, key: str) -> list[dict[str, Any]]:
+OWN_FIELD_NAMES = frozenset(name for name, _, _ in OUR_FIELDS.values())
+
+
+def full_changelog(config: JiraConfig, key: str, client: atlassian.Jira | None = None,
+                   ) -> list[dict[str, Any]]:
     """Every history of an issue, paged (a search returns at most 100 of them)."""
-    client = writer(config)
+    client = client or writer(config)
     out: list[dict[str, Any]] = []
     while True:
         page = client.get_issue_changelog(key, start=len(out), limit=PAGE)
@@ -36,6 +51,25 @@ def full_changelog(config: JiraConfig, key: str) -> list[dict[str, Any]]:
         out.extend(values)
         if page.get("isLast", True) or not values:
             return out
+
+
+def is_ours(history: Mapping[str, Any], account: str | None) -> bool:
+    """Whether a change-history entry is learnloop's own write: made by its account, or
+    touching only the fields learnloop provisioned."""
+    author = (history.get("author") or {}).get("accountId")
+    if account is not None and author == account:
+        return True
+    items = history.get("items") or []
+    return bool(items) and all(str(i.get("field")) in OWN_FIELD_NAMES for i in items)
+
+
+def changed_by_others_at(fields: Mapping[str, Any], histories: list[dict[str, Any]],
+                         account: str | None) -> dt.datetime | None:
+    """When someone other than learnloop last changed the issue: the newest history that is
+    not ours, else the creation (Jira's `updated` when neither is known)."""
+    times = [parse_time(h.get("created")) for h in histories if not is_ours(h, account)]
+    known = [t for t in (parse_time(fields.get("created")), *times) if t is not None]
+    return max(known) if known else parse_time(fields.get("updated"))
 
 
 def _page(client: jira.JIRA, jql: str, token: str | None, fields: list[str],
@@ -51,13 +85,27 @@ def _page(client: jira.JIRA, jql: str, token: str | None, fields: list[str],
 
 
 def pull(config: JiraConfig, mapping: Mapping[str, Any], cursor: Mapping[str, Any] | None,
-         client: jira.JIRA | None = None) -> Iterator[Batch]:
+         client: jira.JIRA | None = None, pages: atlassian.Jira | None = None,
+         account: Callable[[], str | None] | None = None) -> Iterator[Batch]:
     """Batches of issues changed since the cursor's watermark, with their events.
 
     Every `reconcile_hours` the pull is a full one (every issue of the scope, marked as a
     snapshot), so issues deleted in Jira are marked deleted here; in between, only changes.
+
+    Args:
+        config: the connection's settings.
+        mapping: the field mapping.
+        cursor: where the previous sync stopped (None: from the start).
+        client: the `jira` reader to search with (a new one when None).
+        pages: the `atlassian` client that pages long changelogs (a new one when needed).
+        account: returns learnloop's own account id, whose changes are not changes; asked
+            when the first history is seen, then kept in the cursor (for the configured
+            email). None: only learnloop's own fields are recognised.
     """
     cursor = dict(cursor or {})
+    known = cursor.get("own_account")
+    own = [known[1]] if isinstance(known, list) and len(known) == 2 and \
+        known[0] == config.email else []
     now_ms = int(time.time() * 1000)
     full_at = int(cursor.get("full_at_ms") or 0)
     full = not cursor or (now_ms - full_at > config.reconcile_hours * 3_600_000
@@ -82,8 +130,13 @@ def pull(config: JiraConfig, mapping: Mapping[str, Any], cursor: Mapping[str, An
                 log = raw.get("changelog") or {}
                 histories = list(log.get("histories") or [])
                 if int(log.get("total") or 0) > len(histories):
-                    histories = full_changelog(config, raw["key"])
+                    pages = pages or writer(config)
+                    histories = full_changelog(config, raw["key"], pages)
                 item, events = to_item(raw, histories, config, dict(mapping), config.url)
+                if histories and not own and account is not None:
+                    own.append(account())
+                item = dataclasses.replace(item, source_updated_at=changed_by_others_at(
+                    raw.get("fields") or {}, histories, own[0] if own else None))
             except (KeyError, TypeError, ValueError) as exc:
                 batch.problems.append(Problem(f"issue {raw.get('key', raw.get('id', '?'))}",
                                               f"malformed issue: {exc}", {"id": raw.get("id")}))
@@ -100,6 +153,8 @@ def pull(config: JiraConfig, mapping: Mapping[str, Any], cursor: Mapping[str, An
                          "full_at_ms": full_at} if last
                         else {"since_ms": since, "page_token": token, "max_seen_ms": seen,
                               "full_at_ms": full_at})
+        if own:
+            batch.cursor["own_account"] = [config.email, own[0]]
         yield batch
         if last:
             return

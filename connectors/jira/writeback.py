@@ -30,16 +30,18 @@ OUR_FIELDS = {  # payload key -> (field name, type, searcher)
 }
 
 
-def field_ids(config: JiraConfig) -> dict[str, str]:
+def field_ids(config: JiraConfig, client: atlassian.Jira | None = None) -> dict[str, str]:
     """Payload key -> custom field id of learnloop's fields that exist."""
-    by_name = {f.get("name"): f.get("id") for f in writer(config).get_all_fields() or []}
+    by_name = {f.get("name"): f.get("id")
+               for f in (client or writer(config)).get_all_fields() or []}
     return {k: str(by_name[name]) for k, (name, _, _) in OUR_FIELDS.items() if name in by_name}
 
 
-def install(config: JiraConfig) -> tuple[list[str], list[str]]:
+def install(config: JiraConfig, client: atlassian.Jira | None = None,
+            ) -> tuple[list[str], list[str]]:
     """Create learnloop's custom fields (idempotent) and put them on the default screen."""
-    client = writer(config)
-    existing = field_ids(config)
+    client = client or writer(config)
+    existing = field_ids(config, client)
     created = []
     for key, (name, kind, searcher) in OUR_FIELDS.items():
         if key in existing:
@@ -63,15 +65,16 @@ def _value(key: str, value: Any) -> Any:
     return str(value)
 
 
-def deliver(config: JiraConfig, intents: Sequence[Intent]) -> list[Delivery]:
+def deliver(config: JiraConfig, intents: Sequence[Intent],
+            client: atlassian.Jira | None = None) -> list[Delivery]:
     """One PUT per issue with all its fields; `notifyUsers=false` first (watchers are not
     mailed), again without it when the account may not suppress notifications."""
     try:
-        ids = field_ids(config)
+        client = client or writer(config)
+        ids = field_ids(config, client)
         if len(ids) < len(OUR_FIELDS):
-            install(config)  # first write-back of a new connection: provision the fields
-            ids = field_ids(config)
-        client = writer(config)
+            install(config, client)  # first write-back of a new connection: provision fields
+            ids = field_ids(config, client)
     except Exception as exc:
         error = explain(exc, config)
         return [Delivery(i.id, ok=False, error=str(error), retry_after=retry_after(exc))
@@ -160,9 +163,10 @@ def upsert_comment(client: atlassian.Jira, key: str, body: dict[str, Any],
     return str(made["id"])
 
 
-def deliver_other(config: JiraConfig, intent: Intent) -> Delivery:
+def deliver_other(config: JiraConfig, intent: Intent, client: atlassian.Jira | None = None,
+                  ) -> Delivery:
     """One comment (edited in place once it exists), the issue property, or the remote link."""
-    client = writer(config)
+    client = client or writer(config)
     try:
         if intent.surface == "comment":
             ref = upsert_comment(client, intent.target, adf(CommentPayload.from_json(intent.payload).text),
@@ -187,14 +191,14 @@ def deliver_other(config: JiraConfig, intent: Intent) -> Delivery:
 
 
 def deliver_template(config: JiraConfig, intent: Intent, search: jira.JIRA | None = None,
-                     ) -> Delivery:
+                     client: atlassian.Jira | None = None) -> Delivery:
     """A template issue (its children are the planned tasks): each child's original estimate
     becomes the plan the accepted policy asks for (P80), and one comment on the template says
     what changed and why. Redelivered, the estimates are set again (the same values) and the
     comment of that version is edited, found by its id or its marker property."""
     payload = TemplatePayload.from_json(intent.payload)
     plan = {t.name: t for t in payload.rendered}
-    client = writer(config)
+    client = client or writer(config)
     try:
         children = (search or reader(config)).enhanced_search_issues(
             f'parent = "{intent.target}"', maxResults=100, fields=["summary",

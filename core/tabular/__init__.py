@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from core.tabular.cells import MISSING, Cell, cell_id, cell_text, column_letter, is_missing
 from core.tabular.dates import DateParser, parse_date
+from core.tabular.flaws import Flaw, Flaws
 from core.tabular.header import Header, find_header, normalise
 from core.tabular.mapping import (
     CANCELLED_STATUSES,
@@ -46,6 +47,8 @@ __all__ = [
     "UNIT_WORDS",
     "Cell",
     "DateParser",
+    "Flaw",
+    "Flaws",
     "Header",
     "NumberParser",
     "TableMapping",

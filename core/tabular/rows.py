@@ -7,8 +7,9 @@ from typing import Any
 
 from core.contract import ItemRecord, Problem
 from core.errors import InputError
-from core.tabular.cells import Cell, cell_id, cell_text, is_missing
+from core.tabular.cells import Cell, cell_id, cell_text, column_letter, is_missing
 from core.tabular.dates import DateParser
+from core.tabular.flaws import Flaws
 from core.tabular.header import Header, find_header
 from core.tabular.mapping import (
     AMOUNT_FIELDS,
@@ -60,6 +61,7 @@ def rows_to_records(
     mapping: TableMapping,
     options: TableOptions,
     first_row_number: int | None = None,
+    flaws: Flaws | None = None,
 ) -> Iterator[ItemRecord | Problem]:
     """Turn data rows into ItemRecords; a row that cannot be read becomes a Problem.
 
@@ -74,6 +76,8 @@ def rows_to_records(
         mapping: which column holds what.
         options: how to read values.
         first_row_number: the 1-based row number of rows[0] (default: the row below the header).
+        flaws: what the reader could not read faithfully, by row number: a flawed row, or a
+            row with a mapped cell that only reads as blank, is a Problem naming the column.
 
     Returns:
         An iterator of ItemRecord per good row and Problem per bad one, in table order.
@@ -81,14 +85,16 @@ def rows_to_records(
     Raises:
         InputError: when a mapped column is missing (raised before anything is yielded).
     """
-    reader = _RowReader(header, rows, mapping, options)
+    reader = _RowReader(header, rows, mapping, options, flaws or Flaws())
     return reader.records(first_row_number or header.row_number + 1)
 
 
 class _RowReader:
     def __init__(self, header: Header, rows: Sequence[Sequence[Cell]], mapping: TableMapping,
-                 options: TableOptions) -> None:
+                 options: TableOptions, flaws: Flaws) -> None:
         self.pos = mapping.resolve(header, options.source)
+        self.flaws = flaws
+        self.mapped = {p: header.names[p] for p in self.pos.values()}
         self.rows, self.options, self.names = rows, options, header.names
         self.id_pos = self.pos["id"]
         self.label = {t: header.names[p] for t, p in self.pos.items()}
@@ -121,6 +127,11 @@ class _RowReader:
             if len(row) < width:
                 row = [*row, *([None] * (width - len(row)))]
             ext = cell_id(row[self.id_pos])
+            flaw = self._flaw(number) if self.flaws else None
+            if flaw is not None:
+                yield Problem(f"{locator}{number}", flaw,
+                              dict(zip(self.names, map(cell_text, row), strict=False)))
+                continue
             if ext is None and all(is_missing(c) for c in row):
                 continue
             raw = dict(zip(self.names, map(cell_text, row), strict=False))
@@ -139,6 +150,21 @@ class _RowReader:
                 continue
             seen[ext] = number
             yield result
+
+    def _flaw(self, number: int) -> str | None:
+        """Why row `number` was not read faithfully (None when it was, or nothing mapped is hit)."""
+        flaw = self.flaws.rows.get(number)
+        if flaw is not None:
+            if flaw.column is None:
+                return flaw.reason
+            name = self.names[flaw.column] if flaw.column < len(self.names) else None
+            where = f"column '{name}' ({column_letter(flaw.column)})" if name \
+                else f"column {column_letter(flaw.column)}"
+            return f"{where}: {flaw.reason}"
+        blank = self.flaws.blank_cells.get(number, {})
+        hit = [f"column '{self.mapped[p]}': {why}" for p, why in sorted(blank.items())
+               if p in self.mapped]
+        return "; ".join(hit) or None
 
     def _item(self, row: Sequence[Cell], ext: str, raw: dict[str, str]) -> ItemRecord | str:
         values: dict[str, Any] = {}

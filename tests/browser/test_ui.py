@@ -13,6 +13,7 @@ from core.model import Connection, Proposal, Template
 from core.store import unit_of_work
 from tests.connectors.jira.harness import JiraHarness
 from tests.webapp.server import LiveServer
+from webapp import worker
 
 ADMIN, PASSWORD = "admin@example.com", "a long enough password"
 
@@ -62,8 +63,17 @@ def test_admin_installs_jira_syncs_and_an_accepted_proposal_reaches_jira(
         assert "Connection works" in _flash(page), _flash(page)
         page.click("#action-install")
         assert "install:" in _flash(page)
-        page.click("#action-sync")
-        assert "240 new" in _flash(page), _flash(page)
+        page.click("#action-sync")  # queued for the worker: the page answers at once
+        assert "queued as job" in _flash(page), _flash(page)
+        assert page.locator("#job-status").inner_text() == "queued"
+        assert page.locator("meta[http-equiv=refresh]").count() == 1  # follows the progress
+        (ran,) = worker.queued_job(engine=engine)["jobs"]  # the worker's next tick
+        assert ran["status"] == "ok", ran
+        page.reload()
+        assert page.locator("#job-status").inner_text() == "ok"
+        assert "240 new" in page.locator("#job-summary").inner_text()
+        assert page.locator("#job-items").inner_text() == "240"
+        assert page.locator("meta[http-equiv=refresh]").count() == 0
 
         with unit_of_work(engine) as s:  # the template owner's Jira template, known to learnloop
             conn_id = s.scalars(select(Connection.id)).one()

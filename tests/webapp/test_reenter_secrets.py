@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from connectors import runtime
 from core.model import Item
 from core.store import unit_of_work
 from tests.connectors.jira.harness import JiraHarness
@@ -23,8 +24,7 @@ def _synced_jira(engine: Engine, jira: JiraHarness) -> int:
         "kind": "jira", "name": "pay", "config": jira.config()})
     assert r.status_code == 201, r.text
     conn_id: int = r.json()["id"]
-    r = api.post(f"/api/connections/{conn_id}/sync", headers=headers)
-    assert r.status_code == 200 and "20 new" in r.json()["message"], r.text
+    assert runtime.sync(engine, "pay").created == 20
     return conn_id
 
 

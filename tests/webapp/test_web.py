@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from core.model import Activity, Connection, Proposal
 from core.store import unit_of_work
 from tests.connectors.jira.harness import JiraHarness
-from webapp import security
+from webapp import security, worker
 from webapp.app import create_app
 
 PASSWORD = "a long enough password"
@@ -154,7 +154,19 @@ def test_admin_installs_maps_and_syncs_jira_through_the_api(
                 json={"mapping": {"actual_effort": "timespent", "segments": ["issuetype"]}})
     assert r.status_code == 200 and r.json()["mapping"]["segments"] == ["issuetype"]
     r = api.post(f"/api/connections/{conn['id']}/sync", headers=a)
-    assert r.status_code == 200 and "120 new" in r.json()["message"]
+    assert r.status_code == 202 and r.json()["status"] == "queued", r.text
+    job = r.headers["location"]
+    assert job == f"/api/jobs/{r.json()['id']}" and api.get(job, headers=a).json()["stats"] \
+        == {"phase": "queued"}
+    again = api.post(f"/api/connections/{conn['id']}/sync", headers=a)
+    assert again.json()["id"] == r.json()["id"]  # still waiting: the same job, not a second
+    (ran,) = worker.run_worker(app_engine, once=True)["queued"]  # the worker's next tick
+    assert ran["status"] == "ok"
+    done = api.get(job, headers=a).json()
+    assert done["status"] == "ok" and done["stats"]["created"] == 120
+    assert done["stats"]["items"] == 120 and done["stats"]["batches"] == 2
+    assert "120 new" in done["message"] and done["finished_at"] is not None
+    assert api.get("/api/jobs/999", headers=a).status_code == 404
     assert api.post(f"/api/connections/{conn['id']}/explode", headers=a).status_code == 422
     items = api.get("/api/items?size=10", headers=a).json()
     assert len(items["items"]) == 10 and items["more"]
@@ -166,7 +178,8 @@ def test_admin_installs_maps_and_syncs_jira_through_the_api(
         stored = s.scalars(select(Connection)).one()
         assert jira.config()["api_token"] not in (stored.secrets or "")
         actions = [x.action for x in s.scalars(select(Activity).order_by(Activity.id))]
-    assert actions[:3] == ["installed a connection", "changed the field mapping", "ran sync"]
+    assert actions[:3] == ["installed a connection", "changed the field mapping",
+                           "queued a sync"]
 
 
 def test_template_owner_accepts_with_an_edit_and_the_decision_is_logged(
@@ -175,6 +188,7 @@ def test_template_owner_accepts_with_an_edit_and_the_decision_is_logged(
     conn = api.post("/api/connections", headers=a, json={
         "kind": "jira", "name": "pay", "config": jira.config()}).json()
     api.post(f"/api/connections/{conn['id']}/sync", headers=a)
+    worker.run_worker(app_engine, once=True)
     pending = api.get("/api/proposals?status=pending", headers=a).json()
     assert pending, "the learning run after the sync proposes changes"
     prop = pending[0]

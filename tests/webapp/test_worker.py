@@ -165,7 +165,7 @@ def test_run_worker_schedules_reloads_and_stops_on_sigterm(engine: Engine,
     assert summary["stopped_by"] == "signal" and time.monotonic() - started < 10
     assert summary["reloads"] >= 2
     (second,) = added
-    assert summary["jobs"] == ["deliver", f"sync:{first}", f"sync:{second}"]
+    assert summary["jobs"] == ["deliver", "queued", f"sync:{first}", f"sync:{second}"]
     runs = _runs(engine)
     synced = sorted(r.connection_id for r in runs if r.job == "sync_job")
     assert synced == [first, second]

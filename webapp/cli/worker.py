@@ -13,6 +13,14 @@ from webapp.cli.common import JSON_HELP, emit_json, error_line, out, store
 
 
 def _print_once(summary: dict[str, Any]) -> None:
+    for r in summary.get("queued", []):
+        if r["status"] == "ok":
+            st = r["stats"]
+            out.print(f"sync now #{r['id']} {r['connection']}: {st['created']} new, "
+                      f"{st['updated']} updated; learning run #{st['learning_run']}",
+                      markup=False)
+        else:
+            error_line(f"sync now #{r['id']} {r['connection']}: {r['error']}")
     for r in summary["syncs"]:
         name = r.get("connection", f"connection #{r['connection_id']}")
         if r["status"] == "ok":
@@ -83,7 +91,7 @@ def worker(
         _print_once(summary)
     else:
         out.print(f"worker stopped ({summary['stopped_by']}) after {summary['seconds']} s")
-    if once and (any(r["status"] == "error" for r in summary["syncs"])
+    if once and (any(r["status"] == "error" for r in summary["syncs"] + summary["queued"])
                  or summary["learn"]["status"] == "error"
                  or summary["deliver"]["status"] == "error"):
         raise typer.Exit(1)

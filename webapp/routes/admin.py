@@ -1,4 +1,5 @@
-"""Admin pages: install a connector per tool, test it, map fields, schedule, sync now."""
+"""Admin pages: install a connector per tool, test it, map fields, schedule, sync now (queued
+for the worker, its progress on the job's page)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from connectors import registry
 from core.connections import repair_message, unreadable_secrets
 from core.errors import ConfigError
 from core.model import Activity, Connection, JobRun, QuarantinedRow, WriteIntent
-from webapp import admin_ops
+from webapp import admin_ops, jobs
 from webapp.deps import CurrentAdmin, SessionDep
 from webapp.forms import fields_of
 from webapp.views import redirect, render
@@ -82,6 +83,7 @@ def connection(request: Request, session: SessionDep, admin: CurrentAdmin,
                   outbox=outbox, runs=runs, quarantined=quarantined, write_errors=errors,
                   history=history, fields=fields_of(factory.config_model, conn.config),
                   discovered=admin_ops.discovered(conn), schedule=admin_ops.schedule_text(conn),
+                  job_summary=jobs.summary,
                   reenter=repair_message(missing) if missing else None)
 
 
@@ -90,6 +92,10 @@ async def act(request: Request, session: SessionDep, admin: CurrentAdmin, conn_i
               action: str) -> Response:
     conn = admin_ops.get(session, conn_id)
     form = dict(await request.form())
+    if action == "sync":
+        run = admin_ops.sync_now(session, admin, conn)
+        session.commit()
+        return redirect(request, f"/admin/jobs/{run.id}", msg=f"sync queued as job #{run.id}")
     try:
         message = admin_ops.run_action(session, admin, conn, action, form)
     except ConfigError as exc:
@@ -99,3 +105,11 @@ async def act(request: Request, session: SessionDep, admin: CurrentAdmin, conn_i
     if action == "delete":
         return _back(request, None, message)
     return _back(request, conn_id, message)
+
+
+@router.get("/jobs/{job_id}", response_class=HTMLResponse)
+def job(request: Request, session: SessionDep, admin: CurrentAdmin, job_id: int) -> Response:
+    run = admin_ops.get_job(session, job_id)
+    conn = session.get(Connection, run.connection_id) if run.connection_id else None
+    return render(request, "job.html", run=run, conn=conn, summary=jobs.summary(run),
+                  seconds=jobs.elapsed(run), active=run.status in jobs.ACTIVE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 
 from connectors import registry, runtime
@@ -13,7 +13,7 @@ from core import audit, policy
 from core.contract import declared_targets
 from core.errors import NotFoundError
 from core.model import Activity, ApiToken, Connection, Proposal, utcnow
-from webapp import admin_ops, insight_data, item_data, review_data, security, services
+from webapp import admin_ops, insight_data, item_data, jobs, review_data, security, services
 from webapp import schemas as s
 from webapp.deps import CurrentAdmin, CurrentTemplateOwner, CurrentUser, SessionDep
 
@@ -133,10 +133,31 @@ def put_schedule(session: SessionDep, admin: CurrentAdmin, conn_id: int,
     return s.ConnectionPublic.model_validate(conn)
 
 
+def _job(run: Any) -> s.JobPublic:
+    return s.JobPublic.model_validate(run).model_copy(update={"message": jobs.summary(run)})
+
+
+@router.post("/connections/{conn_id}/sync", tags=["admin"], status_code=202)
+def sync_now(session: SessionDep, admin: CurrentAdmin, conn_id: int,
+             response: Response) -> s.JobPublic:
+    """Queue a sync (then a learning run) for the worker and answer at once with the job;
+    follow it at `GET /api/jobs/{id}` (its `Location`)."""
+    run = admin_ops.sync_now(session, admin, _conn(session, conn_id))
+    session.commit()
+    response.headers["Location"] = f"/api/jobs/{run.id}"
+    return _job(run)
+
+
+@router.get("/jobs/{job_id}", tags=["admin"])
+def job(session: SessionDep, admin: CurrentAdmin, job_id: int) -> s.JobPublic:
+    """One job run: status (queued, running, ok, error) and its progress counts."""
+    return _job(admin_ops.get_job(session, job_id))
+
+
 @router.post("/connections/{conn_id}/{action}", tags=["admin"])
 def connection_action(session: SessionDep, admin: CurrentAdmin, conn_id: int,
                       action: Annotated[str, admin_ops.ACTION_PATH]) -> s.ActionResult:
-    """test | sync (then a learning run) | install | uninstall (tool-side fields) | deliver."""
+    """test | install | uninstall (tool-side fields) | deliver (sync has its own route)."""
     message = admin_ops.run_action(session, admin, _conn(session, conn_id), action, {})
     session.commit()
     return s.ActionResult(message=message)

@@ -3,8 +3,10 @@
 Cloud semantics: serverInfo says Cloud (so clients use /search/jql with nextPageToken and no
 total), changelogs inside a search are truncated at 100 histories (the rest is paged from
 /issue/{key}/changelog), `notifyUsers=false` needs Administer Projects (403 otherwise).
-Faults on demand: `throttle` answers the next N calls with 429 and Retry-After. Unknown
-routes are 404s recorded in `unexpected`.
+Writes behave as Jira's do: every write bumps the issue's `updated`, and field edits and new
+remote links add a change-history entry authored by the account that made them (the Basic-auth
+email's account, also what /myself answers). Faults on demand: `throttle` answers the next N
+calls with 429 and Retry-After. Unknown routes are 404s recorded in `unexpected`.
 """
 
 from __future__ import annotations
@@ -77,6 +79,10 @@ class JiraEmulator:
         self.webhooks: list[dict[str, Any]] = []
         self.deliveries: list[tuple[str, int]] = []  # (url, status) of webhook posts
         self.unexpected: list[str] = []
+        self.accounts: dict[str, dict[str, Any]] = {  # email -> the account it signs in as
+            "bot@example.com": {"accountId": "bot-1", "displayName": "learnloop"}}
+        self.caller: dict[str, Any] = {}  # the account of the request being answered
+        self.history_ids = 900_000_000  # ids of the histories writes add (above seeded ones)
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
         self.base = ""
@@ -93,6 +99,25 @@ class JiraEmulator:
         issue.updated = when or max(dt.datetime.now(dt.UTC),
                                     issue.updated + dt.timedelta(milliseconds=1))
 
+    def account(self, email: str) -> dict[str, Any]:
+        """The account an email signs in as (a new one for an email not seen before)."""
+        if email not in self.accounts:
+            self.accounts[email] = {"accountId": f"acct-{len(self.accounts) + 1}",
+                                    "displayName": email.split("@")[0]}
+        return self.accounts[email]
+
+    def record(self, issue: Issue, items: list[dict[str, Any]]) -> None:
+        """A change-history entry by the calling account, and the `updated` bump of any write."""
+        self.touch(issue)
+        if not items:
+            return
+        author = {"accountId": self.caller.get("accountId", "anonymous"),
+                  "displayName": self.caller.get("displayName", "Anonymous"), "active": True,
+                  "accountType": "atlassian"}
+        self.history_ids += 1
+        issue.histories.append({"id": str(self.history_ids), "author": author, "created": jira_time(issue.updated),
+                                "items": items})
+
     # ---- server ----------------------------------------------------------------------------
     def start(self) -> str:
         emulator = self
@@ -102,6 +127,10 @@ class JiraEmulator:
                 pass
 
             def _handle(self, method: str) -> None:
+                # Logged on arrival: a stalled request a client gave up on is counted when it
+                # was made, not seconds later in whatever test runs then.
+                with emulator.lock:
+                    emulator.requests.append((method, self.path))
                 if emulator.delay:
                     import time
 
@@ -111,7 +140,6 @@ class JiraEmulator:
                 raw = self.rfile.read(length) if length else b""
                 body = json.loads(raw) if raw else None
                 with emulator.lock:
-                    emulator.requests.append((method, self.path))
                     code, payload, headers = emulator.route(
                         method, parts.path, parse_qs(parts.query, keep_blank_values=True), body,
                         self.headers.get("Authorization"))
@@ -158,6 +186,8 @@ class JiraEmulator:
               auth: str | None) -> tuple[int, Any, dict[str, str]]:
         if not auth or not auth.startswith("Basic "):
             return self._error(401, "You are not authenticated. Authentication required.")
+        email = base64.b64decode(auth[6:]).decode(errors="replace").partition(":")[0]
+        self.caller = self.account(email)
         if self.throttle > 0:
             self.throttle -= 1
             return 429, {"errorMessages": ["Rate limit exceeded."]}, {"Retry-After": "1"}
@@ -178,8 +208,7 @@ class JiraEmulator:
                          "versionNumbers": [1001, 0, 0], "deploymentType": "Cloud",
                          "buildNumber": 100242, "serverTitle": "Emulated Jira"}, {}
         if method == "GET" and path == "/api/myself":
-            return 200, {"accountId": "bot-1", "displayName": "learnloop",
-                         "emailAddress": "bot@example.com", "timeZone": "Europe/Berlin"}, {}
+            return 200, {**self.caller, "emailAddress": email, "timeZone": "Europe/Berlin"}, {}
         if method == "GET" and path == "/api/field":
             return 200, self.fields, {}
         if method == "POST" and path == "/api/field":
@@ -203,6 +232,7 @@ class JiraEmulator:
                 return self._error(404, "Issue does not exist or you do not have permission to see it.")
             created = m.group(2) not in issue.properties
             issue.properties[m.group(2)] = body
+            self.record(issue, [])
             return (201 if created else 200), None, {}
         m = re.match(r"^/api/issue/([\w-]+)/remotelink$", path)
         if m and method == "POST":
@@ -316,6 +346,7 @@ class JiraEmulator:
             if not isinstance(prop, dict) or not prop.get("key"):
                 return self._error(400, "A comment property needs a key.")
             props[str(prop["key"])] = prop.get("value")
+        self.record(issue, [])  # a comment bumps `updated` but leaves no change history
         return code, self.comment_json(issue, comment_id, version, False), {}
 
     def comment_json(self, issue: Issue, comment_id: str, version: str,
@@ -354,6 +385,11 @@ class JiraEmulator:
         gid = str(body.get("globalId") or f"auto-{len(issue.links)}")
         created = gid not in issue.links
         issue.links[gid] = body
+        title = (body.get("object") or {}).get("title", "")
+        self.record(issue, [{"field": "RemoteIssueLink", "fieldtype": "jira", "from": None,
+                             "fromString": None, "to": str(len(issue.links)),
+                             "toString": f'This issue links to "{title} (Web Link)"'}]
+                    if created else [])
         return (201 if created else 200), {"id": len(issue.links), "self": f"{self.base}/x"}, {}
 
     def edit(self, key: str, query: dict[str, list[str]], body: dict[str, Any]
@@ -386,10 +422,25 @@ class JiraEmulator:
                                            "again later."]}, {"Retry-After": "60"}
         self.writes[issue.key] = done + 1
         changed = list(body.get("fields", {}))
+        items = [self.change_item(k, issue.fields.get(k), v)
+                 for k, v in body.get("fields", {}).items() if issue.fields.get(k) != v]
         issue.fields.update(body.get("fields", {}))
-        self.touch(issue)
+        self.record(issue, items)
         self.fire("jira:issue_updated", issue, changed)
         return 204, None, {}
+
+    def change_item(self, fid: str, old: Any, new: Any) -> dict[str, Any]:
+        """One changed field as Jira's change history shows it (custom fields by name)."""
+        known = next((f for f in self.fields if f["id"] == fid), {"custom": False})
+
+        def text(value: Any) -> str | None:
+            return None if value is None else str(value)
+
+        if known["custom"]:
+            return {"field": known["name"], "fieldtype": "custom", "fieldId": fid, "from": None,
+                    "fromString": text(old), "to": None, "toString": text(new)}
+        return {"field": fid, "fieldtype": "jira", "fieldId": fid, "from": text(old),
+                "fromString": text(old), "to": text(new), "toString": text(new)}
 
     def fire(self, event: str, issue: Issue, changed: list[str]) -> None:
         """POST the event to every registered webhook, signed like Jira's admin webhooks."""
