@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -192,8 +192,9 @@ class ProposalPublic(Public):
 
 class Decision(BaseModel):
     note: str | None = Field(default=None, max_length=2000)
-    params: dict[str, float] | None = Field(
-        default=None, description="Edited numeric parameters (accept only).")
+    params: dict[str, Annotated[float, Field(allow_inf_nan=False)]] | None = Field(
+        default=None, description="Edited numeric parameters (accept only); multipliers "
+        "must be finite with 0 < p50 <= p80 <= p90 < 100.")
 
 
 class AuditCreate(BaseModel):

@@ -16,6 +16,7 @@ from core.model import Activity, Connection, JobRun, QuarantinedRow, WriteIntent
 from webapp import admin_ops, jobs
 from webapp.deps import CurrentAdmin, SessionDep
 from webapp.forms import fields_of
+from webapp.routes.params import RowId
 from webapp.views import redirect, render
 
 router = APIRouter(prefix="/admin")
@@ -61,7 +62,7 @@ async def create_connection(request: Request, session: SessionDep, admin: Curren
 
 @router.get("/connections/{conn_id}", response_class=HTMLResponse)
 def connection(request: Request, session: SessionDep, admin: CurrentAdmin,
-               conn_id: int) -> Response:
+               conn_id: RowId) -> Response:
     conn = admin_ops.get(session, conn_id)
     factory = registry.get(conn.kind)
     items = session.scalar(select(func.count()).where(
@@ -88,7 +89,7 @@ def connection(request: Request, session: SessionDep, admin: CurrentAdmin,
 
 
 @router.post("/connections/{conn_id}/{action}")
-async def act(request: Request, session: SessionDep, admin: CurrentAdmin, conn_id: int,
+async def act(request: Request, session: SessionDep, admin: CurrentAdmin, conn_id: RowId,
               action: str) -> Response:
     conn = admin_ops.get(session, conn_id)
     form = dict(await request.form())
@@ -108,7 +109,7 @@ async def act(request: Request, session: SessionDep, admin: CurrentAdmin, conn_i
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
-def job(request: Request, session: SessionDep, admin: CurrentAdmin, job_id: int) -> Response:
+def job(request: Request, session: SessionDep, admin: CurrentAdmin, job_id: RowId) -> Response:
     run = admin_ops.get_job(session, job_id)
     conn = session.get(Connection, run.connection_id) if run.connection_id else None
     return render(request, "job.html", run=run, conn=conn, summary=jobs.summary(run),

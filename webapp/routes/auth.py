@@ -14,6 +14,7 @@ from core.errors import ConfigError
 from core.model import ApiToken, User, utcnow
 from webapp import security, services, throttle
 from webapp.deps import CurrentUser, SessionDep
+from webapp.routes.params import RowId
 from webapp.views import redirect, render
 
 router = APIRouter()
@@ -140,7 +141,8 @@ def new_token(request: Request, session: SessionDep, user: CurrentUser,
 
 
 @router.post("/account/tokens/{token_id}/revoke")
-def revoke_token(request: Request, session: SessionDep, user: CurrentUser, token_id: int) -> Response:
+def revoke_token(request: Request, session: SessionDep, user: CurrentUser,
+                 token_id: RowId) -> Response:
     row = session.get(ApiToken, token_id)
     if row is not None and row.user_id == user.id and row.revoked_at is None:
         row.revoked_at = utcnow()

@@ -14,6 +14,7 @@ from core.model import User
 from webapp import schemas as s
 from webapp import services
 from webapp.deps import CurrentTemplateOwner, CurrentUser, SessionDep
+from webapp.routes.params import RowId
 from webapp.views import redirect, render
 
 router = APIRouter()
@@ -46,7 +47,8 @@ def open_list(request: Request, session: SessionDep, user: CurrentUser) -> Respo
 
 
 @router.post("/checklists/{intent_id}/done")
-def done_form(request: Request, session: SessionDep, owner: CurrentTemplateOwner, intent_id: int,
+def done_form(request: Request, session: SessionDep, owner: CurrentTemplateOwner,
+              intent_id: RowId,
               back: Annotated[str, Form(max_length=20)] = "list") -> Response:
     try:
         done = check_off(session, owner, intent_id)
@@ -71,7 +73,7 @@ def list_open(session: SessionDep, user: CurrentUser) -> list[s.ChecklistPublic]
 
 @api.post("/checklists/{intent_id}/done")
 def mark_done(session: SessionDep, owner: CurrentTemplateOwner,
-              intent_id: int) -> s.ChecklistPublic:
+              intent_id: RowId) -> s.ChecklistPublic:
     """Record that you carried out the steps; the proposal becomes applied once every write
     of it is delivered or checked off."""
     done = check_off(session, owner, intent_id)

@@ -14,11 +14,11 @@ from core.model import ROLES, User
 from webapp import people, security, services
 from webapp import schemas as s
 from webapp.deps import CurrentAdmin, SessionDep
+from webapp.routes.params import RowId
 from webapp.views import redirect, render
 
 router = APIRouter(prefix="/admin/users")
 api = APIRouter(prefix="/api/users", tags=["admin"])
-UserId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 ACTION = Annotated[str, Path(pattern="^(" + "|".join(people.ACTIONS) + ")$")]
 
 
@@ -49,7 +49,7 @@ def add_user(request: Request, session: SessionDep, admin: CurrentAdmin,
 
 
 @router.post("/{user_id}/{action}")
-def act(request: Request, session: SessionDep, admin: CurrentAdmin, user_id: UserId,
+def act(request: Request, session: SessionDep, admin: CurrentAdmin, user_id: RowId,
         action: ACTION, role: Annotated[str, Form(max_length=20)] = "",
         password: Annotated[str, Form(max_length=1000)] = "") -> Response:
     """disable | enable | role | password (set by the admin) | reset (shown once) | revoke."""
@@ -91,7 +91,7 @@ def create_user(session: SessionDep, admin: CurrentAdmin, body: s.UserCreate) ->
 
 
 @api.patch("/{user_id}")
-def update_user(session: SessionDep, admin: CurrentAdmin, user_id: UserId,
+def update_user(session: SessionDep, admin: CurrentAdmin, user_id: RowId,
                 body: s.UserUpdate) -> s.UserUpdated:
     """Change a person's role, disable or re-enable them, or set their password.
 
@@ -119,7 +119,7 @@ def update_user(session: SessionDep, admin: CurrentAdmin, user_id: UserId,
 
 @api.post("/{user_id}/password-reset")
 def reset_password(session: SessionDep, admin: CurrentAdmin,
-                   user_id: UserId) -> s.PasswordReset:
+                   user_id: RowId) -> s.PasswordReset:
     """A new random password for the person, in this response only; their sessions end."""
     user = people.get(session, user_id)
     secret = people.reset_password(session, admin, user)
@@ -128,7 +128,7 @@ def reset_password(session: SessionDep, admin: CurrentAdmin,
 
 
 @api.post("/{user_id}/revoke")
-def revoke(session: SessionDep, admin: CurrentAdmin, user_id: UserId) -> s.ActionResult:
+def revoke(session: SessionDep, admin: CurrentAdmin, user_id: RowId) -> s.ActionResult:
     """End every session of another person and revoke their API tokens."""
     message = people.revoke(session, admin, people.get(session, user_id))
     session.commit()

@@ -13,6 +13,7 @@ from core.errors import ConfigError, LearnloopError
 from core.model import Activity, Proposal
 from webapp import insight_data, review_data, services
 from webapp.deps import CurrentAdmin, CurrentTemplateOwner, CurrentUser, SessionDep
+from webapp.routes.params import RowId
 from webapp.views import redirect, render
 
 router = APIRouter()
@@ -36,7 +37,7 @@ def proposals(request: Request, session: SessionDep, user: CurrentUser,
 
 @router.get("/proposals/{proposal_id}", response_class=HTMLResponse)
 def proposal(request: Request, session: SessionDep, user: CurrentUser,
-             proposal_id: int) -> Response:
+             proposal_id: RowId) -> Response:
     detail = review_data.detail(session, proposal_id)
     session.commit()
     return render(request, "proposal.html", **detail)
@@ -44,7 +45,7 @@ def proposal(request: Request, session: SessionDep, user: CurrentUser,
 
 @router.post("/proposals/{proposal_id}/{decision}")
 async def decide(request: Request, session: SessionDep, owner: CurrentTemplateOwner,
-                 proposal_id: int, decision: str,
+                 proposal_id: RowId, decision: str,
                  note: Annotated[str, Form(max_length=2000)] = "") -> Response:
     target = f"/proposals/{proposal_id}"
     try:
