@@ -134,6 +134,14 @@ def remember_store(engine: Engine) -> None:
                  and any(w in k.rsplit("__", 1)[1].lower() for w in SECRET_WORDS))
 
 
+def readable(token: str | None, key: Fernet | None = None) -> dict[str, str] | None:
+    """The decrypted secrets, or None when the current key cannot decrypt them."""
+    try:
+        return decrypt(token, key)
+    except ConfigError:
+        return None
+
+
 def redact_stored(text: str, token: str | None) -> str:
     """`redact` with the secrets of a stored token too (still redacted when they cannot be
     decrypted: every secret this process knows is hidden)."""
@@ -149,6 +157,6 @@ def redact(text: str, secrets: dict[str, str] | None = None) -> str:
     return REDACTOR(text)
 
 
-__all__ = ["REDACTOR", "decrypt", "encrypt", "load_key", "redact", "redact_stored",
+__all__ = ["REDACTOR", "decrypt", "encrypt", "load_key", "readable", "redact", "redact_stored",
            "redact_value", "remember", "remember_config", "remember_store", "secret_field_names",
            "split_config"]

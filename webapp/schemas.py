@@ -30,6 +30,8 @@ class UserPublic(Public):
     email: str
     name: str
     role: str
+    active: bool
+    last_login_at: dt.datetime | None = None
 
 
 class UserCreate(BaseModel):
@@ -37,6 +39,24 @@ class UserCreate(BaseModel):
     password: str = Field(min_length=10, max_length=1000)
     role: str = Field(pattern="^(admin|template_owner|viewer)$")
     name: str = Field(default="", max_length=200)
+
+
+class UserUpdate(BaseModel):
+    role: str | None = Field(default=None, pattern="^(admin|template_owner|viewer)$")
+    active: bool | None = Field(default=None, description="false disables the person: their "
+                                "sessions end and their API tokens are revoked at once")
+    password: str | None = Field(default=None, min_length=10, max_length=1000,
+                                 description="a new password chosen by the admin")
+
+
+class UserUpdated(UserPublic):
+    message: str
+
+
+class PasswordReset(BaseModel):
+    id: int
+    email: str
+    password: str = Field(description="The new password; shown only in this response.")
 
 
 class TokenCreate(BaseModel):
@@ -183,8 +203,9 @@ class ProposalPublic(Public):
 
 class Decision(BaseModel):
     note: str | None = Field(default=None, max_length=2000)
-    params: dict[str, float] | None = Field(
-        default=None, description="Edited numeric parameters (accept only).")
+    params: dict[str, Annotated[float, Field(allow_inf_nan=False)]] | None = Field(
+        default=None, description="Edited numeric parameters (accept only); multipliers "
+        "must be finite with 0 < p50 <= p80 <= p90 < 100.")
 
 
 class AuditCreate(BaseModel):

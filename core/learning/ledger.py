@@ -18,6 +18,8 @@ DAY = 86400.0
 LEVELS = {"p50": 0.5, "p80": 0.8, "p90": 0.9, "p95": 0.95}
 PROBABILITY_MEASURES = frozenset({"win"})  # forecasts of a probability, scored by Brier
 RELIABILITY_BINS = 10
+MAX_VALUE = 1e9
+"""A forecast beyond this (hours, or days since 1970: past year 4700) is out of range."""
 
 
 def to_days(value: dt.datetime) -> float:

@@ -9,6 +9,7 @@ from rich.progress import TaskID
 from sqlalchemy import select
 
 from connectors import runtime
+from core.errors import LearnloopError
 from core.learning import ledger
 from core.learning.gap import gap_by_cycle
 from core.learning.montecarlo import group_forecast
@@ -62,13 +63,19 @@ def sync(
     """Pull plans, actuals and events from connections into the store.
 
     Rows that cannot be read are quarantined with their reason and counted; good rows are
-    kept. The exit code is 1 when anything was quarantined.
+    kept. The exit code is 1 when anything was quarantined, 2 when a sync failed. With --json
+    every connection's result (or its "error") is printed as JSON, failed ones too.
     """
     engine = store()
     targets = names or runtime.connection_names(engine)
     if not targets:
+        if as_json:
+            emit_json([])
+            error_line("there are no connections yet; add one first")
+            raise typer.Exit(2)
         raise typer.BadParameter("there are no connections yet; add one first")
     reports = []
+    failed: list[dict[str, Any]] = []
     with progress() as bar:
         for name in targets:
             task = bar.add_task(f"sync {name}", total=None)
@@ -76,14 +83,24 @@ def sync(
             def advance(n: int, t: TaskID = task) -> None:
                 bar.advance(t, n)
 
-            reports.append(runtime.sync(engine, name, advance))
+            try:
+                reports.append(runtime.sync(engine, name, advance))
+            except LearnloopError as exc:
+                if not as_json:
+                    raise
+                failed.append({"connection": name, "error": str(exc)})
     if as_json:
-        emit_json([r.as_dict() for r in reports])
+        emit_json([r.as_dict() for r in reports] + failed)
+        raise typer.Exit(2 if failed else 1 if any(r.problems for r in reports) else 0)
     for r in reports:
-        if not as_json:
-            out.print(f"{r.connection}: {r.created} new, {r.updated} updated, {r.unchanged} "
-                      f"unchanged, {r.deleted} deleted, {r.events} events, "
-                      f"{r.quarantined} rows quarantined")
+        out.print(f"{r.connection}: {r.created} new, {r.updated} updated, {r.unchanged} "
+                  f"unchanged, {r.deleted} deleted, {r.events} events, "
+                  f"{r.quarantined} rows quarantined", markup=False)
+        if r.adjusted:
+            shown = "; ".join(str(p) for p in r.adjusted[:3])
+            more = f" (and {len(r.adjusted) - 3} more)" if len(r.adjusted) > 3 else ""
+            out.print(f"  note: {len(r.adjusted)} rows kept with a value shortened or dropped: "
+                      f"{shown}{more}", markup=False)
         if r.problems:
             shown = "; ".join(str(p) for p in r.problems[:3])
             more = f" (and {len(r.problems) - 3} more: learnloop quarantine {r.connection})" \
@@ -112,7 +129,12 @@ def learn(
     out.print(f"learning run #{report.run_id}: {report.finished.get('task/effort', 0)} finished tasks "
               f"with an estimate, {report.open_items} open; {report.examined} segments examined")
     for note in report.notes:
-        out.print(f"  note: {note}")
+        out.print(f"  note: {note}", markup=False)
+    if report.left_out:
+        out.print(f"  {len(report.left_out)} left out of this run, the rest learned: "
+                  + "; ".join(report.left_out[:5])
+                  + (f" (and {len(report.left_out) - 5} more)" if len(report.left_out) > 5
+                     else ""), markup=False)
     for f in report.findings[:10]:
         out.print(f"  finding: {f['statement']}")
     for p in report.proposals:
@@ -210,6 +232,9 @@ def quarantine(
         query = select(QuarantinedRow, Connection.name).join(
             Connection, Connection.id == QuarantinedRow.connection_id).order_by(QuarantinedRow.id)
         if name:
+            if s.scalar(select(Connection.id).where(Connection.name == name)) is None:
+                raise LearnloopError(f"unknown connection {name!r} (see `learnloop connections "
+                                     "list`)")
             query = query.where(Connection.name == name)
         rows = [{"connection": cname, "where": q.locator, "reason": q.reason, "raw": q.raw}
                 for q, cname in s.execute(query)]
