@@ -14,20 +14,30 @@ SEGMENTS = ("ProjectCode", "ProjectBreakdownCode", "Category", "SubCategory", "D
 FINISHED = ("FINISHED", "COMPLETED", "RELEASED")
 
 
+def _date(text: str) -> dt.datetime | None:
+    if not text.strip():
+        return None
+    return dt.datetime.strptime(text.strip(), "%d-%b-%y").replace(tzinfo=dt.UTC)
+
+
 def sip_rows(folder: Path) -> list[Row]:
-    """Unique finished tasks with estimate and actual > 0, timed by EstimateOn."""
+    """Unique finished tasks with estimate and actual > 0, timed by EstimateOn, their actual
+    known on CompletedOn (where the file has one)."""
     tasks: dict[str, dict[str, str]] = {}
     with (folder / "Sip-task-info.csv").open(encoding="cp1252", newline="") as fh:
         for r in csv.DictReader(fh):
             tasks.setdefault(r["TaskNumber"], r)
     with (folder / "est-act-dates.csv").open(newline="") as fh:
-        dates = {r["TaskNumber"]: r["EstimateOn"] for r in csv.DictReader(fh)}
+        dates = {r["TaskNumber"]: (r["EstimateOn"], r["CompletedOn"])
+                 for r in csv.DictReader(fh)}
     rows = []
     for key, r in tasks.items():
         est, act = float(r["HoursEstimate"]), float(r["HoursActual"])
         if r["StatusCode"] in FINISHED and est > 0 and act > 0:
-            when = dt.datetime.strptime(dates[key], "%d-%b-%y").replace(tzinfo=dt.UTC)
-            rows.append(Row(when, est, act, {s: r[s] for s in SEGMENTS}))
+            planned_on, completed_on = dates[key]
+            when = _date(planned_on)
+            assert when is not None
+            rows.append(Row(when, est, act, {s: r[s] for s in SEGMENTS}, _date(completed_on)))
     return rows
 
 

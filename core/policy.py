@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,13 +12,16 @@ from sqlalchemy import func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core import outbox
+from core import bounds, outbox
 from core.contract import TEMPLATE, TemplatePayload
-from core.errors import LearnloopError, NotFoundError
+from core.errors import ConfigError, LearnloopError, NotFoundError
 from core.model import Policy, Proposal, Rule, Template, WriteIntent, utcnow
 
 GLOBAL_KEY = "effort:all"
 CHANGE_THRESHOLD = 0.10  # relative move of the P80 multiplier that is worth a proposal
+MAX_KEY = 300  # rules.key and proposals.dedupe_key
+MAX_MULTIPLIER = 100.0
+QUANTILES = ("p50", "p80", "p90")
 
 
 def current_policy(session: Session) -> Policy:
@@ -145,6 +149,7 @@ def propose(session: Session, *, key: str, selector: dict[str, Any], params: dic
         The new proposal, or None when there is nothing new to propose (the change is too
         small, or the same change is already pending).
     """
+    key = bounds.shorten(key, MAX_KEY)
     rule = active_rules(session).get(key)
     if rule is not None and "p80" in params:
         old_p80 = float(rule.params.get("p80", 0) or 0)
@@ -197,6 +202,26 @@ def _decidable(proposal: Proposal) -> None:
         raise LearnloopError(f"proposal #{proposal.id} is {proposal.status}, not pending")
 
 
+def check_params(params: Mapping[str, Any]) -> None:
+    """Refuse rule parameters the tools must not be sent: the P50/P80/P90 multipliers must be
+    finite numbers with 0 < p50 <= p80 <= p90 < 100 (those present; the others as given).
+
+    Raises:
+        ConfigError: naming what is wrong, in one line.
+    """
+    wanted = {k: params[k] for k in QUANTILES if k in params}
+    rule = f"0 < p50 <= p80 <= p90 < {MAX_MULTIPLIER:g}"
+    for name, value in wanted.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{name} must be a number ({rule}), not {value!r}")
+        if not math.isfinite(value) or not 0 < value < MAX_MULTIPLIER:
+            raise ConfigError(f"{name} is {value:g}: multipliers must be finite with {rule}")
+    values = [float(v) for v in wanted.values()]
+    if values != sorted(values):
+        shown = ", ".join(f"{k}={v:g}" for k, v in wanted.items())
+        raise ConfigError(f"{shown} are out of order: multipliers must have {rule}")
+
+
 def accept(session: Session, proposal_id: int, by: str, note: str | None = None,
            params: dict[str, Any] | None = None) -> Policy:
     """Accept a pending proposal (optionally with edited parameters): a new policy version.
@@ -206,12 +231,17 @@ def accept(session: Session, proposal_id: int, by: str, note: str | None = None,
     Raises:
         NotFoundError: for an unknown proposal.
         LearnloopError: when the proposal is not pending.
+        ConfigError: when a multiplier is not a finite number with
+            0 < p50 <= p80 <= p90 < 100 (`check_params`).
     """
     proposal = get_proposal(session, proposal_id)
     _decidable(proposal)
     change = dict(proposal.change)
     if params is not None:
         change["new"] = {**change["new"], **params}
+    if not change["rule_key"].startswith("playbook:"):
+        check_params(change["new"])
+    if params is not None:
         proposal.change = change
     old = current_policy(session)
     before = active_rules(session)

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from core.errors import LearnloopError
 from core.model import JobRun, utcnow
 from core.schedule import EPOCH, Schedule
+from core.secrets import redact
 from core.settings import claim_timeout
 from core.store import unit_of_work
 
@@ -238,8 +239,8 @@ def finish_job(engine: Engine, run_id: int, status: str, stats: Mapping[str, Any
     its lock is released."""
     with unit_of_work(engine) as s:
         s.execute(update(JobRun).where(JobRun.id == run_id).values(
-            status=status, finished_at=utcnow(), stats=dict(stats or {}), error=error,
-            lock=None))
+            status=status, finished_at=utcnow(), stats=dict(stats or {}),
+            error=None if error is None else redact(error), lock=None))
 
 
 def record_job(engine: Engine, job: str, status: str, stats: Mapping[str, Any] | None = None,
@@ -249,7 +250,8 @@ def record_job(engine: Engine, job: str, status: str, stats: Mapping[str, Any] |
     now = utcnow()
     with unit_of_work(engine) as s:
         run = JobRun(job=job, connection_id=connection_id, status=status, started_at=now,
-                     finished_at=now, stats=dict(stats or {}), error=error)
+                     finished_at=now, stats=dict(stats or {}),
+                     error=None if error is None else redact(error))
         s.add(run)
         s.flush()
         return run.id

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import JSON, Engine, insert, inspect, select, update
 from sqlalchemy.orm import Session
 
-from core import deviations, links, plans, secrets
+from core import bounds, deviations, links, plans, runs, secrets
 from core.contract import Batch, Connector, EventRecord, ItemRecord, Problem
 from core.errors import LearnloopError
 from core.model import Connection, Event, Item, JobRun, QuarantinedRow, utcnow
@@ -32,6 +32,8 @@ class SyncReport:
     deleted: int = 0
     events: int = 0
     problems: list[Problem] = field(default_factory=list)
+    adjusted: list[Problem] = field(default_factory=list)
+    """Rows kept with a value shortened or dropped to fit the store, and why."""
     batches: int = 0
 
     @property
@@ -50,6 +52,7 @@ class SyncReport:
             "events": self.events,
             "quarantined": self.quarantined,
             "problems": [{"where": p.locator, "reason": p.reason} for p in self.problems],
+            "adjusted": [{"where": p.locator, "reason": p.reason} for p in self.adjusted],
         }
 
 
@@ -123,9 +126,37 @@ def _split_nul(batch: Batch, seen: set[str]) -> tuple[Batch, list[Problem]]:
     return dataclasses.replace(batch, items=items, events=events, problems=[]), problems
 
 
+def _split_bounds(batch: Batch, seen: set[str], report: SyncReport) -> tuple[Batch, list[Problem]]:
+    """The batch with every record made storable (`core.bounds`), and the quarantined ones.
+
+    An item quarantined this way still counts as seen, so a snapshot does not mark it deleted.
+    """
+    problems: list[Problem] = []
+    items = []
+    for rec in batch.items:
+        fixed, problem, notes = bounds.check_item(rec)
+        if fixed is None or problem is not None:
+            seen.add(rec.external_id)
+            problems += [problem] if problem else []
+            continue
+        if notes:
+            report.adjusted.append(Problem(bounds.locator(fixed.external_id), "; ".join(notes)))
+        items.append(fixed)
+    events = []
+    for ev in batch.events:
+        checked, problem = bounds.check_event(ev)
+        if checked is None or problem is not None:
+            problems += [problem] if problem else []
+        else:
+            events.append(checked)
+    return dataclasses.replace(batch, items=items, events=events), problems
+
+
 def _store_batch(session: Session, conn: Connection, batch: Batch, report: SyncReport,
                  seen: set[str]) -> None:
     batch, problems = _split_nul(batch, seen)
+    batch, out_of_bounds = _split_bounds(batch, seen, report)
+    problems += out_of_bounds
     by_ext: dict[str, Item] = {}
     records = {r.external_id: r for r in batch.items}  # the last record of an id wins
     ext_ids = list(records) + [e.item_external_id for e in batch.events] + list(batch.deleted)
@@ -253,11 +284,11 @@ def _store_relations(session: Session, conn: Connection, batch: Batch,
 
 
 def _quarantine(session: Session, conn: Connection, problem: Problem) -> None:
-    problem = dataclasses.replace(problem, locator=_visible(problem.locator))
+    problem = dataclasses.replace(problem, locator=bounds.locator(_visible(problem.locator)))
     row = session.scalar(select(QuarantinedRow).where(
         QuarantinedRow.connection_id == conn.id, QuarantinedRow.locator == problem.locator
     ))
-    reason, raw = _visible(problem.reason), _visible(problem.raw)
+    reason, raw = _visible(problem.reason), bounds.finite_json(_visible(problem.raw))
     if row is None:
         session.add(QuarantinedRow(connection_id=conn.id, locator=problem.locator,
                                    reason=reason, raw=raw))
@@ -294,7 +325,8 @@ def run_sync(
         if conn is None:
             raise LearnloopError(f"unknown connection {connection_name!r}")
         conn_id, cursor = conn.id, conn.cursor
-        run = JobRun(job="sync", connection_id=conn_id)
+        runs.close_abandoned(s)
+        run = JobRun(job="sync", connection_id=conn_id, stats=runs.owner())
         s.add(run)
         s.flush()
         run_id = run.id
@@ -332,9 +364,12 @@ def run_sync(
                 conn.cursor = pending.pop()
             conn.last_sync_at, conn.health, conn.last_error = utcnow(), "ok", None
             _finish(s, run_id, "ok", report, None)
-    except Exception as exc:
+    except BaseException as exc:
         message = str(exc) if isinstance(exc, LearnloopError) else f"{type(exc).__name__}: {exc}"
         with unit_of_work(engine) as s:
+            if not isinstance(exc, Exception):  # Ctrl-C, SystemExit: the tool was fine
+                _finish(s, run_id, runs.INTERRUPTED, report, f"interrupted ({message})")
+                raise
             conn = s.get_one(Connection, conn_id)
             message = secrets.redact_stored(message, conn.secrets)  # a tool may echo a token
             conn.health, conn.last_error = "error", message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from sqlalchemy import select
@@ -76,6 +77,8 @@ def edited_params(proposal: Proposal, form: dict[str, Any]) -> dict[str, Any]:
             value = float(text)
         except ValueError:
             raise ConfigError(f"{key} must be a number, not {text!r}") from None
+        if not math.isfinite(value):
+            raise ConfigError(f"{key} must be a finite number, not {text!r}")
         if value != old:
             edits[key] = value
     return edits

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from connectors import runtime
+from core import secrets
 from core.errors import ConfigError
 from core.model import Connection, utcnow
 from core.schedule import DEFAULT_SCHEDULE, Schedule, parse_schedule
@@ -277,6 +278,7 @@ def run_worker(engine: Engine, *, once: bool = False, run_for: float | None = No
     if deliver_every <= 0:
         raise ConfigError(f"deliver_every must be more than 0 seconds, not {deliver_every:g}")
     use_engine(engine)
+    secrets.remember_store(engine)  # every log line and stored error hides them
     try:
         if once:
             return {"mode": "once", **run_once(engine)}

@@ -1,7 +1,7 @@
 """Additive quantile model fitted by exact coordinate descent on one-hot groups.
 
 Model: q-quantile of y = intercept + sum over dimensions of effect[dimension][value].
-Objective: mean pinball loss + (k / n) * sum |effect|. For one group (the items with one value
+Objective: mean pinball loss + sum over dimensions of (k_d / n) * sum |effect|. For one group (the items with one value
 of one dimension, n_v of them, residuals r) the exact minimiser is a quantile of r:
 the (q - k/n_v) quantile if that is positive, the (q + k/n_v) quantile if that is negative,
 and 0 otherwise. So a value needs more than about k/q items before it moves away from its
@@ -44,7 +44,7 @@ def _update(r: FloatArray, codes: IntArray, counts: IntArray, q: float, k: float
 
 
 def fit_additive(y: FloatArray, groups: Sequence[IntArray], sizes: Sequence[int], q: float,
-                 k: float, passes: int = 60, tol: float = 1e-3,
+                 k: float | Sequence[float], passes: int = 60, tol: float = 1e-3,
                  order: Sequence[int] | None = None, step: float = 0.3,
                  init: Fit | None = None) -> Fit:
     """Fit intercept and per-group effects for quantile level q with pseudo-count k.
@@ -54,7 +54,9 @@ def fit_additive(y: FloatArray, groups: Sequence[IntArray], sizes: Sequence[int]
         groups: one integer code array per dimension (values 0..size-1).
         sizes: the number of values of each dimension.
         q: quantile level.
-        k: penalty as a pseudo-count.
+        k: penalty as a pseudo-count: one for every dimension, or one per dimension (a
+            dimension with its own penalty keeps its effect however many other, irrelevant
+            dimensions push the shared penalty up).
         passes: maximum sweeps over the dimensions.
         tol: stop when no effect moved more than this share of y's spread in a sweep.
         order: the order dimensions are visited in (default: as given).
@@ -67,6 +69,9 @@ def fit_additive(y: FloatArray, groups: Sequence[IntArray], sizes: Sequence[int]
         (intercept, effects per dimension)
     """
     order = list(range(len(groups))) if order is None else list(order)
+    ks = [float(k)] * len(groups) if isinstance(k, int | float) else [float(v) for v in k]
+    if len(ks) != len(groups):
+        raise ValueError(f"{len(ks)} penalties for {len(groups)} dimensions")
     effects = [e.copy() for e in init[1]] if init is not None else [np.zeros(s) for s in sizes]
     counts = [np.bincount(g, minlength=s) for g, s in zip(groups, sizes, strict=True)]
     fitted = np.zeros_like(y)
@@ -80,7 +85,7 @@ def fit_additive(y: FloatArray, groups: Sequence[IntArray], sizes: Sequence[int]
         for d in order:
             codes = groups[d]
             resid += effects[d][codes]
-            new = effects[d] + step * (_update(resid, codes, counts[d], q, k) - effects[d])
+            new = effects[d] + step * (_update(resid, codes, counts[d], q, ks[d]) - effects[d])
             moved = max(moved, float(np.max(np.abs(new - effects[d]))) if len(new) else 0.0)
             effects[d] = new
             resid -= new[codes]

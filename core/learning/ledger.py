@@ -20,6 +20,8 @@ PROBABILITY_MEASURES = frozenset({"win"})  # forecasts of a probability, scored 
 RELIABILITY_BINS = 10
 ISSUE_LOCK = 7_301_164  # PostgreSQL advisory lock held while a run issues (and until it commits)
 VALUES = ("p50", "p80", "p90", "p95", "probability")
+MAX_VALUE = 1e9
+"""A forecast beyond this (hours, or days since 1970: past year 4700) is out of range."""
 
 
 def to_days(value: dt.datetime) -> float:

@@ -8,14 +8,15 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.orm import Session
 
-from core import insights, outbox, policy
+from core import insights, outbox, policy, runs, secrets
 from core import measures as registry
 from core.contract import (
     COMMENT,
@@ -40,7 +41,16 @@ from core.learning.findings import CI_LEVEL, SegmentStat, describe, examine
 from core.learning.model import MODEL_VERSION, SegmentQuantileModel
 from core.learning.rates import Outcome, RateModel
 from core.learning.stats import benjamini_hochberg
-from core.model import Connection, Finding, Item, LearningRun, WriteIntent, utcnow
+from core.model import (
+    Connection,
+    Finding,
+    Item,
+    LearningRun,
+    Proposal,
+    Rule,
+    WriteIntent,
+    utcnow,
+)
 from core.settings import public_url
 from core.store import unit_of_work
 
@@ -50,6 +60,7 @@ MAX_PROPOSALS = 10
 MAX_FINDINGS = 200  # stored per run, most impactful first; all are counted
 SHRINK_K = 10.0
 RECENT_DAYS = 30
+T = TypeVar("T")
 
 
 @dataclass
@@ -70,11 +81,25 @@ class RunReport:
     writes_queued: int = 0
     models: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)
+    """Items, segments and models a step could not handle, with the reason; the run went on."""
     timings: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-friendly copy."""
         return dict(self.__dict__)
+
+    def leave_out(self, what: str, exc: BaseException) -> None:
+        """Record that `what` was left out of the run because of `exc`."""
+        self.left_out.append(f"{what}: {_reason(exc)}")
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception in one short line (a database error without its SQL and parameters)."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(orig or exc).__name__}: {first[:300]}"
 
 
 def _quantile_params(values: np.ndarray[Any, Any], pooled: np.ndarray[Any, Any]) -> dict[str, float]:
@@ -106,11 +131,15 @@ def _fit(obs: list[dataset.Observation], measure: str, report: RunReport
                                   **rates.describe()}
         return rates
     model = SegmentQuantileModel.fit([o.sample(measure) for o in obs])
+    described = model.describe()
     report.models[measure] = {
         "kind": fam, "measure": name, "items": items,
         "version": model.version, "n_train": model.n_train, "penalty": model.penalty,
         "validation": model.validation,
         "dimensions": {d: len(v) for d, v in model.effects().items()},
+        "chosen": {level: v["uses"] for level, v in described["levels"].items()},
+        "candidates": {level: v["candidates"] for level, v in described["levels"].items()},
+        "ties": described["ties"], "why": described["summary"],
     }
     return model
 
@@ -205,7 +234,12 @@ def _forecast_open(s: Session, run: LearningRun, measure: registry.Measure,
             for j, (item, _) in enumerate(pairs):
                 fix = _recal_factor(item.segments, recal)
                 if fix != 1.0:
+                    above = values[j, upper] >= planned[j]
                     values[j, upper] *= fix
+                    # A ledger that counted ties as covered must not push a quantile that
+                    # was at or above the plan below it.
+                    values[j, upper] = np.where(above, np.maximum(values[j, upper], planned[j]),
+                                                values[j, upper])
                     values[j] = np.maximum.accumulate(values[j])
     else:
         planned = np.array([ledger.to_days(i.planned_due) for i, _ in pairs  # type: ignore[arg-type]
@@ -228,6 +262,10 @@ def _issue(s: Session, run: LearningRun, measure: str, version: str,
     rows: list[dict[str, Any]] = []
     current: dict[int, SimpleNamespace] = {}
     for (item, _), forecast, plan in zip(pairs, forecasts, planned, strict=True):
+        if not all(math.isfinite(v) and abs(v) < ledger.MAX_VALUE for v in forecast.values()):
+            report.left_out.append(f"item {item.external_id}: its {measure} forecast is out of "
+                                   "range (a plan far from every other); no forecast issued")
+            continue
         current[item.id] = SimpleNamespace(model_version=version, actual=None, **forecast)
         if ledger.repeats(previous.get(item.id), forecast, version):
             continue
@@ -268,26 +306,44 @@ def _propose(s: Session, run: LearningRun, obs: list[dataset.Observation],
         params["n"] = len(obs)
         hyp = (f"Items take {params['p50']:.1f}x their estimate (P80 {params['p80']:.1f}x, "
                f"n={len(obs)})")
-        p = policy.propose(s, key=policy.GLOBAL_KEY, selector={}, params=params, hypothesis=hyp,
-                           evidence={"n": len(obs)}, title=f"Plan for {params['p80']:.1f}x the "
-                           "estimate to be 80% safe", run_id=run.id)
+        p = _isolated(s, report, "the global proposal", lambda: policy.propose(
+            s, key=policy.GLOBAL_KEY, selector={}, params=params, hypothesis=hyp,
+            evidence={"n": len(obs)}, title=f"Plan for {params['p80']:.1f}x the estimate to be "
+            "80% safe", run_id=run.id))
         if p is not None:
             report.proposals.append({"id": p.id, "title": p.title})
     by_id = {o.item_id: i for i, o in enumerate(obs)}
     for st, finding in found[:MAX_PROPOSALS]:
-        idx = [by_id[i] for i in st.item_ids if i in by_id]
-        params = _quantile_params(pooled[idx], pooled)
-        params["n"] = st.n
-        key = "effort:" + st.key
-        hyp = (f"{st.phrase()} take {params['p50']:.1f}x their estimate (P80 "
-               f"{params['p80']:.1f}x; n={st.n}, median {st.effect:.1f}x with 90% confidence "
-               f"interval {st.ci_low:.1f}-{st.ci_high:.1f}x)")
-        p = policy.propose(s, key=key, selector=st.segment, params=params, hypothesis=hyp,
-                           evidence=st.evidence(), title=f"{st.phrase()}: plan for "
-                           f"{params['p80']:.1f}x the estimate", run_id=run.id,
-                           finding_id=finding.id)
+        p = _isolated(s, report, f"the proposal for segment {st.key}",
+                      partial(_propose_segment, s, run, st, finding, pooled, by_id))
         if p is not None:
             report.proposals.append({"id": p.id, "title": p.title})
+
+
+def _propose_segment(s: Session, run: LearningRun, st: SegmentStat, finding: Finding,
+                     pooled: np.ndarray[Any, Any], by_id: Mapping[int, int]) -> Proposal | None:
+    """The estimation rule proposed for one kept finding's segment."""
+    idx = [by_id[i] for i in st.item_ids if i in by_id]
+    params = _quantile_params(pooled[idx], pooled)
+    params["n"] = st.n
+    hyp = (f"{st.phrase()} take {params['p50']:.1f}x their estimate (P80 "
+           f"{params['p80']:.1f}x; n={st.n}, median {st.effect:.1f}x with 90% confidence "
+           f"interval {st.ci_low:.1f}-{st.ci_high:.1f}x)")
+    return policy.propose(s, key="effort:" + st.key, selector=st.segment, params=params,
+                          hypothesis=hyp, evidence=st.evidence(), title=f"{st.phrase()}: plan "
+                          f"for {params['p80']:.1f}x the estimate", run_id=run.id,
+                          finding_id=finding.id)
+
+
+def _isolated(s: Session, report: RunReport, what: str, step: Callable[[], T]) -> T | None:
+    """`step()` in a savepoint: a failure is rolled back, left out with its reason, and the
+    run goes on (one bad segment never stops learning)."""
+    try:
+        with s.begin_nested():
+            return step()
+    except Exception as exc:
+        report.leave_out(what, exc)
+        return None
 
 
 def finished_recently(s: Session, as_of: dt.datetime | None = None) -> list[Item]:
@@ -343,7 +399,7 @@ def queue_writeback(s: Session, targets: TargetSpec,
                     items: list[Item] | None = None, findings: list[Finding] | None = None,
                     as_of: dt.datetime | None = None,
                     forecasts: Mapping[str, Mapping[int, ledger.ForecastLike]] | None = None,
-                    ) -> int:
+                    left_out: list[str] | None = None) -> int:
     """Queue the write-back of `items` (default: `writeback_items`) with `forecasts` per
     measure (default: the ledger's), filling only the targets each connector kind declares.
 
@@ -357,6 +413,8 @@ def queue_writeback(s: Session, targets: TargetSpec,
         findings: the findings matched to items (default: the newest run's).
         as_of: the time that decides which finished items are recent.
         forecasts: the current forecasts per measure and item id.
+        left_out: collects each item whose write-back could not be built, with the reason
+            (the others are queued all the same).
 
     Returns:
         How many intents must now be written.
@@ -375,29 +433,47 @@ def queue_writeback(s: Session, targets: TargetSpec,
     effort, finish = forecasts.get("effort", {}), forecasts.get("finish", {})
     notes = _last_notes(s, [i.id for i in items
                             if NOTE in plans[conns[i.connection_id].kind].surfaces])
-    writes: list[tuple[int, str, str, dict[str, Any], int | None]] = []
+    writes: list[Write] = []
     for item in items:
-        plan = plans[conns[item.connection_id].kind]
-        ins = insights.for_item(item, effort.get(item.id), finish.get(item.id), rules, index)
-        if not ins.fields.learned():
-            continue  # nothing learned about this item: write nothing
-        where = (item.connection_id, item.external_id)
-        if plan.fields:
-            writes.append((*where, FIELDS, ins.fields.json_of(plan.fields), item.id))
-        if ins.comment and COMMENT in plan.surfaces:
-            writes.append((*where, COMMENT, ins.comment.to_json(), item.id))
-        if PROPERTY in plan.surfaces:  # the same learning, structured, for scripts and JQL
-            prop = PropertyPayload(**dict(ins.fields), item_id=item.id)
-            writes.append((*where, PROPERTY, prop.to_json(), item.id))
-        if LINK in plan.surfaces:
-            link = LinkPayload(url=f"{public_url()}/items/{item.id}",
-                               title="learnloop: forecast and evidence")
-            writes.append((*where, LINK, link.to_json(), item.id))
-        if plan.note_kinds:
-            note = insights.note_for(item, ins, notes.get(item.id), plan.note_kinds)
-            if note is not None:
-                writes.append((*where, NOTE, note.to_json(), item.id))
+        try:
+            writes += _writes_of(item, plans[conns[item.connection_id].kind], effort, finish,
+                                 rules, index, notes)
+        except Exception as exc:
+            if left_out is None:
+                raise
+            left_out.append(f"item {item.external_id}: its write-back could not be built "
+                            f"({_reason(exc)})")
     return outbox.enqueue_many(s, writes)
+
+
+Write = tuple[int, str, str, dict[str, Any], int | None]
+
+
+def _writes_of(item: Item, plan: _Plan, effort: Mapping[int, ledger.ForecastLike],
+               finish: Mapping[int, ledger.ForecastLike], rules: Mapping[str, Rule],
+               index: insights.FindingIndex, notes: Mapping[int, NotePayload]) -> list[Write]:
+    """What is written onto one item: its fields, comment, property, link and note."""
+    writes: list[Write] = []
+    ins = insights.for_item(item, effort.get(item.id), finish.get(item.id), rules, index)
+    if not ins.fields.learned():
+        return writes  # nothing learned about this item: write nothing
+    where = (item.connection_id, item.external_id)
+    if plan.fields:
+        writes.append((*where, FIELDS, ins.fields.json_of(plan.fields), item.id))
+    if ins.comment and COMMENT in plan.surfaces:
+        writes.append((*where, COMMENT, ins.comment.to_json(), item.id))
+    if PROPERTY in plan.surfaces:  # the same learning, structured, for scripts and JQL
+        prop = PropertyPayload(**dict(ins.fields), item_id=item.id)
+        writes.append((*where, PROPERTY, prop.to_json(), item.id))
+    if LINK in plan.surfaces:
+        link = LinkPayload(url=f"{public_url()}/items/{item.id}",
+                           title="learnloop: forecast and evidence")
+        writes.append((*where, LINK, link.to_json(), item.id))
+    if plan.note_kinds:
+        note = insights.note_for(item, ins, notes.get(item.id), plan.note_kinds)
+        if note is not None:
+            writes.append((*where, NOTE, note.to_json(), item.id))
+    return writes
 
 
 MAX_INSIGHTS = 50
@@ -448,7 +524,8 @@ def run_learning(engine: Engine, capabilities: TargetSpec | None = None,
     """
     capabilities = capabilities or {}
     with unit_of_work(engine) as s:
-        run = LearningRun(model_version=MODEL_VERSION,
+        runs.close_abandoned(s)
+        run = LearningRun(model_version=MODEL_VERSION, inputs=runs.owner(),
                           policy_version=policy.current_policy(s).version)
         s.add(run)
         s.flush()
@@ -461,10 +538,12 @@ def run_learning(engine: Engine, capabilities: TargetSpec | None = None,
             run.status, run.finished_at = "ok", utcnow()
             run.outputs, run.timings = report.as_dict(), report.timings
             run.inputs = {"finished": report.finished, "open": report.open_items}
-    except Exception as exc:
+    except BaseException as exc:
+        status = "error" if isinstance(exc, Exception) else runs.INTERRUPTED  # Ctrl-C
         with unit_of_work(engine) as s:
             s.execute(update(LearningRun).where(LearningRun.id == run_id).values(
-                status="error", finished_at=utcnow(), error=f"{type(exc).__name__}: {exc}"))
+                status=status, finished_at=utcnow(),
+                error=secrets.redact(f"{type(exc).__name__}: {exc}")))
         raise
     return report
 
@@ -512,13 +591,15 @@ def _steps(s: Session, run: LearningRun, report: RunReport,
         fam, name = dataset.split(key)
         spec = registry.lookup(fam, name)
         timed(f"fit {key}")
-        model = _fit(o, key, report)
+        model = _isolated(s, report, f"the model of {key}", partial(_fit, o, key, report))
         close(f"fit {key}")
         if model is not None and spec.forecast is not None:
             timed(f"forecast {key}")
-            got = _forecast_open(s, run, spec, model, open_by_family.get(fam, []), report,
-                                 as_of, recal if spec.name == "effort" else None)
-            current.setdefault(spec.forecast, {}).update(got)
+            family = open_by_family.get(fam, [])
+            got = _isolated(s, report, f"the forecasts of {key}", partial(
+                _forecast_open, s, run, spec, model, family, report, as_of,
+                recal if spec.name == "effort" else None))
+            current.setdefault(spec.forecast, {}).update(got or {})
             close(f"forecast {key}")
     timed("proposals")
     effort = dataset.key(registry.TASK, "effort")
@@ -526,12 +607,13 @@ def _steps(s: Session, run: LearningRun, report: RunReport,
              [(st, f) for st, f in pairs if st.measure == dataset.finding_measure(effort)], report)
     close("proposals")
     timed("experiments")
-    report.experiments = learn_experiments(s, run.id)
+    report.experiments = _isolated(s, report, "the experiments",
+                                   partial(learn_experiments, s, run.id)) or {}
     close("experiments")
     timed("write-back")
     s.flush()
     report.writes_queued = queue_writeback(
         s, capabilities, items=open_items + finished_recently(s, as_of), findings=rows,
-        as_of=as_of, forecasts=current)
+        as_of=as_of, forecasts=current, left_out=report.left_out)
     report.writes_queued += queue_insights(s, capabilities, rows, as_of)
     close("write-back")

@@ -1,4 +1,4 @@
-"""Migration 0016 on a store made at 0006: job runs kept (no lock held), and where overlapping
+"""Migration 0016 on a store made at 0006 (upgraded through 0012): job runs kept (no lock held), and where overlapping
 learning runs left two pending proposals for one rule, the newest stays pending."""
 
 from __future__ import annotations

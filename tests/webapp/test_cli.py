@@ -215,14 +215,47 @@ def test_backtest_reports_learnloop_and_baselines(cli, tmp_path: Path) -> None:
     assert code == 0, err
     result = json.loads(out)
     assert (result["n_train"], result["n_test"]) == (280, 120)
-    assert result["dropped"] == {"planned <= 0": 1, "planned missing": 1,
-                                 "time missing or unparseable": 1}
+    assert result["left_out"] == {"planned 0": 1, "planned missing": 1,
+                                  "time missing or unparseable": 1}
     p80 = result["quantiles"]["0.8"]
-    assert set(p80) == {"learnloop", "raw_plan", "global_multiplier"}
+    assert set(p80) == {"learnloop", "raw_plan", "global_multiplier", "best_single_column"}
+    assert p80["best_single_column"]["column"] == "kind"
     assert p80["learnloop"]["pinball"] < p80["global_multiplier"]["pinball"]
     code, _, err = cli("backtest", str(f), "--planned", "plan", "--actual", "nope",
                        "--time", "when")
     assert code == 2 and "missing column 'nope'" in err and err.count("\n") == 1
     code, text, _ = cli("backtest", str(f), "--planned", "plan", "--actual", "actual",
                         "--time", "when")
-    assert code == 0 and "global_multiplier" in text and "P80" in text
+    assert code == 0 and "global multiplier x" in text and "P80" in text
+    assert "best single column: plan size" in text  # no --segment: the plan size is the one column
+
+
+def test_backtest_counts_zero_actuals_and_refuses_a_file_with_nothing_usable(
+        cli, tmp_path: Path) -> None:
+    import random
+
+    rng = random.Random(4)
+    lines = ["when,plan,actual,done"]
+    for i in range(300):
+        plan = rng.randint(1, 8)
+        actual = 0 if i % 12 == 0 else max(1, round(plan * rng.lognormvariate(0, 0.4)))
+        day = f"2024-{1 + i // 28:02d}-{1 + i % 28:02d}"
+        lines.append(f"{day}T{i % 24:02d}:00,{plan},{actual},{day}T23:59")
+    f = tmp_path / "pomodoros.csv"
+    f.write_text("\n".join(lines) + "\n")
+    code, out, err = cli("backtest", str(f), "--planned", "plan", "--actual", "actual",
+                         "--time", "when", "--done", "done", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["left_out"]["actual 0"] == 25
+    assert result["finish_time_missing_kept"] == 0
+    assert "25 finished with actual 0 left out" in result["zero_actuals"]["note"]
+    code, text, _ = cli("backtest", str(f), "--planned", "plan", "--actual", "actual",
+                        "--time", "when")
+    assert code == 0 and "25 finished with actual 0 left out" in text
+    empty = tmp_path / "empty.csv"
+    empty.write_text("when,plan,actual\n2024-01-01,0,1\n2024-01-02,3,0\n")
+    code, _, err = cli("backtest", str(empty), "--planned", "plan", "--actual", "actual",
+                       "--time", "when")
+    assert code == 2 and err.count("\n") == 1
+    assert "0 usable rows of 2 (left out: actual 0: 1; planned 0: 1)" in err

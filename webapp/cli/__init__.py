@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import Any
@@ -47,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("interrupted\n")
         return 130
     except LearnloopError as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        from webapp.cli.common import safe_text
+
+        sys.stderr.write(f"error: {safe_text(exc)}\n")
         return 2
     except Exception as exc:
         # typer >= 0.25 raises its own copy of click's exceptions: match both by shape.
@@ -64,11 +67,33 @@ def main(argv: list[str] | None = None) -> int:
             return code
         if os.environ.get("LEARNLOOP_DEBUG"):
             raise
+        from webapp.cli.common import safe_text
+
+        if kind == "OperationalError" and type(exc).__module__.startswith("sqlalchemy"):
+            sys.stderr.write(f"error: {safe_text(_store_failure(exc))}\n")
+            return 1
         first = str(exc).splitlines()[0] if str(exc) else ""
-        sys.stderr.write(f"error: unexpected {type(exc).__name__}: {first} "
+        sys.stderr.write(f"error: unexpected {type(exc).__name__}: {safe_text(first)} "
                          "(set LEARNLOOP_DEBUG=1 to see the traceback)\n")
         return 70
     return result if isinstance(result, int) else 0
+
+
+def _store_failure(exc: Exception) -> str:
+    """A database that refused to work (disk full, read-only, gone away), in one line that
+    names the store."""
+    from core.settings import get_settings
+
+    url = get_settings().resolved_database_url()
+    with contextlib.suppress(Exception):
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+        if parsed.password:
+            url = parsed.render_as_string(hide_password=True)
+    cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return (f"the store {url} failed: {cause[0] if cause else type(exc).__name__} (check that "
+            "its disk has space and that it is writable and reachable)")
 
 
 __all__ = ["app", "main"]

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from connectors import runtime
 from core.connections import get_connection
+from core.errors import LearnloopError
 from core.learning import ledger
 from core.learning.gap import gap_by_cycle
 from core.learning.montecarlo import group_forecast
@@ -65,45 +66,70 @@ def sync(
     """Pull plans, actuals and events from connections into the store.
 
     Rows that cannot be read are quarantined with their reason and counted; good rows are
-    kept. The exit code is 1 when anything was quarantined, 2 (before anything is synced)
-    when a sync of one of them is already running (a worker's, a "Sync now" or another
-    `learnloop sync`).
+    kept. The exit code is 1 when anything was quarantined, 2 when a sync failed or a sync of
+    one of them is already running (a worker's, a "Sync now" or another `learnloop sync`;
+    then none is synced). With --json every connection's result (or its "error") is printed
+    as JSON, failed ones too.
     """
     engine = store()
     targets = names or runtime.connection_names(engine)
     if not targets:
+        if as_json:
+            emit_json([])
+            error_line("there are no connections yet; add one first")
+            raise typer.Exit(2)
         raise typer.BadParameter("there are no connections yet; add one first")
-    with unit_of_work(engine) as s:
-        found = {name: (c.id, c.secrets) for name in targets
-                 for c in (get_connection(s, name),)}
-    claims: dict[str, int] = {}
+    claims: dict[str, tuple[int, str | None]] = {}
     reports = []
+    failed: list[dict[str, Any]] = []
     try:
         for name in targets:
-            claims[name] = jobs.claim_or_busy(engine, "cli_sync", sync_lock(found[name][0]),
-                                              f"a sync of {name} is already running",
-                                              found[name][0])
+            try:
+                with unit_of_work(engine) as s:
+                    conn = get_connection(s, name)
+                    cid, token = conn.id, conn.secrets
+                claims[name] = (jobs.claim_or_busy(engine, "cli_sync", sync_lock(cid),
+                                                   f"a sync of {name} is already running",
+                                                   cid), token)
+            except LearnloopError as exc:
+                if not as_json:
+                    raise
+                failed.append({"connection": name, "error": str(exc)})
         with progress() as bar:
             for name in targets:
+                if name not in claims:
+                    continue
                 task = bar.add_task(f"sync {name}", total=None)
 
                 def advance(n: int, t: TaskID = task) -> None:
                     bar.advance(t, n)
 
-                with jobs.holding(engine, claims.pop(name), found[name][1]) as stats:
-                    report = runtime.sync(engine, name, advance)
-                    stats.update((k, v) for k, v in report.as_dict().items() if k != "problems")
-                reports.append(report)
+                run_id, token = claims.pop(name)
+                try:
+                    with jobs.holding(engine, run_id, token) as stats:
+                        report = runtime.sync(engine, name, advance)
+                        stats.update((k, v) for k, v in report.as_dict().items()
+                                     if k != "problems")
+                    reports.append(report)
+                except LearnloopError as exc:
+                    if not as_json:
+                        raise
+                    failed.append({"connection": name, "error": str(exc)})
     finally:
-        for run_id in claims.values():  # not started: given back
+        for run_id, _ in claims.values():  # not started: given back
             drop_claim(engine, run_id)
     if as_json:
-        emit_json([r.as_dict() for r in reports])
+        emit_json([r.as_dict() for r in reports] + failed)
+        raise typer.Exit(2 if failed else 1 if any(r.problems for r in reports) else 0)
     for r in reports:
-        if not as_json:
-            out.print(f"{r.connection}: {r.created} new, {r.updated} updated, {r.unchanged} "
-                      f"unchanged, {r.deleted} deleted, {r.events} events, "
-                      f"{r.quarantined} rows quarantined")
+        out.print(f"{r.connection}: {r.created} new, {r.updated} updated, {r.unchanged} "
+                  f"unchanged, {r.deleted} deleted, {r.events} events, "
+                  f"{r.quarantined} rows quarantined", markup=False)
+        if r.adjusted:
+            shown = "; ".join(str(p) for p in r.adjusted[:3])
+            more = f" (and {len(r.adjusted) - 3} more)" if len(r.adjusted) > 3 else ""
+            out.print(f"  note: {len(r.adjusted)} rows kept with a value shortened or dropped: "
+                      f"{shown}{more}", markup=False)
         if r.problems:
             shown = "; ".join(str(p) for p in r.problems[:3])
             more = f" (and {len(r.problems) - 3} more: learnloop quarantine {r.connection})" \
@@ -141,11 +167,16 @@ def learn(
     out.print(f"learning run #{report.run_id}: {report.finished.get('task/effort', 0)} finished tasks "
               f"with an estimate, {report.open_items} open; {report.examined} segments examined")
     for note in report.notes:
-        out.print(f"  note: {note}")
+        out.print(f"  note: {note}", markup=False)
+    if report.left_out:
+        out.print(f"  {len(report.left_out)} left out of this run, the rest learned: "
+                  + "; ".join(report.left_out[:5])
+                  + (f" (and {len(report.left_out) - 5} more)" if len(report.left_out) > 5
+                     else ""), markup=False)
     for f in report.findings[:10]:
-        out.print(f"  finding: {f['statement']}", markup=False)
+        out.print(f"  finding: {f['statement']}")
     for p in report.proposals:
-        out.print(f"  proposal #{p['id']}: {p['title']}", markup=False)
+        out.print(f"  proposal #{p['id']}: {p['title']}")
     out.print(f"  {report.forecasts_issued} forecasts issued, {report.forecasts_scored} scored, "
               f"{report.writes_queued} writes queued")
     if delivery:
@@ -189,7 +220,7 @@ def findings(
     if not rows:
         out.print("no findings yet: sync some connections and run `learnloop learn`")
     for r in rows:
-        out.print(f"- {r['statement']} (q={r['q_value']:.2g})", markup=False)
+        out.print(f"- {r['statement']} (q={r['q_value']:.2g})")
     overall = cal["overall"]
     if overall["n"]:
         p80 = overall["p80"]
@@ -197,7 +228,7 @@ def findings(
                   f"{p80['coverage']:.0%} of actuals (90% interval {p80['interval_90'][0]:.0%}-"
                   f"{p80['interval_90'][1]:.0%}; target 80%)")
     if win["overall"]["n"]:
-        out.print(f"forecast ledger: {ledger.in_words(win['overall'])}", markup=False)
+        out.print(f"forecast ledger: {ledger.in_words(win['overall'])}")
     if gap["cycles"]:
         last = gap["cycles"][-1]
         out.print(f"plan-vs-actual gap: {last['cycle']} median {last['median_gap_factor']}x off "
@@ -239,6 +270,9 @@ def quarantine(
         query = select(QuarantinedRow, Connection.name).join(
             Connection, Connection.id == QuarantinedRow.connection_id).order_by(QuarantinedRow.id)
         if name:
+            if s.scalar(select(Connection.id).where(Connection.name == name)) is None:
+                raise LearnloopError(f"unknown connection {name!r} (see `learnloop connections "
+                                     "list`)")
             query = query.where(Connection.name == name)
         rows = [{"connection": cname, "where": q.locator, "reason": q.reason, "raw": q.raw}
                 for q, cname in s.execute(query)]
@@ -248,7 +282,7 @@ def quarantine(
     if not rows:
         out.print("nothing quarantined")
     for r in rows:
-        out.print(f"{r['connection']}: {r['where']}: {r['reason']}", markup=False)
+        out.print(f"{r['connection']}: {r['where']}: {r['reason']}")
 
 
 @app.command()

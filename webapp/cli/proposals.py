@@ -63,7 +63,7 @@ def show(
     out.print(f"#{row['id']} [{row['status']}] {row['title']}")
     out.print(f"hypothesis: {row['hypothesis']}")
     out.print(f"evidence: {row['evidence']}")
-    out.print(row["diff"], markup=False)
+    out.print(row["diff"])
     if row["decided_by"]:
         out.print(f"decided by {row['decided_by']} at {row['decided_at']}: {row['note'] or ''}")
 

@@ -16,6 +16,7 @@ from core.model import Activity, ApiToken, Connection, Proposal, utcnow
 from webapp import admin_ops, insight_data, item_data, jobs, review_data, security, services
 from webapp import schemas as s
 from webapp.deps import CurrentAdmin, CurrentTemplateOwner, CurrentUser, SessionDep
+from webapp.routes.params import BeforeId, RowId
 
 router = APIRouter(prefix="/api")
 Limit = Annotated[int, Query(ge=1, le=500)]
@@ -45,7 +46,7 @@ def create_token(session: SessionDep, user: CurrentUser, body: s.TokenCreate) ->
 
 
 @router.delete("/tokens/{token_id}", tags=["account"])
-def revoke_token(session: SessionDep, user: CurrentUser, token_id: int) -> s.TokenPublic:
+def revoke_token(session: SessionDep, user: CurrentUser, token_id: RowId) -> s.TokenPublic:
     """Revoke one of your tokens."""
     row = session.get(ApiToken, token_id)
     if row is None or row.user_id != user.id:
@@ -55,16 +56,6 @@ def revoke_token(session: SessionDep, user: CurrentUser, token_id: int) -> s.Tok
         services.log(session, user, "revoked an API token", "api_token", row.id)
     session.commit()
     return s.TokenPublic.model_validate(row)
-
-
-@router.post("/users", tags=["admin"], status_code=201)
-def create_user(session: SessionDep, admin: CurrentAdmin, body: s.UserCreate) -> s.UserPublic:
-    """Add a person with a role."""
-    user = security.create_user(session, body.email, body.password, body.role, body.name)
-    services.log(session, admin, "added a user", "user", user.id, email=user.email,
-                 role=user.role)
-    session.commit()
-    return s.UserPublic.model_validate(user)
 
 
 @router.get("/connectors", tags=["admin"])
@@ -101,13 +92,13 @@ def create_connection(session: SessionDep, admin: CurrentAdmin,
 
 
 @router.get("/connections/{conn_id}", tags=["admin"])
-def get_connection(session: SessionDep, admin: CurrentAdmin, conn_id: int) -> s.ConnectionPublic:
+def get_connection(session: SessionDep, admin: CurrentAdmin, conn_id: RowId) -> s.ConnectionPublic:
     """One connection."""
     return s.ConnectionPublic.model_validate(_conn(session, conn_id))
 
 
 @router.delete("/connections/{conn_id}", tags=["admin"])
-def delete_connection(session: SessionDep, admin: CurrentAdmin, conn_id: int) -> s.ActionResult:
+def delete_connection(session: SessionDep, admin: CurrentAdmin, conn_id: RowId) -> s.ActionResult:
     """Remove a connection and everything synced from it."""
     message = admin_ops.run_action(session, admin, _conn(session, conn_id), "delete", {})
     session.commit()
@@ -115,7 +106,7 @@ def delete_connection(session: SessionDep, admin: CurrentAdmin, conn_id: int) ->
 
 
 @router.get("/connections/{conn_id}/fields", tags=["admin"])
-def fields(session: SessionDep, admin: CurrentAdmin, conn_id: int) -> list[s.FieldPublic]:
+def fields(session: SessionDep, admin: CurrentAdmin, conn_id: RowId) -> list[s.FieldPublic]:
     """The fields the tool reports, for mapping."""
     found = admin_ops.discovered(_conn(session, conn_id))
     if isinstance(found, str):
@@ -124,7 +115,7 @@ def fields(session: SessionDep, admin: CurrentAdmin, conn_id: int) -> list[s.Fie
 
 
 @router.put("/connections/{conn_id}/mapping", tags=["admin"])
-def put_mapping(session: SessionDep, admin: CurrentAdmin, conn_id: int,
+def put_mapping(session: SessionDep, admin: CurrentAdmin, conn_id: RowId,
                 body: s.MappingUpdate) -> s.ConnectionPublic:
     """Replace the field mapping."""
     conn = _conn(session, conn_id)
@@ -134,7 +125,7 @@ def put_mapping(session: SessionDep, admin: CurrentAdmin, conn_id: int,
 
 
 @router.put("/connections/{conn_id}/schedule", tags=["admin"])
-def put_schedule(session: SessionDep, admin: CurrentAdmin, conn_id: int,
+def put_schedule(session: SessionDep, admin: CurrentAdmin, conn_id: RowId,
                  body: s.ScheduleUpdate) -> s.ConnectionPublic:
     """Set the sync schedule ('every 15m' or a crontab line; null for hourly)."""
     conn = _conn(session, conn_id)
@@ -148,7 +139,7 @@ def _job(run: Any) -> s.JobPublic:
 
 
 @router.post("/connections/{conn_id}/sync", tags=["admin"], status_code=202)
-def sync_now(session: SessionDep, admin: CurrentAdmin, conn_id: int,
+def sync_now(session: SessionDep, admin: CurrentAdmin, conn_id: RowId,
              response: Response) -> s.JobPublic:
     """Queue a sync (then a learning run) for the worker and answer at once with the job;
     follow it at `GET /api/jobs/{id}` (its `Location`)."""
@@ -159,13 +150,13 @@ def sync_now(session: SessionDep, admin: CurrentAdmin, conn_id: int,
 
 
 @router.get("/jobs/{job_id}", tags=["admin"])
-def job(session: SessionDep, admin: CurrentAdmin, job_id: int) -> s.JobPublic:
+def job(session: SessionDep, admin: CurrentAdmin, job_id: RowId) -> s.JobPublic:
     """One job run: status (queued, running, ok, error) and its progress counts."""
     return _job(admin_ops.get_job(session, job_id))
 
 
 @router.post("/connections/{conn_id}/{action}", tags=["admin"])
-def connection_action(session: SessionDep, admin: CurrentAdmin, conn_id: int,
+def connection_action(session: SessionDep, admin: CurrentAdmin, conn_id: RowId,
                       action: Annotated[str, admin_ops.ACTION_PATH]) -> s.ActionResult:
     """test | install | uninstall (tool-side fields) | deliver (sync has its own route)."""
     message = admin_ops.run_action(session, admin, _conn(session, conn_id), action, {})
@@ -205,7 +196,7 @@ def items(session: SessionDep, user: CurrentUser,
 
 
 @router.get("/items/{item_id}", tags=["insights"])
-def item(session: SessionDep, user: CurrentUser, item_id: int) -> s.ItemDetail:
+def item(session: SessionDep, user: CurrentUser, item_id: RowId) -> s.ItemDetail:
     """One item with its timeline: plan, actions, outcome, forecasts issued."""
     detail = item_data.detail(session, item_id)
     return s.ItemDetail(item=s.ItemPublic.model_validate(detail["item"]),
@@ -230,7 +221,7 @@ def proposals(session: SessionDep, user: CurrentUser,
 
 
 @router.get("/proposals/{proposal_id}", tags=["proposals"])
-def proposal(session: SessionDep, user: CurrentUser, proposal_id: int) -> s.ProposalPublic:
+def proposal(session: SessionDep, user: CurrentUser, proposal_id: RowId) -> s.ProposalPublic:
     """One proposal with its diff and evidence."""
     found = policy.get_proposal(session, proposal_id)
     policy.settle(session, found)
@@ -239,7 +230,7 @@ def proposal(session: SessionDep, user: CurrentUser, proposal_id: int) -> s.Prop
 
 
 @router.post("/proposals/{proposal_id}/accept", tags=["proposals"])
-def accept(session: SessionDep, owner: CurrentTemplateOwner, proposal_id: int,
+def accept(session: SessionDep, owner: CurrentTemplateOwner, proposal_id: RowId,
            body: s.Decision) -> s.ProposalPublic:
     """Accept (optionally with edited parameters): a new policy version, written back."""
     found = review_data.decide(session, owner, proposal_id, "accept", body.note, body.params)
@@ -248,7 +239,7 @@ def accept(session: SessionDep, owner: CurrentTemplateOwner, proposal_id: int,
 
 
 @router.post("/proposals/{proposal_id}/reject", tags=["proposals"])
-def reject(session: SessionDep, owner: CurrentTemplateOwner, proposal_id: int,
+def reject(session: SessionDep, owner: CurrentTemplateOwner, proposal_id: RowId,
            body: s.Decision) -> s.ProposalPublic:
     """Reject, with the reason."""
     found = review_data.decide(session, owner, proposal_id, "reject", body.note)
@@ -291,7 +282,7 @@ def post_audit(session: SessionDep, owner: CurrentTemplateOwner,
 
 @router.get("/activity", tags=["admin"])
 def activity(session: SessionDep, admin: CurrentAdmin, limit: Limit = 100,
-             before: Annotated[int | None, Query(ge=1)] = None) -> list[s.ActivityPublic]:
+             before: BeforeId = None) -> list[s.ActivityPublic]:
     """The audit trail, newest first (page with `before`=the last id seen)."""
     query = select(Activity).order_by(Activity.id.desc()).limit(limit)
     if before:

@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from webapp import charts, insight_data, item_data
 from webapp.deps import CurrentUser, SessionDep
+from webapp.routes.params import RowId
 from webapp.views import render
 
 router = APIRouter()
@@ -70,7 +71,7 @@ def items(request: Request, session: SessionDep, user: CurrentUser,
 
 
 @router.get("/items/{item_id}", response_class=HTMLResponse)
-def item(request: Request, session: SessionDep, user: CurrentUser, item_id: int) -> Response:
+def item(request: Request, session: SessionDep, user: CurrentUser, item_id: RowId) -> Response:
     detail = item_data.detail(session, item_id)
     return render(request, "item.html", **detail)
 

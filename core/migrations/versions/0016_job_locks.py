@@ -1,7 +1,7 @@
 """job-run locks with heartbeats; one pending proposal per dedupe key
 
 Revision ID: 0016
-Revises: 0006
+Revises: 0012
 
 A running sync or learning run holds a lock (`job_runs.lock`, unique) renewed by a heartbeat,
 so a second one at the same time is refused and a dead one's lock is taken over. Pending
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 import core.model.base
 
 revision = '0016'
-down_revision = '0006'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 

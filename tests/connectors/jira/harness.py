@@ -72,6 +72,8 @@ class JiraHarness:
         self.emu.stall_after, self.emu.stall_seen = None, 0
         self.emu.stalled.clear()
         self.emu.unstall.clear()
+        self.emu.echo_status, self.emu.echo_server_info = 0, False
+        self.emu.echo_methods.clear()
         self.emu.writes.clear()
         self.emu.unexpected.clear()
         self.emu.spec_errors.clear()
