@@ -31,6 +31,7 @@ from sqlalchemy import Engine, delete, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core import runs
 from core.errors import LearnloopError
 from core.model import JobRun, utcnow
 from core.schedule import EPOCH, Schedule
@@ -159,7 +160,8 @@ def claim_job(engine: Engine, job: str, key: str | None = None,
             if lock is not None:
                 _free_dead(s, lock, now, timeout)
             run = JobRun(job=job, key=key, lock=lock, connection_id=connection_id,
-                         status="running", started_at=now, heartbeat_at=now, stats={})
+                         status="running", started_at=now, heartbeat_at=now,
+                         stats=runs.owner())
             s.add(run)
             s.flush()
             return run.id

@@ -22,6 +22,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from connectors import runtime
+from core import runs
 from core.errors import LearnloopError
 from core.model import Connection, JobRun, utcnow
 from core.scheduler import (
@@ -115,7 +116,7 @@ def _claim_next(engine: Engine) -> tuple[int, int] | None:
             # checked again inside the UPDATE, and then this worker tries the next one.
             got = s.scalar(update(JobRun).where(JobRun.id == found[0], JobRun.status == "queued")
                            .values(status="running", started_at=utcnow(),
-                                   stats={"phase": "starting"})
+                                   stats={"phase": "starting", **runs.owner()})
                            .returning(JobRun.id).execution_options(synchronize_session=False))
             if got is not None:
                 return int(got), int(found[1] or 0)
@@ -123,7 +124,9 @@ def _claim_next(engine: Engine) -> tuple[int, int] | None:
 
 def _progress(engine: Engine, run_id: int, stats: dict[str, Any]) -> None:
     with unit_of_work(engine) as s:
-        s.execute(update(JobRun).where(JobRun.id == run_id).values(stats=dict(stats)))
+        # the owner stays on the row, so a killed worker's job is closed as interrupted
+        s.execute(update(JobRun).where(JobRun.id == run_id)
+                  .values(stats={**runs.owner(), **stats}))
 
 
 def run_job(engine: Engine, run_id: int, connection_id: int) -> dict[str, Any]:
