@@ -176,6 +176,48 @@ def add_connection(
     return conn
 
 
+def unreadable_secrets(conn: Connection, factory: ConnectorFactory) -> list[str]:
+    """The secret fields to re-enter because the stored secrets cannot be decrypted with the
+    current key (it changed since they were saved); [] when they can be.
+
+    The required secret fields are listed (all secret fields when none is required); values
+    from LEARNLOOP_<TOOL>__<FIELD> environment variables need no re-entering.
+    """
+    if not conn.secrets or secrets.readable(conn.secrets) is not None:
+        return []
+    model = factory.config_model
+    names = secrets.secret_field_names(model)
+    required = [n for n in names if model.model_fields[n].is_required()] or names
+    from_env = env_overrides(factory.name)
+    return [n for n in required if n not in from_env]
+
+
+def repair_message(names: list[str]) -> str:
+    """The plain sentence saying which secrets to re-enter after the secret key changed."""
+    return ("the stored secrets cannot be decrypted with the current secret key (it changed "
+            f"since they were saved): re-enter {', '.join(names)} and save; the synced data "
+            "is kept")
+
+
+def merge_secrets(conn: Connection, factory: ConnectorFactory,
+                  given: Mapping[str, Any]) -> dict[str, Any]:
+    """`given` config values over the stored secrets, ready to validate.
+
+    When the stored secrets cannot be decrypted (the key changed), the re-entered ones
+    replace them all and the connection, its items and history are kept.
+
+    Raises:
+        ConfigError: naming the secrets that must still be re-entered.
+    """
+    stored = secrets.readable(conn.secrets)
+    if stored is None:
+        missing = [n for n in unreadable_secrets(conn, factory) if not given.get(n)]
+        if missing:
+            raise ConfigError(repair_message(missing))
+        stored = {}
+    return {**stored, **given}
+
+
 def get_connection(session: Session, name: str) -> Connection:
     """The connection called `name`.
 
@@ -196,8 +238,11 @@ def remove_connection(session: Session, name: str) -> None:
 
 
 def load_config(conn: Connection, factory: ConnectorFactory) -> BaseModel:
-    """The connection's validated config with its secrets decrypted."""
-    return validate_config(factory, {**conn.config, **secrets.decrypt(conn.secrets)})
+    """The connection's validated config with its secrets decrypted (and known to the
+    redactor, environment overrides included)."""
+    config = validate_config(factory, {**conn.config, **secrets.decrypt(conn.secrets)})
+    secrets.remember_config(config)
+    return config
 
 
 def build_connector(conn: Connection, factory: ConnectorFactory) -> Connector:

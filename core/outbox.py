@@ -8,7 +8,11 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Callable
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,13 +33,16 @@ from core import secrets
 from core.contract import Connector, Delivery, Intent
 from core.model import Connection, WriteIntent, utcnow
 from core.model.base import JSONType, UTCDateTime
+from core.settings import claim_timeout
 from core.store import unit_of_work
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
 BASE_BACKOFF = 30.0  # seconds; doubled per attempt, capped at an hour
-CLAIM_TIMEOUT = dt.timedelta(minutes=10)
+CLAIM_TIMEOUT = dt.timedelta(seconds=60)  # the default; LEARNLOOP_CLAIM_TIMEOUT sets it
+FIRST_CHUNK = 20  # intents handed to a connector before the first settle
+CHUNK_SECONDS = 1.0  # later chunks are sized so each takes about this long to write
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -118,25 +125,27 @@ class DeliveryReport:
         return out | ({"checklist": self.checklist} if self.checklist else {})
 
 
-def _due(now: dt.datetime) -> ColumnElement[bool]:
+def _due(now: dt.datetime, timeout: dt.timedelta) -> ColumnElement[bool]:
     return or_(
         (WriteIntent.status == "pending") & (WriteIntent.next_attempt_at <= now),
-        _HELD & (WriteIntent.claimed_at < now - CLAIM_TIMEOUT),
+        _HELD & (WriteIntent.claimed_at < now - timeout),
     )
 
 
 def claim(engine: Engine, limit: int = 100, connection_id: int | None = None,
-          worker: str = WORKER_ID) -> list[int]:
+          worker: str = WORKER_ID, timeout: dt.timedelta | None = None) -> list[int]:
     """Claim up to `limit` due intents for this worker (SKIP LOCKED where the database has it).
 
+    Due are pending intents whose retry time has come and intents held by a worker that has
+    not renewed its claim for `timeout` (default `claim_timeout()`): it died.
     The UPDATE repeats the due condition: without row locks (SQLite) another worker may have
     claimed a selected intent in between, and then this worker does not get it.
     """
-    now = utcnow()
+    now, timeout = utcnow(), timeout or claim_timeout()
     with unit_of_work(engine) as s:
         query = (
             select(WriteIntent.id)
-            .where(_due(now))
+            .where(_due(now, timeout))
             .order_by(WriteIntent.connection_id, WriteIntent.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -148,7 +157,7 @@ def claim(engine: Engine, limit: int = 100, connection_id: int | None = None,
             return []
         got = set(s.scalars(
             update(WriteIntent)
-            .where(WriteIntent.id.in_(ids), _due(now))
+            .where(WriteIntent.id.in_(ids), _due(now, timeout))
             .values(status="delivering", claimed_by=worker, claimed_at=now)
             .returning(WriteIntent.id)
             .execution_options(synchronize_session=False)
@@ -254,26 +263,104 @@ def _settle_failed(s: Session, failed: dict[int, tuple[Delivery | None, str]],
     return len(rows) - dead, dead
 
 
+class _Heartbeat:
+    """Renews the claim of the intents still being delivered, every third of the timeout.
+
+    Runs in a thread while a claim is delivered, so a long batch (or a tool that stalls) keeps
+    its rows however long it takes, and the rows of a worker that died return after one
+    timeout. An intent whose claim was lost anyway (the renewal did not run for a whole
+    timeout and another worker took it) is reported in `lost` and not delivered by this one.
+    """
+
+    def __init__(self, engine: Engine, ids: list[int], worker: str,
+                 timeout: dt.timedelta) -> None:
+        self.engine, self.worker, self.every = engine, worker, timeout.total_seconds() / 3
+        self.held = set(ids)
+        self.lost: set[int] = set()
+        self.beats = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="outbox-heartbeat", daemon=True)
+
+    def settled(self, ids: list[int]) -> None:
+        """Stop renewing these (they are settled)."""
+        with self._lock:
+            self.held.difference_update(ids)
+
+    def renew(self) -> None:
+        """Move `claimed_at` of the held intents to now; note those no longer ours."""
+        with self._lock:
+            ids = sorted(self.held)
+        if not ids:
+            return
+        with unit_of_work(self.engine) as s:
+            kept = set(s.scalars(
+                update(WriteIntent)
+                .where(WriteIntent.id.in_(ids), _HELD, WriteIntent.claimed_by == self.worker)
+                .values(claimed_at=utcnow())
+                .returning(WriteIntent.id)
+                .execution_options(synchronize_session=False)))
+        self.beats += 1
+        with self._lock:
+            gone = set(ids) - kept
+            self.lost |= gone & self.held
+            self.held -= gone
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.renew()
+            except Exception as exc:  # the database went away for a moment: try again
+                log.warning("cannot renew the outbox claim: %s: %s", type(exc).__name__, exc)
+
+    @contextmanager
+    def running(self) -> Iterator[_Heartbeat]:
+        """Renew in the background for the duration of the block."""
+        self._thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            self._thread.join()
+
+
+def next_chunk(size: int, seconds: float, limit: int) -> int:
+    """The next chunk's size: what writes in about CHUNK_SECONDS at the pace just seen, at
+    most twice the last one, at least one."""
+    pace = size * CHUNK_SECONDS / max(seconds, 1e-6)
+    return max(1, min(2 * size, limit, int(pace)))
+
+
 def deliver(
     engine: Engine,
     connector_for: Callable[[Connection], Connector],
     limit: int = 500,
     connection_id: int | None = None,
+    chunk: int = FIRST_CHUNK,
 ) -> DeliveryReport:
     """Deliver due intents once: claim, hand them to each connection's connector, settle.
 
+    The claimed intents go to the connector in chunks, each settled as soon as the connector
+    returns: the first of `chunk` intents, the next ones sized to take about CHUNK_SECONDS, so
+    a worker that dies loses at most about a second of settled-but-unrecorded writes (which
+    the next delivery repeats as upserts). While the chunks are written, a heartbeat renews
+    the claim of the rest; a dead worker's intents return after one claim timeout.
+
     An exception from a connector counts as a failed attempt of each intent of that call;
-    the intents are retried later with backoff, never lost. Each connection's results are
-    settled in bulk: one statement for the delivered, one for the failed (plus one for
-    intents whose payload changed meanwhile), whatever their number; a delivery that became
-    a checklist for a person is settled on its own.
+    the intents are retried later with backoff, never lost. Each chunk's results are settled
+    in bulk: one statement for the delivered, one for the failed (plus one for intents whose
+    payload changed meanwhile), whatever their number; a delivery that became a checklist for
+    a person is settled on its own.
     """
     report = DeliveryReport()
-    ids = claim(engine, limit, connection_id)
+    timeout = claim_timeout()
+    worker = f"{WORKER_ID}:{uuid.uuid4().hex[:8]}"[-100:]
+    ids = claim(engine, limit, connection_id, worker, timeout)
     if not ids:
         return report
     with unit_of_work(engine) as s:
-        rows = s.scalars(select(WriteIntent).where(WriteIntent.id.in_(ids))).all()
+        rows = s.scalars(select(WriteIntent).where(WriteIntent.id.in_(ids))
+                         .order_by(WriteIntent.id)).all()
         groups: dict[int, list[WriteIntent]] = {}
         for row in rows:
             groups.setdefault(row.connection_id, []).append(row)
@@ -283,47 +370,64 @@ def deliver(
             for cid, group in groups.items()
         }
         sent = {r.id: r.payload_hash for r in rows}
-    for cid, intents in snapshots.items():
-        results: dict[int, Delivery] = {}
-        error = None
-        try:
-            connector = connector_for(conns[cid])
-            for res in connector.deliver(intents):
-                results[res.intent_id] = res
-        except Exception as exc:  # a connector bug or an outage: retry later, keep the intent
-            error = f"{type(exc).__name__}: {exc}"
-        token = conns[cid].secrets
-        if error:
-            error = secrets.redact_stored(error, token)
-            log.warning("delivery to connection %s failed: %s", conns[cid].name, error)
-        with unit_of_work(engine) as s:
-            # Lock the rows in id order first (a stable lock order against enqueue_many's
-            # repoints); an intent whose connection was removed meanwhile is gone here.
-            attempts: dict[int, int] = {row_id: tried for row_id, tried in s.execute(
-                select(WriteIntent.id, WriteIntent.attempts)
-                .where(WriteIntent.id.in_([i.id for i in intents]))
-                .order_by(WriteIntent.id).with_for_update())}
-            done: dict[int, tuple[str | None, str]] = {}
-            failed: dict[int, tuple[Delivery | None, str]] = {}
-            for intent in intents:
-                got = results.get(intent.id)
-                if intent.id not in attempts:
-                    continue
-                if got is not None and got.ok and got.checklist:  # rare: one row at a time
-                    outcome = _settle_checklist(s, intent.id, got.checklist, got.tool_ref,
-                                                sent[intent.id])
-                    setattr(report, outcome, getattr(report, outcome) + 1)
-                elif got is not None and got.ok:
-                    done[intent.id] = (got.tool_ref, sent[intent.id])
-                else:
-                    why = (got.error or "unknown error") if got else (error or "no result returned")
-                    failed[intent.id] = (got, secrets.redact_stored(why, token))
-            delivered, again = _settle_ok(s, done)
-            retrying, dead = _settle_failed(s, failed, attempts)
-        report.delivered += delivered
-        report.retrying += again + retrying
-        report.dead += dead
+    with _Heartbeat(engine, ids, worker, timeout).running() as beat:
+        size = max(1, chunk)
+        for cid, intents in snapshots.items():
+            start = 0
+            while start < len(intents):
+                part = [i for i in intents[start:start + size] if i.id not in beat.lost]
+                start += size
+                began = time.monotonic()
+                if part:
+                    _deliver_part(engine, conns[cid], connector_for, part, sent, report)
+                    beat.settled([i.id for i in part])
+                size = next_chunk(size, time.monotonic() - began, limit)
     return report
+
+
+def _deliver_part(engine: Engine, conn: Connection,
+                  connector_for: Callable[[Connection], Connector], intents: list[Intent],
+                  sent: dict[int, str], report: DeliveryReport) -> None:
+    """Hand `intents` of one connection to its connector and settle the results in bulk."""
+    results: dict[int, Delivery] = {}
+    error = None
+    try:
+        connector = connector_for(conn)
+        for res in connector.deliver(intents):
+            results[res.intent_id] = res
+    except Exception as exc:  # a connector bug or an outage: retry later, keep the intent
+        error = f"{type(exc).__name__}: {exc}"
+    token = conn.secrets
+    if error:
+        error = secrets.redact_stored(error, token)
+        log.warning("delivery to connection %s failed: %s", conn.name, error)
+    with unit_of_work(engine) as s:
+        # Lock the rows in id order first (a stable lock order against enqueue_many's
+        # repoints); an intent whose connection was removed meanwhile is gone here.
+        attempts: dict[int, int] = {row_id: tried for row_id, tried in s.execute(
+            select(WriteIntent.id, WriteIntent.attempts)
+            .where(WriteIntent.id.in_([i.id for i in intents]))
+            .order_by(WriteIntent.id).with_for_update())}
+        done: dict[int, tuple[str | None, str]] = {}
+        failed: dict[int, tuple[Delivery | None, str]] = {}
+        for intent in intents:
+            got = results.get(intent.id)
+            if intent.id not in attempts:
+                continue
+            if got is not None and got.ok and got.checklist:  # rare: one row at a time
+                outcome = _settle_checklist(s, intent.id, got.checklist, got.tool_ref,
+                                            sent[intent.id])
+                setattr(report, outcome, getattr(report, outcome) + 1)
+            elif got is not None and got.ok:
+                done[intent.id] = (got.tool_ref, sent[intent.id])
+            else:
+                why = (got.error or "unknown error") if got else (error or "no result returned")
+                failed[intent.id] = (got, secrets.redact_stored(why, token))
+        delivered, again = _settle_ok(s, done)
+        retrying, dead = _settle_failed(s, failed, attempts)
+    report.delivered += delivered
+    report.retrying += again + retrying
+    report.dead += dead
 
 
 def enqueue_many(session: Session, writes: list[tuple[int, str, str, dict[str, Any], int | None]],

@@ -8,7 +8,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core import bounds, outbox
@@ -25,11 +26,14 @@ QUANTILES = ("p50", "p80", "p90")
 
 def current_policy(session: Session) -> Policy:
     """The newest policy version; version 1 (empty) is created on first use."""
-    policy = session.scalar(select(Policy).order_by(Policy.version.desc()).limit(1))
-    if policy is None:
-        policy = Policy(version=1, created_by="learnloop", note="initial, empty policy")
-        session.add(policy)
-        session.flush()
+    newest = select(Policy).order_by(Policy.version.desc()).limit(1)
+    policy = session.scalar(newest)
+    if policy is None:  # two first learning runs at once make it once
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        session.execute(dialect.insert(Policy).values(
+            version=1, created_by="learnloop", note="initial, empty policy",
+            created_at=utcnow()).on_conflict_do_nothing(index_elements=[Policy.version]))
+        policy = session.scalars(newest).one()
     return policy
 
 
@@ -153,22 +157,32 @@ def propose(session: Session, *, key: str, selector: dict[str, Any], params: dic
             return None
     if rule is not None and "variant" in params and rule.params.get("variant") == params["variant"]:
         return None
-    pending = session.scalars(select(Proposal).where(
-        Proposal.dedupe_key == key, Proposal.status == "pending"
-    )).all()
-    for old in pending:
-        if old.change.get("new") == params:
-            return None
-        old.status = "superseded"
     change = {"rule_key": key, "selector": selector, "old": rule.params if rule else None,
               "new": params, "hypothesis": hypothesis, "evidence": evidence}
-    proposal = Proposal(
-        run_id=run_id, finding_id=finding_id, kind="rule", dedupe_key=key, title=title,
-        rationale=hypothesis, change=change, evidence=evidence, diff=change_diff(session, change),
-    )
-    session.add(proposal)
-    session.flush()
-    return proposal
+    values = {"run_id": run_id, "finding_id": finding_id, "kind": "rule", "dedupe_key": key,
+              "title": title, "rationale": hypothesis, "change": change, "evidence": evidence,
+              "diff": change_diff(session, change), "status": "pending", "created_at": utcnow()}
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    for _ in range(3):
+        pending = session.scalars(select(Proposal).where(
+            Proposal.dedupe_key == key, Proposal.status == "pending"
+        ).execution_options(populate_existing=True)).all()
+        if any(old.change.get("new") == params for old in pending):
+            return None
+        for old in pending:
+            old.status = "superseded"
+        session.flush()
+        # One pending proposal per key (a partial unique index): a learning run overlapping
+        # this one may have proposed for the same rule a moment ago; then its proposal is
+        # read and decided on like any other pending one.
+        made = session.scalar(
+            dialect.insert(Proposal).values(**values)
+            .on_conflict_do_nothing(index_elements=[Proposal.dedupe_key],
+                                    index_where=text("status = 'pending'"))
+            .returning(Proposal.id))
+        if made is not None:
+            return session.get_one(Proposal, made)
+    return None
 
 
 def get_proposal(session: Session, proposal_id: int) -> Proposal:

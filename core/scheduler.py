@@ -6,23 +6,37 @@ same job at the same moment; `claim_job` lets exactly one of them run a given ti
 inserting a job-run row whose unique key names the job and the slot. A worker that dies holding
 a claim only loses that slot: the next slot has a new key and runs normally
 (`abandon_stale` marks such leftovers so they do not read as running forever).
+
+Whoever runs a sync or a learning run (a worker's slot, `learnloop sync`/`learn`, a queued
+"Sync now") also holds its lock while it runs: `sync:<connection id>` or `learn`, a unique
+column of the running job-run row, renewed by a `heartbeat`. A second one at the same time is
+refused (`Busy`); a lock whose heartbeat stopped for a claim timeout (its process died) is
+taken over, and the dead run marked abandoned.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, delete, func, or_, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
+from core import runs
+from core.errors import LearnloopError
 from core.model import JobRun, utcnow
 from core.schedule import EPOCH, Schedule
+from core.secrets import redact
+from core.settings import claim_timeout
 from core.store import unit_of_work
 
 log = logging.getLogger(__name__)
@@ -103,20 +117,51 @@ class JobScheduler:
         return changes
 
 
-def claim_job(engine: Engine, job: str, key: str, connection_id: int | None = None) -> int | None:
-    """Claim the run `key` (job and time slot) for this worker.
+LEARN_LOCK = "learn"
+ABANDONED = "the process running this stopped before it finished"
 
-    Inserts a running job-run row under the unique `key`; when another worker already holds it,
-    the database refuses the row and this returns None. On PostgreSQL a concurrent insert of
-    the same key waits for the first to commit and then fails, so exactly one claim wins.
+
+def sync_lock(connection_id: int) -> str:
+    """The lock a sync of one connection holds while it runs."""
+    return f"sync:{connection_id}"
+
+
+class Busy(LearnloopError):
+    """The job is already running elsewhere (its lock is held and its holder alive)."""
+
+
+def _free_dead(s: Session, lock: str, now: dt.datetime, timeout: dt.timedelta) -> None:
+    """Release `lock` if its holder finished or stopped renewing it (marked abandoned)."""
+    stale = func.coalesce(JobRun.heartbeat_at, JobRun.started_at) < now - timeout
+    s.execute(update(JobRun).where(JobRun.lock == lock, JobRun.status == "running", stale)
+              .values(status="abandoned", finished_at=now, error=ABANDONED, lock=None)
+              .execution_options(synchronize_session=False))
+    s.execute(update(JobRun).where(JobRun.lock == lock, JobRun.status != "running")
+              .values(lock=None).execution_options(synchronize_session=False))
+
+
+def claim_job(engine: Engine, job: str, key: str | None = None,
+              connection_id: int | None = None, lock: str | None = None,
+              timeout: dt.timedelta | None = None) -> int | None:
+    """Claim the run `key` (job and time slot) and/or the `lock`, for this process.
+
+    Inserts a running job-run row under the unique `key` and `lock`; when another worker
+    already holds either, the database refuses the row and this returns None. On PostgreSQL
+    a concurrent insert of the same key waits for the first to commit and then fails, so
+    exactly one claim wins. A lock whose holder stopped renewing it for `timeout` (default
+    the claim timeout) is taken over first.
 
     Returns:
         The job-run id to pass to `finish_job`, or None when the run is someone else's.
     """
+    now, timeout = utcnow(), timeout or claim_timeout()
     try:
         with unit_of_work(engine) as s:
-            run = JobRun(job=job, key=key, connection_id=connection_id, status="running",
-                         started_at=utcnow(), stats={})
+            if lock is not None:
+                _free_dead(s, lock, now, timeout)
+            run = JobRun(job=job, key=key, lock=lock, connection_id=connection_id,
+                         status="running", started_at=now, heartbeat_at=now,
+                         stats=runs.owner())
             s.add(run)
             s.flush()
             return run.id
@@ -124,12 +169,80 @@ def claim_job(engine: Engine, job: str, key: str, connection_id: int | None = No
         return None
 
 
+def take_lock(engine: Engine, run_id: int, lock: str,
+              timeout: dt.timedelta | None = None) -> bool:
+    """Let the running job-run `run_id` hold `lock` (a queued job that got its turn).
+
+    Returns:
+        Whether it holds it now; False while another live run holds it.
+    """
+    now, timeout = utcnow(), timeout or claim_timeout()
+    try:
+        with unit_of_work(engine) as s:
+            _free_dead(s, lock, now, timeout)
+            s.execute(update(JobRun).where(JobRun.id == run_id)
+                      .values(lock=lock, heartbeat_at=now))
+        return True
+    except IntegrityError:
+        return False
+
+
+def wait_lock(engine: Engine, run_id: int, lock: str, seconds: float,
+              every: float = 1.0) -> bool:
+    """`take_lock`, retried every `every` seconds for up to `seconds`.
+
+    Returns:
+        Whether the lock was taken.
+    """
+    deadline = time.monotonic() + seconds
+    while not take_lock(engine, run_id, lock):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(every)
+    return True
+
+
+def drop_claim(engine: Engine, run_id: int) -> None:
+    """Give back a claim before anything ran under it (its row is removed)."""
+    with unit_of_work(engine) as s:
+        s.execute(delete(JobRun).where(JobRun.id == run_id))
+
+
+@contextmanager
+def heartbeat(engine: Engine, run_id: int, timeout: dt.timedelta | None = None,
+              ) -> Iterator[None]:
+    """Renew the run's heartbeat every third of the claim timeout while the block runs, so
+    its lock is not taken over; a process that dies stops renewing it."""
+    every = (timeout or claim_timeout()).total_seconds() / 3
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(every):
+            try:
+                with unit_of_work(engine) as s:
+                    s.execute(update(JobRun).where(JobRun.id == run_id,
+                                                   JobRun.status == "running")
+                              .values(heartbeat_at=utcnow()))
+            except Exception as exc:  # the database went away for a moment: try again
+                log.warning("cannot renew job run %s: %s: %s", run_id, type(exc).__name__, exc)
+
+    thread = threading.Thread(target=renew, name=f"job-run-{run_id}-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def finish_job(engine: Engine, run_id: int, status: str, stats: Mapping[str, Any] | None = None,
                error: str | None = None) -> None:
-    """Record how a claimed run ended: its status ("ok" or "error"), counts and error line."""
+    """Record how a claimed run ended: its status ("ok" or "error"), counts and error line;
+    its lock is released."""
     with unit_of_work(engine) as s:
         s.execute(update(JobRun).where(JobRun.id == run_id).values(
-            status=status, finished_at=utcnow(), stats=dict(stats or {}), error=error))
+            status=status, finished_at=utcnow(), stats=dict(stats or {}),
+            error=None if error is None else redact(error), lock=None))
 
 
 def record_job(engine: Engine, job: str, status: str, stats: Mapping[str, Any] | None = None,
@@ -139,14 +252,16 @@ def record_job(engine: Engine, job: str, status: str, stats: Mapping[str, Any] |
     now = utcnow()
     with unit_of_work(engine) as s:
         run = JobRun(job=job, connection_id=connection_id, status=status, started_at=now,
-                     finished_at=now, stats=dict(stats or {}), error=error)
+                     finished_at=now, stats=dict(stats or {}),
+                     error=None if error is None else redact(error))
         s.add(run)
         s.flush()
         return run.id
 
 
 def abandon_stale(engine: Engine, older_than: dt.timedelta) -> int:
-    """Mark claims still running after `older_than` as abandoned (their worker died).
+    """Mark claims whose heartbeat (else start) is older than `older_than` as abandoned
+    (their process died), releasing their locks.
 
     This does not re-run them: the slot is lost and the next slot runs as usual.
 
@@ -157,10 +272,10 @@ def abandon_stale(engine: Engine, older_than: dt.timedelta) -> int:
     with unit_of_work(engine) as s:
         ids = s.scalars(
             update(JobRun)
-            .where(JobRun.status == "running", JobRun.key.is_not(None),
-                   JobRun.started_at < now - older_than)
-            .values(status="abandoned", finished_at=now,
-                    error="the worker stopped before finishing this run")
+            .where(JobRun.status == "running",
+                   or_(JobRun.key.is_not(None), JobRun.lock.is_not(None)),
+                   func.coalesce(JobRun.heartbeat_at, JobRun.started_at) < now - older_than)
+            .values(status="abandoned", finished_at=now, error=ABANDONED, lock=None)
             .returning(JobRun.id)
             .execution_options(synchronize_session=False)
         ).all()

@@ -7,15 +7,20 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.fernet import Fernet, InvalidToken
 from pydantic import BaseModel, SecretStr
 
 from core.errors import ConfigError
+from core.redaction import REDACTOR, redact_value
 from core.settings import get_settings
 
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
 KEY_FILE = "secret.key"
+SECRET_WORDS = ("token", "secret", "password", "key")  # in every secret field's name
 
 
 def _fernet_from_text(text: str) -> Fernet:
@@ -69,6 +74,7 @@ def encrypt(secrets: dict[str, str], key: Fernet | None = None) -> str | None:
     """Encrypt a mapping of secret values; None when there is nothing to keep."""
     if not secrets:
         return None
+    REDACTOR.add(secrets.values())
     return (key or load_key()).encrypt(json.dumps(secrets).encode()).decode()
 
 
@@ -88,20 +94,69 @@ def decrypt(token: str | None, key: Fernet | None = None) -> dict[str, str]:
             "is not the one they were saved with"
         ) from exc
     result: dict[str, str] = json.loads(data)
+    REDACTOR.add(result.values())  # whatever this process holds in clear, it hides
+    _seen.add(token)
     return result
 
 
-def redact_stored(text: str, token: str | None) -> str:
-    """`redact` with the secrets of a stored token (unchanged when they cannot be decrypted)."""
+_seen: set[str] = set()  # stored tokens whose secrets the redactor already knows
+
+
+def remember(token: str | None) -> None:
+    """Teach the redactor the secrets of a stored token (decrypted once per process)."""
+    if token and token not in _seen:
+        try:
+            decrypt(token)
+        except ConfigError:
+            _seen.add(token)  # cannot be decrypted with this key: it cannot be sent either
+
+
+def remember_config(config: BaseModel) -> None:
+    """Teach the redactor the secrets of a validated config (environment overrides too)."""
+    REDACTOR.add(split_config(config)[1].values())
+
+
+def remember_store(engine: Engine) -> None:
+    """Teach the redactor every secret of the store and of the LEARNLOOP_<TOOL>__ variables.
+
+    Called where a process starts serving (CLI, web app, worker): text written by another
+    process or an older release is then hidden too.
+    """
+    from sqlalchemy import select
+
+    from core.model import Connection
+
+    with engine.connect() as c:
+        tokens = c.scalars(select(Connection.secrets)).all()
+    for token in tokens:
+        remember(token)
+    REDACTOR.add(v for k, v in os.environ.items() if k.startswith("LEARNLOOP_") and "__" in k
+                 and any(w in k.rsplit("__", 1)[1].lower() for w in SECRET_WORDS))
+
+
+def readable(token: str | None, key: Fernet | None = None) -> dict[str, str] | None:
+    """The decrypted secrets, or None when the current key cannot decrypt them."""
     try:
-        return redact(text, decrypt(token))
+        return decrypt(token, key)
     except ConfigError:
-        return text
+        return None
 
 
-def redact(text: str, secrets: dict[str, str]) -> str:
-    """Replace every secret value that appears in `text` with ***."""
-    for value in secrets.values():
-        if value and len(value) >= 4:
-            text = text.replace(value, "***")
-    return text
+def redact_stored(text: str, token: str | None) -> str:
+    """`redact` with the secrets of a stored token too (still redacted when they cannot be
+    decrypted: every secret this process knows is hidden)."""
+    remember(token)
+    return REDACTOR(text)
+
+
+def redact(text: str, secrets: dict[str, str] | None = None) -> str:
+    """`text` with every known secret (and `secrets`), in every encoding a client sends, and
+    every Authorization header value replaced by ***."""
+    if secrets:
+        REDACTOR.add(secrets.values())
+    return REDACTOR(text)
+
+
+__all__ = ["REDACTOR", "decrypt", "encrypt", "load_key", "readable", "redact", "redact_stored",
+           "redact_value", "remember", "remember_config", "remember_store", "secret_field_names",
+           "split_config"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -29,6 +30,11 @@ class Settings(BaseSettings):
         default=None,
         description="Directories (os.pathsep-separated) a file connection added or edited "
         "through the web app or the API may read and write in; default: `home`/files.",
+    )
+    claim_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds a claim (a write being delivered, a running "
+        "sync or learning run) lasts unless its process renews it; a dead process's claims "
+        "are taken over after this.",
     )
     file_max_mb: float = Field(
         default=200.0, gt=0, description="Largest CSV or XLSX file the file connector reads, "
@@ -60,3 +66,8 @@ def get_settings() -> Settings:
 def public_url() -> str:
     """The web app's address as people reach it, without a trailing slash."""
     return get_settings().public_url.rstrip("/")
+
+
+def claim_timeout() -> dt.timedelta:
+    """How long a claim lasts unless its process renews it (LEARNLOOP_CLAIM_TIMEOUT seconds)."""
+    return dt.timedelta(seconds=get_settings().claim_timeout)

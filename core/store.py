@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +40,25 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur.close()
 
 
+def _private_file(path: Path) -> None:
+    """Create the SQLite file owner-only (0600) and tighten one made readable by others.
+
+    SQLite gives its -wal, -shm and -journal files the mode of the database file; those left
+    by an older release are tightened too. Files of another owner are left alone.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for each in (path, *(path.with_name(path.name + end) for end in ("-wal", "-shm", "-journal"))):
+        try:
+            info = each.stat()
+            if info.st_uid == os.getuid() and info.st_mode & 0o077:
+                os.chmod(each, 0o600)
+        except OSError:  # gone meanwhile, or not ours to change
+            continue
+
+
 def make_engine(url: str | None = None) -> Engine:
     """Create an engine for `url` (default: settings), creating the SQLite directory if needed.
 
@@ -54,8 +75,9 @@ def make_engine(url: str | None = None) -> Engine:
     try:
         if not parsed.drivername.startswith("sqlite"):
             return create_engine(parsed, pool_pre_ping=True)
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        if parsed.database and parsed.database != ":memory:" \
+                and not parsed.database.startswith("file:"):
+            _private_file(Path(parsed.database).expanduser())
         engine = create_engine(parsed, connect_args={"timeout": 30})
     except (NoSuchModuleError, ImportError) as exc:  # unknown dialect or its driver missing
         safe = parsed.render_as_string(hide_password=True)

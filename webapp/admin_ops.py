@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, object_session
 
 from connectors import registry, runtime
 from core import secrets
-from core.connections import add_connection, validate_config, validate_mapping
+from core.connections import add_connection, merge_secrets, validate_config, validate_mapping
 from core.contract import ConnectorFactory, FieldInfo
 from core.errors import ConfigError, NotFoundError
 from core.model import Connection, JobRun, User
@@ -84,8 +84,7 @@ def update_config(session: Session, user: User, conn: Connection,
     factory = registry.get(conn.kind)
     given = config_from_form(factory.config_model, values, keep_secrets=True) \
         if from_form else dict(values)
-    stored = secrets.decrypt(conn.secrets)
-    model = validate_config(factory, {**stored, **given}, confined=True)
+    model = validate_config(factory, merge_secrets(conn, factory, given), confined=True)
     plain, secret_values = secrets.split_config(model)
     conn.config, conn.secrets = plain, secrets.encrypt(secret_values)
     _forget(conn.id)

@@ -13,10 +13,12 @@ from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import ConfigError, LearnloopError, NotFoundError
+from core.secrets import redact, remember_store
 from core.store import open_store
+from webapp.bodylimit import LimitBody
 from webapp.deps import CsrfFailed, Forbidden, NotAuthenticated
 from webapp.nul import RejectNul
-from webapp.routes import admin, api, auth, checklists, dashboards, review
+from webapp.routes import admin, api, auth, checklists, dashboards, people, review
 from webapp.views import HERE, render
 
 SECURITY_HEADERS = {
@@ -33,6 +35,7 @@ def _is_api(request: Request) -> bool:
 
 
 def _problem(request: Request, status: int, message: str) -> Response:
+    message = redact(message)  # a tool's error may echo a credential
     if _is_api(request):
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return JSONResponse({"detail": message}, status_code=status, headers=headers)
@@ -46,12 +49,15 @@ def create_app(engine: Engine | None = None) -> FastAPI:
                               "Authenticate with `Authorization: Bearer <API token>`.",
                   docs_url="/api/docs", redoc_url=None, openapi_url="/openapi.json")
     app.state.engine = engine if engine is not None else open_store()
+    remember_store(app.state.engine)  # what the store's connections hold is never shown
     app.add_middleware(RejectNul)
+    app.add_middleware(LimitBody)  # outside RejectNul, which reads the whole body
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    for module in (auth, dashboards, review, checklists, admin):
+    for module in (auth, dashboards, review, checklists, admin, people):
         app.include_router(module.router, include_in_schema=False)
     app.include_router(api.router)
     app.include_router(checklists.api)
+    app.include_router(people.api)
 
     @app.middleware("http")
     async def headers(request: Request, call_next):  # type: ignore[no-untyped-def]

@@ -41,7 +41,7 @@ def run_demo(items: int = 1200, serve: bool = True) -> None:
     plan = home / "plan.csv"
     today = dt.datetime.now(dt.UTC).date()
     tasks = generate(items, today)
-    out.print("[bold]learnloop demo[/bold]: the data below is GENERATED (not real): "
+    out.print("learnloop demo: the data below is GENERATED (not real): "
               f"{items} tasks of three teams over 18 months, in {plan}")
     first, second = today - dt.timedelta(days=60), today
     done, opened = write_snapshot(tasks, first, plan)
@@ -50,41 +50,41 @@ def run_demo(items: int = 1200, serve: bool = True) -> None:
                        {"path": str(plan), "dayfirst": True}, MAPPING)
         s.add(Template(name="PAY bug fix", kind="project", body={"tasks": TEMPLATE_TASKS}))
 
-    out.print(f"\n[bold]1. Sync[/bold] the plan as of {first}: {done} done, {opened} open tasks")
+    out.print(f"\n1. Sync the plan as of {first}: {done} done, {opened} open tasks")
     report = runtime.sync(engine, "demo-plan")
     out.print(f"   stored {report.created} items; {report.quarantined} rows quarantined "
               "(deliberately broken rows, kept aside with their reason):")
     for p in report.problems:
-        out.print(f"   - {p}", markup=False)
+        out.print(f"   - {p}")
 
-    out.print("\n[bold]2. Learn[/bold] from the deviations")
+    out.print("\n2. Learn from the deviations")
     then = dt.datetime.combine(first, dt.time(18), tzinfo=dt.UTC)
     learned = runtime.learn(engine, as_of=then)
     for f in learned.findings[:5]:
-        out.print(f"   finding: {f['statement']}", markup=False)
+        out.print(f"   finding: {f['statement']}")
     out.print(f"   {learned.forecasts_issued} forecasts issued for open tasks (kept in the ledger)")
 
     with unit_of_work(engine) as s:
         pending = s.scalars(select(Proposal).where(Proposal.status == "pending")
                             .order_by(Proposal.finding_id.is_(None), Proposal.id)).all()
         chosen = pending[0] if pending else None
-        out.print(f"\n[bold]3. Proposals[/bold]: {len(pending)} pending")
+        out.print(f"\n3. Proposals: {len(pending)} pending")
         for prop in pending[:5]:
-            out.print(f"   #{prop.id} {prop.title}", markup=False)
+            out.print(f"   #{prop.id} {prop.title}")
         if chosen is not None:
-            out.print(f"\n[bold]4. Accept[/bold] #{chosen.id} as the template owner:", markup=True)
-            out.print(chosen.diff, markup=False)
+            out.print(f"\n4. Accept #{chosen.id} as the template owner:")
+            out.print(chosen.diff)
             version = policy.accept(s, chosen.id, "demo template owner", "accepted in the demo")
             queued = queue_writeback(s, runtime.targets())
             out.print(f"   policy is now version {version.version}; {queued} writes queued")
 
-    out.print("\n[bold]5. Write-back[/bold] through the outbox")
+    out.print("\n5. Write-back through the outbox")
     delivered = runtime.deliver(engine)
     copy = home / "plan.learnloop.csv"
     out.print(f"   {delivered.delivered} delivered, {delivered.dead} failed -> {copy}")
     _show_copy(copy)
 
-    out.print(f"\n[bold]6. Two months later[/bold] ({second}): sync again, score the forecasts")
+    out.print(f"\n6. Two months later ({second}): sync again, score the forecasts")
     write_snapshot(tasks, second, plan)
     again = runtime.sync(engine, "demo-plan")
     out.print(f"   {again.created} new, {again.updated} updated items")
@@ -123,7 +123,7 @@ def _people(engine: Engine) -> None:
     with unit_of_work(engine) as s:
         for email, role in DEMO_PEOPLE:
             security.create_user(s, email, DEMO_PASSWORD, role)
-    out.print("\n[bold]7. The web app[/bold]: sign in as "
+    out.print("\n7. The web app: sign in as "
               + ", ".join(f"{email} ({role.replace('_', ' ')})" for email, role in DEMO_PEOPLE)
               + f", password {DEMO_PASSWORD!r} (demo only)")
 
@@ -152,7 +152,7 @@ def _outreach(engine: Engine, home: Path, today: dt.date) -> None:
     """The go-to-market half: an outreach test, a segment policy, the sequence template."""
     path = home / "outreach.csv"
     write_outreach(path, today)
-    out.print("\n[bold]7. Outreach[/bold]: 3,000 GENERATED enrollments of a randomised "
+    out.print("\n7. Outreach: 3,000 GENERATED enrollments of a randomised "
               f"two-angle sequence, in {path}")
     with unit_of_work(engine) as s:
         add_connection(s, registry.get("file"), "demo-outreach", {"path": str(path)},
@@ -168,12 +168,12 @@ def _outreach(engine: Engine, home: Path, today: dt.date) -> None:
         found = s.scalars(select(Finding).where(Finding.kind == "experiment")
                           .order_by(Finding.q_value)).all()
         for f in found[:3]:
-            out.print(f"   finding: {f.statement}", markup=False)
+            out.print(f"   finding: {f.statement}")
         playbook = s.scalars(select(Proposal).where(Proposal.dedupe_key.like("playbook:%"),
                                                     Proposal.status == "pending")).first()
         if playbook is not None:
-            out.print(f"   proposal #{playbook.id}: {playbook.title}; accepted:", markup=False)
-            out.print(playbook.diff, markup=False)
+            out.print(f"   proposal #{playbook.id}: {playbook.title}; accepted:")
+            out.print(playbook.diff)
             policy.accept(s, playbook.id, "demo template owner", "accepted in the demo")
 
 
@@ -188,4 +188,4 @@ def _show_copy(path: object) -> None:
     shown = [r for r in rows if r.get("learnloop P80")][:3]
     for r in shown:
         out.print(f"   {r['Key']}: estimate {r['Estimate (h)']} h, P80 {r['learnloop P80']} h; "
-                  f"{r.get('learnloop insight', '')}", markup=False)
+                  f"{r.get('learnloop insight', '')}")

@@ -4,7 +4,9 @@ The web request only inserts a queued row and answers; the worker (`learnloop wo
 `learnloop worker --once`) claims queued rows on its next tick, syncs the connection and runs
 a learning cycle, writing its progress into the row's `stats` as it goes, so the page and
 `GET /api/jobs/{id}` can show it. A claim is one UPDATE of a row still queued, so of several
-workers exactly one runs each job.
+workers exactly one runs each job. While it syncs the job holds the connection's sync lock,
+then the learning lock (waiting for a learning run that is running elsewhere to end), the
+same locks `learnloop sync`/`learn` and the scheduled jobs take.
 """
 
 from __future__ import annotations
@@ -12,15 +14,27 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from connectors import runtime
+from core import runs
 from core.errors import LearnloopError
 from core.model import Connection, JobRun, utcnow
-from core.scheduler import finish_job
+from core.scheduler import (
+    LEARN_LOCK,
+    Busy,
+    claim_job,
+    finish_job,
+    heartbeat,
+    sync_lock,
+    take_lock,
+    wait_lock,
+)
 from core.secrets import redact_stored
 from core.store import unit_of_work
 
@@ -28,6 +42,8 @@ log = logging.getLogger(__name__)
 
 SYNC_NOW = "sync_now"
 ACTIVE = ("queued", "running")
+WAITING = "waiting to learn"
+LEARN_WAIT = 600.0  # seconds a synced job waits for a running learning run before giving up
 
 
 def one_line(exc: BaseException, token: str | None = None) -> str:
@@ -35,6 +51,35 @@ def one_line(exc: BaseException, token: str | None = None) -> str:
     text = str(exc) if isinstance(exc, LearnloopError) else f"{type(exc).__name__}: {exc}"
     lines = text.strip().splitlines()
     return redact_stored(lines[0] if lines else type(exc).__name__, token)
+
+
+def claim_or_busy(engine: Engine, job: str, lock: str, busy: str,
+                  connection_id: int | None = None) -> int:
+    """Claim `lock` for a run of `job` started here (`learnloop sync`, `learn`).
+
+    Raises:
+        Busy: with the message `busy`, while another live run holds the lock.
+    """
+    run_id = claim_job(engine, job, connection_id=connection_id, lock=lock)
+    if run_id is None:
+        raise Busy(busy)
+    return run_id
+
+
+@contextmanager
+def holding(engine: Engine, run_id: int, token: str | None = None,
+            ) -> Iterator[dict[str, Any]]:
+    """Run a block under the claim `run_id`: its heartbeat renewed meanwhile, then finished
+    "ok" with the stats the block put in the yielded dict, or "error" with the error's line
+    (without the connection's secret `token`); the lock is released either way."""
+    stats: dict[str, Any] = {}
+    try:
+        with heartbeat(engine, run_id):
+            yield stats
+    except BaseException as exc:
+        finish_job(engine, run_id, "error", stats, one_line(exc, token))
+        raise
+    finish_job(engine, run_id, "ok", stats)
 
 
 def queue_sync(session: Session, conn: Connection) -> tuple[JobRun, bool]:
@@ -71,7 +116,7 @@ def _claim_next(engine: Engine) -> tuple[int, int] | None:
             # checked again inside the UPDATE, and then this worker tries the next one.
             got = s.scalar(update(JobRun).where(JobRun.id == found[0], JobRun.status == "queued")
                            .values(status="running", started_at=utcnow(),
-                                   stats={"phase": "starting"})
+                                   stats={"phase": "starting", **runs.owner()})
                            .returning(JobRun.id).execution_options(synchronize_session=False))
             if got is not None:
                 return int(got), int(found[1] or 0)
@@ -79,7 +124,9 @@ def _claim_next(engine: Engine) -> tuple[int, int] | None:
 
 def _progress(engine: Engine, run_id: int, stats: dict[str, Any]) -> None:
     with unit_of_work(engine) as s:
-        s.execute(update(JobRun).where(JobRun.id == run_id).values(stats=dict(stats)))
+        # the owner stays on the row, so a killed worker's job is closed as interrupted
+        s.execute(update(JobRun).where(JobRun.id == run_id)
+                  .values(stats={**runs.owner(), **stats}))
 
 
 def run_job(engine: Engine, run_id: int, connection_id: int) -> dict[str, Any]:
@@ -95,6 +142,14 @@ def run_job(engine: Engine, run_id: int, connection_id: int) -> dict[str, Any]:
     if name is None:
         finish_job(engine, run_id, "error", {}, "the connection was removed")
         return {**result, "status": "error", "error": "the connection was removed"}
+    if not take_lock(engine, run_id, sync_lock(connection_id)):
+        return _failed(engine, run_id, result, {}, f"a sync of {name} is already running")
+    with heartbeat(engine, run_id):
+        return _sync_and_learn(engine, run_id, result, name, token)
+
+
+def _sync_and_learn(engine: Engine, run_id: int, result: dict[str, Any], name: str,
+                    token: str | None) -> dict[str, Any]:
     stats: dict[str, Any] = {"phase": "syncing", "items": 0, "batches": 0}
     _progress(engine, run_id, stats)
 
@@ -110,6 +165,12 @@ def run_job(engine: Engine, run_id: int, connection_id: int) -> dict[str, Any]:
         _progress(engine, run_id, stats)
     except Exception as exc:
         return _failed(engine, run_id, result, stats, f"sync failed: {one_line(exc, token)}")
+    if not take_lock(engine, run_id, LEARN_LOCK):  # the sync lock is released by this too
+        _progress(engine, run_id, {**stats, "phase": WAITING})
+        if not wait_lock(engine, run_id, LEARN_LOCK, LEARN_WAIT):
+            return _failed(engine, run_id, result, stats, "learning run not started: another "
+                           f"has been running for more than {LEARN_WAIT:g} s")
+        _progress(engine, run_id, stats)
     try:
         learned = runtime.learn(engine)
     except Exception as exc:
@@ -152,9 +213,10 @@ def summary(run: JobRun) -> str:
     if run.status == "queued":
         return "queued: waiting for the worker (`learnloop worker`)"
     if run.status == "running":
-        if st.get("phase") == "learning":
+        if st.get("phase") in ("learning", WAITING):
             return (f"synced {st.get('created', 0)} new, {st.get('updated', 0)} updated; "
-                    "learning run in progress")
+                    + ("learning run in progress" if st.get("phase") == "learning"
+                       else "waiting for the learning run that is running to end"))
         return (f"syncing: {st.get('items', 0):,} items stored in {st.get('batches', 0)} "
                 "batches so far")
     synced = (f"synced: {st.get('created', 0)} new, {st.get('updated', 0)} updated, "

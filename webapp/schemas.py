@@ -5,7 +5,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+
+from core.secrets import redact
+
+
+def _redacted(value: str | None) -> str | None:
+    return None if value is None else redact(value)
+
+
+# Text that may quote a tool's error: redacted whenever it is sent (old rows included).
+Shown = Annotated[str, PlainSerializer(_redacted)]
+ShownOrNone = Annotated[str | None, PlainSerializer(_redacted)]
 
 
 class Public(BaseModel):
@@ -19,6 +30,8 @@ class UserPublic(Public):
     email: str
     name: str
     role: str
+    active: bool
+    last_login_at: dt.datetime | None = None
 
 
 class UserCreate(BaseModel):
@@ -26,6 +39,24 @@ class UserCreate(BaseModel):
     password: str = Field(min_length=10, max_length=1000)
     role: str = Field(pattern="^(admin|template_owner|viewer)$")
     name: str = Field(default="", max_length=200)
+
+
+class UserUpdate(BaseModel):
+    role: str | None = Field(default=None, pattern="^(admin|template_owner|viewer)$")
+    active: bool | None = Field(default=None, description="false disables the person: their "
+                                "sessions end and their API tokens are revoked at once")
+    password: str | None = Field(default=None, min_length=10, max_length=1000,
+                                 description="a new password chosen by the admin")
+
+
+class UserUpdated(UserPublic):
+    message: str
+
+
+class PasswordReset(BaseModel):
+    id: int
+    email: str
+    password: str = Field(description="The new password; shown only in this response.")
 
 
 class TokenCreate(BaseModel):
@@ -78,7 +109,7 @@ class ConnectionPublic(Public):
     mapping: dict[str, Any]
     schedule: str | None
     health: str
-    last_error: str | None
+    last_error: ShownOrNone
     last_sync_at: dt.datetime | None
 
 
@@ -91,7 +122,7 @@ class ScheduleUpdate(BaseModel):
 
 
 class ActionResult(BaseModel):
-    message: str
+    message: Shown
 
 
 class FieldPublic(BaseModel):
@@ -206,7 +237,7 @@ class ActivityPublic(Public):
     action: str
     subject_type: str
     subject_id: str | None
-    note: str | None
+    note: ShownOrNone
 
 
 class Summary(BaseModel):
@@ -229,10 +260,10 @@ class JobPublic(Public):
     connection_id: int | None
     status: str = Field(description="queued | running | ok | error | abandoned")
     stats: dict[str, Any] = Field(description="progress counts while it runs, results after")
-    error: str | None
+    error: ShownOrNone
     started_at: dt.datetime = Field(description="when it was queued, then when it started")
     finished_at: dt.datetime | None
-    message: str = Field(default="", description="what it is doing or did, in words")
+    message: Shown = Field(default="", description="what it is doing or did, in words")
 
 
 class ChecklistPublic(BaseModel):

@@ -10,20 +10,29 @@ import secrets
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.errors import ConfigError
-from core.model import ROLES, ApiToken, User, WebSession, utcnow
-from webapp import services
+from core.model import ROLES, ApiToken, SetupClaim, User, WebSession, utcnow
+from webapp import passwords, services, throttle
 
 SESSION_COOKIE = "learnloop_session"
 SESSION_DAYS = 14
 TOKEN_PREFIX = "ll_"  # noqa: S105 - a visible prefix, not a secret
-MIN_PASSWORD = 10
+MIN_PASSWORD = passwords.MIN_LENGTH
 
 _hasher = PasswordHasher()
 # Verifying against this keeps the time of "unknown email" equal to "wrong password".
 _DUMMY_HASH = _hasher.hash("not a real password, only here to spend the same time")
+
+
+class AlreadySetUp(ConfigError):
+    """The first admin exists: the first-run page and `init --admin-email` are closed."""
+
+    def __init__(self) -> None:
+        super().__init__("there are users already: learnloop is set up, and admins add people "
+                         "on /admin/users")
 
 
 def hash_password(password: str) -> str:
@@ -44,11 +53,22 @@ def check_new_user(email: str, password: str, role: str) -> str:
     email = email.strip().lower()
     if "@" not in email or len(email) > 254 or email.startswith("@") or email.endswith("@"):
         raise ConfigError(f"{email!r} is not an email address")
-    if len(password) < MIN_PASSWORD:
-        raise ConfigError(f"the password needs at least {MIN_PASSWORD} characters")
+    check_password(password)
     if role not in ROLES:
         raise ConfigError(f"unknown role {role!r} (roles: {', '.join(ROLES)})")
     return email
+
+
+def check_password(password: str) -> None:
+    """Apply the password rule.
+
+    Raises:
+        ConfigError: in one sentence: at least 10 characters, not blank, repeated, a run or
+            a common password.
+    """
+    why = passwords.weakness(password)
+    if why is not None:
+        raise ConfigError(why)
 
 
 def create_user(session: Session, email: str, password: str, role: str, name: str = "") -> User:
@@ -70,12 +90,26 @@ def create_first_admin(session: Session, email: str, password: str, name: str = 
                        via: str = "") -> User:
     """The first admin, allowed only while nobody exists (then admins add people).
 
+    The one `setup_claim` row is inserted in the same transaction: of several first runs at
+    once, the database lets exactly one commit (on PostgreSQL the others wait for it and then
+    fail on the key; SQLite serialises the writers). After AlreadySetUp the caller rolls back.
+
     Raises:
-        ConfigError: when users exist already, or for a bad email or password.
+        AlreadySetUp: when users exist already (or another first run just won).
+        ConfigError: for a bad email or password.
     """
     if has_users(session):
-        raise ConfigError("there are users already: admins add people on /admin/users")
-    user = create_user(session, email, password, "admin", name)
+        raise AlreadySetUp
+    try:
+        user = create_user(session, email, password, "admin", name)
+        session.add(SetupClaim(id=1, user_id=user.id))
+        session.flush()
+    except IntegrityError:  # the claim (or the winner's email) is taken: another run won
+        raise AlreadySetUp from None
+    except ConfigError:
+        if has_users(session):  # e.g. "already exists" for the winner's email
+            raise AlreadySetUp from None
+        raise
     services.log(session, user, "created the first admin", "user", user.id, via=via)
     return user
 
@@ -83,6 +117,30 @@ def create_first_admin(session: Session, email: str, password: str, name: str = 
 def has_users(session: Session) -> bool:
     """Whether anyone has been created yet (before that, the first-run page is open)."""
     return bool(session.scalar(select(func.count(User.id))))
+
+
+def sign_in(session: Session, email: str, password: str,
+            address: str) -> User | throttle.Refusal | None:
+    """Check a sign-in under the throttle: the user, a refusal to wait, or None when wrong.
+
+    The attempt is committed as a failure before the password is checked (so parallel tries
+    count), forgiven on success; a failure is logged with the email and address, never the
+    password. Unknown and known emails take the same path and time.
+    """
+    account = email.strip().lower()[:254]
+    refusal = throttle.refused(session, account, address)
+    if refusal is not None:
+        return refusal
+    throttle.record_attempt(session, account, address)
+    session.commit()
+    user = authenticate(session, account, password)
+    if user is None:
+        services.log(session, account or "(no email)", "failed sign-in", "sign-in", None,
+                     email=account, address=address)
+        session.commit()
+        return None
+    throttle.succeeded(session, account)
+    return user
 
 
 def authenticate(session: Session, email: str, password: str) -> User | None:

@@ -3,7 +3,9 @@
 The jobs are module-level functions that APScheduler fires by import string. Each is
 idempotent: a sync claims "sync:<connection id>:<slot>" and a learning run "learn:<slot>"
 (core.scheduler.claim_job), so of several workers sharing one database exactly one runs each
-slot; deliveries go through the outbox, whose claims hand every intent to one worker. A
+slot; each also holds its lock while it runs (the one `learnloop sync` and `learn` take), so a
+slot that comes while the same sync or a learning run is running elsewhere is skipped;
+deliveries go through the outbox, whose claims hand every intent to one worker. A
 "Sync now" from the web app is a queued job run (`webapp.jobs`) that `queued_job` picks up
 every few seconds.
 """
@@ -23,17 +25,22 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from connectors import runtime
+from core import secrets
 from core.errors import ConfigError
 from core.model import Connection, utcnow
 from core.schedule import DEFAULT_SCHEDULE, Schedule, parse_schedule
 from core.scheduler import (
+    LEARN_LOCK,
     JobScheduler,
     JobSpec,
     abandon_stale,
     claim_job,
     finish_job,
+    heartbeat,
     record_job,
+    sync_lock,
 )
+from core.settings import claim_timeout
 from core.store import open_store, unit_of_work
 from webapp import jobs
 
@@ -44,7 +51,6 @@ DELIVER_JOB = "webapp.worker:deliver_job"
 QUEUED_JOB = "webapp.worker:queued_job"
 QUEUED_EVERY = 2.0  # seconds between looks for queued "Sync now" jobs
 RELOAD_EVERY = 60.0  # seconds between re-reads of the connections
-STALE_AFTER = dt.timedelta(hours=6)  # a claim still running after this lost its worker
 
 _engine_lock = threading.Lock()
 _engine: Engine | None = None
@@ -78,8 +84,9 @@ def sync_job(connection_id: int, *, engine: Engine | None = None, learn: bool = 
     finishing together run one learning. Errors are recorded on the job run, never raised.
 
     Returns:
-        connection, status ("ok", "error", "skipped" when the slot was claimed elsewhere,
-        "gone" when the connection was removed), key, stats, error, learn.
+        connection, status ("ok", "error", "skipped" when the slot was claimed elsewhere or
+        this connection is being synced right now, "gone" when the connection was removed),
+        key, stats, error, learn.
     """
     engine = _store(engine)
     with unit_of_work(engine) as s:
@@ -96,12 +103,13 @@ def sync_job(connection_id: int, *, engine: Engine | None = None, learn: bool = 
     slot = schedule.slot(now or utcnow())
     key = f"sync:{connection_id}:{slot}"
     result.update(slot=slot, key=key)
-    run_id = claim_job(engine, "sync_job", key, connection_id)
+    run_id = claim_job(engine, "sync_job", key, connection_id, lock=sync_lock(connection_id))
     if run_id is None:
-        log.debug("sync %s: slot %s already claimed", name, slot)
+        log.debug("sync %s: slot %s already claimed, or a sync of it is running", name, slot)
         return {**result, "status": "skipped"}
     try:
-        report = runtime.sync(engine, name)
+        with heartbeat(engine, run_id):
+            report = runtime.sync(engine, name)
     except Exception as exc:
         error = _one_line(exc, token)
         finish_job(engine, run_id, "error", {}, error)
@@ -121,15 +129,17 @@ def learn_job(slot: str, *, engine: Engine | None = None) -> dict[str, Any]:
     """Run one learning cycle for `slot`, unless another worker already ran it.
 
     Returns:
-        status ("ok", "error", "skipped"), key, stats, error.
+        status ("ok", "error", "skipped": the slot was run, or a learning run is running),
+        key, stats, error.
     """
     engine = _store(engine)
     key = f"learn:{slot}"
-    run_id = claim_job(engine, "learn_job", key)
+    run_id = claim_job(engine, "learn_job", key, lock=LEARN_LOCK)
     if run_id is None:
         return {"status": "skipped", "key": key}
     try:
-        report = runtime.learn(engine)
+        with heartbeat(engine, run_id):
+            report = runtime.learn(engine)
     except Exception as exc:
         error = _one_line(exc)
         finish_job(engine, run_id, "error", {}, error)
@@ -268,6 +278,7 @@ def run_worker(engine: Engine, *, once: bool = False, run_for: float | None = No
     if deliver_every <= 0:
         raise ConfigError(f"deliver_every must be more than 0 seconds, not {deliver_every:g}")
     use_engine(engine)
+    secrets.remember_store(engine)  # every log line and stored error hides them
     try:
         if once:
             return {"mode": "once", **run_once(engine)}
@@ -302,7 +313,7 @@ def _run_scheduled(engine: Engine, run_for: float | None, deliver_every: float,
                     break
                 try:
                     changes = scheduler.set_jobs(plan.jobs(engine))
-                    if abandoned := abandon_stale(engine, STALE_AFTER):
+                    if abandoned := abandon_stale(engine, claim_timeout()):
                         log.warning("%s runs marked abandoned (their worker stopped)", abandoned)
                 except Exception as exc:  # the database went away: keep the jobs we have
                     log.warning("cannot re-read the connections: %s", _one_line(exc))

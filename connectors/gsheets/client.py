@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from connectors.gsheets.config import GSheetsConfig
 from core.errors import ConfigError, ConnectorError
+from core.secrets import redact
 
 if TYPE_CHECKING:
     import gspread
@@ -78,10 +79,33 @@ def explain(exc: Exception, config: GSheetsConfig) -> ConnectorError:
                                   f"shared (HTTP {code}); share it with {email} as Editor")
         if code == 429:
             return QuotaError("Google Sheets quota exceeded (HTTP 429); retry in a minute")
-        return ConnectorError(f"Google Sheets answered HTTP {code}: {exc}")
+        return ConnectorError(f"Google Sheets answered HTTP {code}"
+                              f"{_redacted(_google_message(exc, config), config)}")
     if isinstance(exc, gspread.exceptions.WorksheetNotFound):
         return ConnectorError(f"no tab named {config.worksheet!r} in the spreadsheet")
-    return ConnectorError(f"{type(exc).__name__}: {exc}")
+    said = _line(_redacted(str(exc), config))
+    return ConnectorError(f"{type(exc).__name__}" + (f": {said}" if said else ""))
+
+
+def _line(text: str, limit: int = 300) -> str:
+    """`text` (redacted already: a secret may span lines) on one line, at most `limit` long."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _google_message(exc: Any, config: GSheetsConfig) -> str:
+    """Google's error status and message fields (never the raw body), or nothing."""
+    error = getattr(exc, "error", None)
+    if not isinstance(error, dict):
+        return ""
+    status = str(error.get("status") or "")
+    message = _line(_redacted(str(error.get("message") or ""), config))
+    return "".join(part for part in (f" {status}" if status else "",
+                                     f": {message}" if message else ""))
+
+
+def _redacted(text: str, config: GSheetsConfig) -> str:
+    return redact(text, {"service_account_key": config.service_account_key.get_secret_value()})
 
 
 def search_metadata(book: gspread.Spreadsheet, key: str) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from connectors.jira.config import JiraConfig
 from core.errors import ConnectorError
+from core.secrets import redact
 
 if TYPE_CHECKING:
     import atlassian
@@ -55,15 +56,50 @@ def retry_after(exc: Exception) -> float | None:
         return None
 
 
+def tool_message(exc: Exception, config: JiraConfig, limit: int = 300) -> str:
+    """Jira's own error fields (errorMessages, errors, message), never its raw body or the
+    request's headers, redacted, on one line of at most `limit` characters."""
+    response: Any = getattr(exc, "response", None)
+    try:
+        data = response.json() if response is not None else None
+    except ValueError:
+        data = None
+    parts: list[str] = []
+    if isinstance(data, dict):
+        parts += [str(m) for m in data.get("errorMessages") or [] if m]
+        errors = data.get("errors")
+        if isinstance(errors, dict):
+            parts += [f"{k}: {v}" for k, v in errors.items()]
+        if data.get("message"):
+            parts.append(str(data["message"]))
+    return _line(_redacted("; ".join(parts), config), limit)
+
+
+def _redacted(text: str, config: JiraConfig) -> str:
+    return redact(text, {"api_token": config.api_token.get_secret_value()})
+
+
+def _line(text: str, limit: int = 300) -> str:
+    """`text` (redacted already: a secret may hold spaces) on one line, at most `limit` long."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def explain(exc: Exception, config: JiraConfig) -> ConnectorError:
-    """A client error in plain words (the token never appears)."""
+    """A client error in plain words: the status and Jira's error message (the token, in any
+    encoding, and any credential it echoes never appear)."""
     code = status_of(exc)
+    said = tool_message(exc, config)
     if code == 401:
-        return ConnectorError(f"Jira at {config.url} rejected the email/API token (HTTP 401)")
-    if code == 403:
-        return ConnectorError(f"the account {config.email} lacks a permission (HTTP 403): "
-                              f"{getattr(exc, 'text', '')}".strip())
-    if code == 429:
-        return ConnectorError("Jira rate limit reached (HTTP 429); retry later")
-    text = str(exc).replace(config.api_token.get_secret_value(), "***")
-    return ConnectorError(f"Jira: {text.splitlines()[0] if text else type(exc).__name__}")
+        text = f"Jira at {config.url} rejected the email/API token (HTTP 401)"
+    elif code == 403:
+        text = f"the account {config.email} lacks a permission (HTTP 403): {said}".strip()
+    elif code == 429:
+        text = "Jira rate limit reached (HTTP 429); retry later"
+    elif code:
+        reason = getattr(getattr(exc, "response", None), "reason", "") or ""
+        text = f"Jira answered HTTP {code}: {said or reason or type(exc).__name__}"
+    else:
+        first = _redacted(str(exc), config).strip().splitlines()
+        text = f"Jira: {type(exc).__name__}" + (f": {_line(first[0])}" if first else "")
+    return ConnectorError(_redacted(text, config))

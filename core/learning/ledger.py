@@ -8,16 +8,18 @@ from collections.abc import Mapping
 from typing import Any, Protocol, cast
 
 import numpy as np
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from core import measures as registry
-from core.model import Connection, Forecast, Item, utcnow
+from core.model import Connection, Forecast, Item, LearningRun, utcnow
 
 DAY = 86400.0
 LEVELS = {"p50": 0.5, "p80": 0.8, "p90": 0.9, "p95": 0.95}
 PROBABILITY_MEASURES = frozenset({"win"})  # forecasts of a probability, scored by Brier
 RELIABILITY_BINS = 10
+ISSUE_LOCK = 7_301_164  # PostgreSQL advisory lock held while a run issues (and until it commits)
+VALUES = ("p50", "p80", "p90", "p95", "probability")
 MAX_VALUE = 1e9
 """A forecast beyond this (hours, or days since 1970: past year 4700) is out of range."""
 
@@ -67,8 +69,50 @@ def repeats(previous: ForecastLike | None, values: Mapping[str, float], model_ve
                for k, v in values.items())
 
 
+def _one_issuer(session: Session) -> None:
+    """Hold the ledger's write lock until this transaction ends, so two learning runs that
+    overlap issue one after the other (the second then sees what the first issued)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ISSUE_LOCK})
+    else:  # SQLite: a write takes the database's single write lock for the transaction
+        session.execute(update(Forecast).where(Forecast.id == -1).values(run_id=None))
+
+
+def _issued_meanwhile(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows that do not repeat a forecast another learning run committed since this
+    one started (it could not see those when it compared with the previous forecasts)."""
+    runs = {r["run_id"] for r in rows if r.get("run_id") is not None}
+    started = session.scalar(select(LearningRun.started_at).where(LearningRun.id.in_(runs))
+                             .order_by(LearningRun.started_at).limit(1)) if runs else None
+    if started is None:
+        return rows
+    others = list(session.scalars(select(LearningRun.id).where(
+        LearningRun.id.not_in(runs), LearningRun.status == "ok",
+        LearningRun.finished_at >= started)))
+    if not others:
+        return rows
+    newer: dict[tuple[int, str], Any] = {}
+    items = sorted({r["item_id"] for r in rows})
+    for start in range(0, len(items), 1000):
+        for row in session.execute(
+            select(Forecast.item_id, Forecast.measure, Forecast.model_version, Forecast.actual,
+                   *(getattr(Forecast, k) for k in VALUES))
+            .where(Forecast.item_id.in_(items[start:start + 1000]), Forecast.run_id.in_(others))
+            .order_by(Forecast.issued_at, Forecast.id)
+        ):
+            newer[(row.item_id, row.measure)] = row
+    return [r for r in rows if not repeats(
+        newer.get((r["item_id"], r["measure"])),
+        {k: r[k] for k in VALUES if r.get(k) is not None}, r["model_version"])]
+
+
 def issue_many(session: Session, rows: list[dict[str, Any]]) -> int:
-    """Insert forecast rows in bulk; returns how many."""
+    """Insert forecast rows in bulk, skipping those another learning run that overlapped
+    this one has issued already; returns how many were inserted."""
+    if not rows:
+        return 0
+    _one_issuer(session)
+    rows = _issued_meanwhile(session, rows)
     if rows:  # a plain executemany: the ORM's bulk path costs more than the insert
         session.connection().execute(insert(cast(Table, Forecast.__table__)), rows)
     return len(rows)

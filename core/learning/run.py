@@ -16,7 +16,7 @@ import numpy as np
 from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.orm import Session
 
-from core import insights, outbox, policy, runs
+from core import insights, outbox, policy, runs, secrets
 from core import measures as registry
 from core.contract import (
     COMMENT,
@@ -543,7 +543,8 @@ def run_learning(engine: Engine, capabilities: TargetSpec | None = None,
         status = "error" if isinstance(exc, Exception) else runs.INTERRUPTED  # Ctrl-C
         with unit_of_work(engine) as s:
             s.execute(update(LearningRun).where(LearningRun.id == run_id).values(
-                status=status, finished_at=utcnow(), error=f"{type(exc).__name__}: {exc}"))
+                status=status, finished_at=utcnow(),
+                error=secrets.redact(f"{type(exc).__name__}: {exc}")))
         raise
     return report
 

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from core.model.access import ROLES, Activity, ApiToken, User, WebSession
+from core.model.access import (
+    ROLES,
+    Activity,
+    ApiToken,
+    LoginFailure,
+    SetupClaim,
+    User,
+    WebSession,
+)
 from core.model.base import Base, utcnow
 from core.model.learning import Audit, Finding, Forecast, LearningRun
 from core.model.links import RELATIONS, Enrollment, ItemLink
@@ -27,10 +35,12 @@ __all__ = [
     "ItemLink",
     "JobRun",
     "LearningRun",
+    "LoginFailure",
     "Policy",
     "Proposal",
     "QuarantinedRow",
     "Rule",
+    "SetupClaim",
     "Template",
     "User",
     "WebSession",

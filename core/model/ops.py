@@ -61,3 +61,8 @@ class JobRun(Base):
     status: Mapped[str] = mapped_column(String(20), default="running")
     stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str | None] = mapped_column(Text)
+    lock: Mapped[str | None] = mapped_column(
+        String(100), unique=True,
+        doc="held while running ('sync:<connection id>', 'learn'): one holder at a time")
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(
+        doc="renewed while running; a lock whose heartbeat stopped is taken over")

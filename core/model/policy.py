@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.model.base import Base, utcnow
@@ -70,6 +70,10 @@ class Proposal(Base):
     """A change to a rule or template with its evidence, decided by a person."""
 
     __tablename__ = "proposals"
+    # One pending proposal per rule, even when two learning runs overlap.
+    __table_args__ = (Index("uq_proposals_pending_dedupe_key", "dedupe_key", unique=True,
+                            sqlite_where=text("status = 'pending'"),
+                            postgresql_where=text("status = 'pending'")),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("learning_runs.id", ondelete="SET NULL"))

@@ -292,6 +292,63 @@ def test_a_claim_is_held_until_it_times_out(engine: Engine, cid: int) -> None:
     assert outbox.claim(engine, 10, worker="b") == first
 
 
+def test_each_chunk_is_settled_as_soon_as_it_lands(engine: Engine, cid: int) -> None:
+    """A worker that dies mid-claim has recorded every chunk but the one in flight."""
+    with unit_of_work(engine) as s:
+        outbox.enqueue_many(s, [(cid, f"F-{i + 1}", FIELDS, {"forecast_p80": float(i)}, None)
+                                for i in range(100)])
+    tool, seen = FakeTool(), []
+
+    class Watching(FakeConnector):
+        def deliver(self, intents: Sequence[Intent]) -> list[Delivery]:
+            with unit_of_work(engine) as s:  # what the store says when each chunk starts
+                seen.append((len(intents), len(s.scalars(select(WriteIntent.id).where(
+                    WriteIntent.status == "delivered")).all())))
+            return super().deliver(intents)
+
+    report = outbox.deliver(engine, lambda _c: Watching(FakeConfig(items=100), tool=tool))
+    assert report.delivered == 100 and sum(n for n, _ in seen) == 100
+    assert seen[0] == (outbox.FIRST_CHUNK, 0) and len(seen) >= 3
+    assert [done for _, done in seen] == [sum(n for n, _ in seen[:k]) for k in range(len(seen))]
+    assert len(tool.writes) == 100
+
+
+def test_a_live_worker_keeps_its_claim_past_the_timeout(engine: Engine, other: Engine, cid: int,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The heartbeat renews the claim of a slow delivery; a dead worker's claim returns."""
+    monkeypatch.setenv("LEARNLOOP_CLAIM_TIMEOUT", "0.6")
+    with unit_of_work(engine) as s:
+        outbox.enqueue_many(s, [(cid, f"F-{i + 1}", COMMENT, {"text": f"c{i}"}, None)
+                                for i in range(30)])
+    tool, retaken = FakeTool(), []
+    started = threading.Event()
+
+    class Slow(FakeConnector):
+        def deliver(self, intents: Sequence[Intent]) -> list[Delivery]:
+            started.set()
+            time.sleep(1.0)  # longer than the claim timeout, for every chunk
+            return super().deliver(intents)
+
+    def rival() -> None:
+        started.wait(5)
+        for _ in range(6):  # another worker tries for 1.8 s, three claim timeouts
+            retaken.extend(outbox.claim(other, 100, worker="rival"))
+            time.sleep(0.3)
+
+    thread = threading.Thread(target=rival)
+    thread.start()
+    report = outbox.deliver(engine, lambda _c: Slow(FakeConfig(items=30), tool=tool), chunk=10)
+    thread.join()
+    assert report.delivered == 30 and retaken == []
+    assert len(tool.writes) == 30 and sum(len(c) for c in tool.comments.values()) == 30
+    # a worker that claimed and died: after one timeout (not ten minutes) the rows return
+    _enqueue(engine, cid, "F-1", COMMENT, {"text": "again"})
+    (dead,) = outbox.claim(engine, 10, worker="dead")
+    assert outbox.claim(other, 10, worker="b") == []
+    time.sleep(0.7)
+    assert outbox.claim(other, 10, worker="b") == [dead]
+
+
 def test_concurrent_workers_never_share_an_intent(engine: Engine, db_url: str, cid: int) -> None:
     if engine.dialect.name != "postgresql":
         pytest.skip("several workers share PostgreSQL; SQLite is covered by the interleaved test")

@@ -173,6 +173,10 @@ def test_learn_findings_and_proposals(cli, tmp_path: Path) -> None:
     pid = str(proposals[0]["id"])
     code, out, _ = cli("proposals", "show", pid, "--json")
     assert "rule effort:" in json.loads(out)["diff"]
+    for bad, says in (("p99=1.2", "only p50, p80, p90 can be edited"),
+                      ("p80=abc", "p80=abc: not a number"), ("p80=nan", "p80")):
+        code, _, err = cli("proposals", "accept", pid, "--set", bad)
+        assert code == 2 and err.count("\n") == 1 and says in err, err
     code, out, err = cli("proposals", "accept", pid, "--by", "owner", "--note", "ok")
     assert code == 0 and "policy is now version 2" in out, err
     code, _, err = cli("proposals", "accept", pid)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -88,6 +89,8 @@ def test_the_api_queues_and_the_worker_runs_it_with_progress(registered: Engine)
     # While it ran, the job said so, batch after batch.
     assert [(st, p["phase"], p["items"], p["batches"]) for st, p in ObservedConnector.seen] == [
         ("running", "syncing", 5 * k, k) for k in range(1, 5)]
+    # ...and which process ran it, so a job whose worker was killed is closed as interrupted.
+    assert all(p["pid"] == os.getpid() and p["host"] for _, p in ObservedConnector.seen)
     done = api.get(f"/api/jobs/{job}", headers=admin).json()
     assert done["status"] == "ok" and done["stats"]["phase"] == "done"
     assert (done["stats"]["created"], done["stats"]["items"]) == (20, 20)

@@ -48,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("interrupted\n")
         return 130
     except LearnloopError as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        from webapp.cli.common import safe_text
+
+        sys.stderr.write(f"error: {safe_text(exc)}\n")
         return 2
     except Exception as exc:
         # typer >= 0.25 raises its own copy of click's exceptions: match both by shape.
@@ -65,11 +67,13 @@ def main(argv: list[str] | None = None) -> int:
             return code
         if os.environ.get("LEARNLOOP_DEBUG"):
             raise
+        from webapp.cli.common import safe_text
+
         if kind == "OperationalError" and type(exc).__module__.startswith("sqlalchemy"):
-            sys.stderr.write(f"error: {_store_failure(exc)}\n")
+            sys.stderr.write(f"error: {safe_text(_store_failure(exc))}\n")
             return 1
         first = str(exc).splitlines()[0] if str(exc) else ""
-        sys.stderr.write(f"error: unexpected {type(exc).__name__}: {first} "
+        sys.stderr.write(f"error: unexpected {type(exc).__name__}: {safe_text(first)} "
                          "(set LEARNLOOP_DEBUG=1 to see the traceback)\n")
         return 70
     return result if isinstance(result, int) else 0

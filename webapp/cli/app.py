@@ -9,14 +9,17 @@ from rich.progress import TaskID
 from sqlalchemy import select
 
 from connectors import runtime
+from core.connections import get_connection
 from core.errors import LearnloopError
 from core.learning import ledger
 from core.learning.gap import gap_by_cycle
 from core.learning.montecarlo import group_forecast
 from core.learning.run import current_findings
 from core.model import Connection, QuarantinedRow, utcnow
+from core.scheduler import LEARN_LOCK, drop_claim, sync_lock
 from core.settings import get_settings
 from core.store import unit_of_work
+from webapp import jobs
 from webapp.cli import backtest, bench, connections, experiments, items, proposals
 from webapp.cli.common import JSON_HELP, emit_json, error_line, out, parse_pairs, progress, store
 from webapp.cli.serve import create_first_admin, serve
@@ -63,8 +66,10 @@ def sync(
     """Pull plans, actuals and events from connections into the store.
 
     Rows that cannot be read are quarantined with their reason and counted; good rows are
-    kept. The exit code is 1 when anything was quarantined, 2 when a sync failed. With --json
-    every connection's result (or its "error") is printed as JSON, failed ones too.
+    kept. The exit code is 1 when anything was quarantined, 2 when a sync failed or a sync of
+    one of them is already running (a worker's, a "Sync now" or another `learnloop sync`;
+    then none is synced). With --json every connection's result (or its "error") is printed
+    as JSON, failed ones too.
     """
     engine = store()
     targets = names or runtime.connection_names(engine)
@@ -74,21 +79,45 @@ def sync(
             error_line("there are no connections yet; add one first")
             raise typer.Exit(2)
         raise typer.BadParameter("there are no connections yet; add one first")
+    claims: dict[str, tuple[int, str | None]] = {}
     reports = []
     failed: list[dict[str, Any]] = []
-    with progress() as bar:
+    try:
         for name in targets:
-            task = bar.add_task(f"sync {name}", total=None)
-
-            def advance(n: int, t: TaskID = task) -> None:
-                bar.advance(t, n)
-
             try:
-                reports.append(runtime.sync(engine, name, advance))
+                with unit_of_work(engine) as s:
+                    conn = get_connection(s, name)
+                    cid, token = conn.id, conn.secrets
+                claims[name] = (jobs.claim_or_busy(engine, "cli_sync", sync_lock(cid),
+                                                   f"a sync of {name} is already running",
+                                                   cid), token)
             except LearnloopError as exc:
                 if not as_json:
                     raise
                 failed.append({"connection": name, "error": str(exc)})
+        with progress() as bar:
+            for name in targets:
+                if name not in claims:
+                    continue
+                task = bar.add_task(f"sync {name}", total=None)
+
+                def advance(n: int, t: TaskID = task) -> None:
+                    bar.advance(t, n)
+
+                run_id, token = claims.pop(name)
+                try:
+                    with jobs.holding(engine, run_id, token) as stats:
+                        report = runtime.sync(engine, name, advance)
+                        stats.update((k, v) for k, v in report.as_dict().items()
+                                     if k != "problems")
+                    reports.append(report)
+                except LearnloopError as exc:
+                    if not as_json:
+                        raise
+                    failed.append({"connection": name, "error": str(exc)})
+    finally:
+        for run_id, _ in claims.values():  # not started: given back
+            drop_claim(engine, run_id)
     if as_json:
         emit_json([r.as_dict() for r in reports] + failed)
         raise typer.Exit(2 if failed else 1 if any(r.problems for r in reports) else 0)
@@ -117,11 +146,20 @@ def learn(
     = False,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
-    """Run a learning cycle: score past forecasts, find, propose, forecast, write back."""
+    """Run a learning cycle: score past forecasts, find, propose, forecast, write back.
+
+    One learning run at a time: exit code 2 when one is already running (a worker's, a
+    "Sync now" or another `learnloop learn`).
+    """
     engine = store()
-    with progress() as bar:
+    run_id = jobs.claim_or_busy(engine, "cli_learn", LEARN_LOCK,
+                                "a learning run is already running")
+    with progress() as bar, jobs.holding(engine, run_id) as stats:
         task = bar.add_task("learning", total=None)
         report = runtime.learn(engine, lambda step: bar.update(task, description=step))
+        stats.update(learning_run=report.run_id, proposals=len(report.proposals),
+                     forecasts_issued=report.forecasts_issued,
+                     writes_queued=report.writes_queued)
     delivery = None if no_deliver else runtime.deliver(engine)
     if as_json:
         emit_json({**report.as_dict(), "delivery": delivery.as_dict() if delivery else None})
@@ -136,9 +174,9 @@ def learn(
                   + (f" (and {len(report.left_out) - 5} more)" if len(report.left_out) > 5
                      else ""), markup=False)
     for f in report.findings[:10]:
-        out.print(f"  finding: {f['statement']}", markup=False)
+        out.print(f"  finding: {f['statement']}")
     for p in report.proposals:
-        out.print(f"  proposal #{p['id']}: {p['title']}", markup=False)
+        out.print(f"  proposal #{p['id']}: {p['title']}")
     out.print(f"  {report.forecasts_issued} forecasts issued, {report.forecasts_scored} scored, "
               f"{report.writes_queued} writes queued")
     if delivery:
@@ -182,7 +220,7 @@ def findings(
     if not rows:
         out.print("no findings yet: sync some connections and run `learnloop learn`")
     for r in rows:
-        out.print(f"- {r['statement']} (q={r['q_value']:.2g})", markup=False)
+        out.print(f"- {r['statement']} (q={r['q_value']:.2g})")
     overall = cal["overall"]
     if overall["n"]:
         p80 = overall["p80"]
@@ -190,7 +228,7 @@ def findings(
                   f"{p80['coverage']:.0%} of actuals (90% interval {p80['interval_90'][0]:.0%}-"
                   f"{p80['interval_90'][1]:.0%}; target 80%)")
     if win["overall"]["n"]:
-        out.print(f"forecast ledger: {ledger.in_words(win['overall'])}", markup=False)
+        out.print(f"forecast ledger: {ledger.in_words(win['overall'])}")
     if gap["cycles"]:
         last = gap["cycles"][-1]
         out.print(f"plan-vs-actual gap: {last['cycle']} median {last['median_gap_factor']}x off "
@@ -244,7 +282,7 @@ def quarantine(
     if not rows:
         out.print("nothing quarantined")
     for r in rows:
-        out.print(f"{r['connection']}: {r['where']}: {r['reason']}", markup=False)
+        out.print(f"{r['connection']}: {r['where']}: {r['reason']}")
 
 
 @app.command()

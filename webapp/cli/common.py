@@ -1,28 +1,78 @@
-"""Shared CLI plumbing: the store, output as text or JSON, errors as one line."""
+"""Shared CLI plumbing: the store, output as text or JSON, errors as one line.
+
+Everything printed goes through `safe_text`: secrets redacted, no rich markup interpreted (a
+name like `x[/]` or `team[red]` prints as typed) and control characters shown as visible
+escapes, so data from a tool can never drive the terminal.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import getpass
 import json
+import re
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from sqlalchemy import Engine
 
+from core.secrets import redact, remember_store
 from core.store import open_store
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# C0 and C1 controls except tab and newline, DEL, and the bidirectional overrides that
+# reorder what a terminal shows.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e"
+                      "\u2066-\u2069]")
+
+
+def _visible(m: re.Match[str]) -> str:
+    code = ord(m.group(0))
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def safe_text(text: object) -> str:
+    """`text` as it may reach a terminal: redacted, control characters made visible."""
+    return _CONTROL.sub(_visible, redact(str(text)))
+
+
+class Printer:
+    """Plain lines on stdout or stderr: never markup, never raw control characters."""
+
+    def __init__(self, stderr: bool = False) -> None:
+        self.stderr = stderr
+
+    @property
+    def stream(self) -> TextIO:
+        """The stream now (tests and redirections swap sys.stdout)."""
+        return sys.stderr if self.stderr else sys.stdout
+
+    def print(self, *parts: object, markup: bool = False) -> None:
+        """Print `parts` joined by spaces as one line.
+
+        Args:
+            parts: what to print; data is printed as it is (rich markup is not read).
+            markup: ignored, kept so no caller can turn markup on by accident.
+        """
+        del markup
+        self.stream.write(safe_text(" ".join(str(p) for p in parts)) + "\n")
+        self.stream.flush()
+
+
+out = Printer()
+err = Printer(stderr=True)
+_progress_console = Console(stderr=True, highlight=False, soft_wrap=True, markup=False,
+                            emoji=False)
 
 JSON_HELP = "Print machine-readable JSON on stdout."
 
 
 def store() -> Engine:
-    """Open the configured store (migrating it)."""
-    return open_store()
+    """Open the configured store (migrating it); its secrets are known to the redactor."""
+    engine = open_store()
+    remember_store(engine)
+    return engine
 
 
 def default_user() -> str:
@@ -41,19 +91,20 @@ def _default(value: Any) -> Any:
 
 def emit_json(data: Any, compact: bool = False) -> None:
     """Write `data` as JSON to stdout (indented, unless `compact` for large outputs)."""
-    sys.stdout.write(json.dumps(data, default=_default, indent=None if compact else 2) + "\n")
+    text = json.dumps(data, default=_default, indent=None if compact else 2)
+    sys.stdout.write(redact(text) + "\n")  # JSON escapes control characters itself
 
 
 def progress() -> Progress:
     """A progress display on stderr (so --json output stays clean)."""
     return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                    MofNCompleteColumn(), console=err, transient=True,
+                    MofNCompleteColumn(), console=_progress_console, transient=True,
                     disable=not sys.stderr.isatty())
 
 
 def error_line(message: str) -> None:
-    """One plain line on stderr (no markup, no wrapping)."""
-    sys.stderr.write(f"error: {message}\n")
+    """One plain line on stderr (no markup, no wrapping, nothing secret)."""
+    sys.stderr.write(f"error: {safe_text(message)}\n")
 
 
 def parse_pairs(values: list[str] | None, option: str) -> dict[str, str]:

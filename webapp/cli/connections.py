@@ -1,4 +1,4 @@
-"""`learnloop connections add|list|test|remove`."""
+"""`learnloop connections add|list|test|set-secret|remove`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,15 @@ from sqlalchemy import func, select
 
 from connectors import registry
 from connectors.runtime import test_connection
-from core.connections import add_connection, env_overrides, get_connection, remove_connection
+from core import secrets
+from core.connections import (
+    add_connection,
+    env_overrides,
+    get_connection,
+    merge_secrets,
+    remove_connection,
+    validate_config,
+)
 from core.errors import ConfigError
 from core.model import Connection, Item, QuarantinedRow
 from core.secrets import secret_field_names
@@ -94,7 +102,7 @@ def add(
     if as_json:
         emit_json(result)
     else:
-        out.print(f"added {kind} connection [bold]{name}[/bold]; next: learnloop sync {name}")
+        out.print(f"added {kind} connection {name}; next: learnloop sync {name}")
 
 
 @app.command("list")
@@ -138,6 +146,54 @@ def test(
         err.print(f"{name}: not working: {health.message}")
     if not health.ok:
         raise typer.Exit(1)
+
+
+def _secret_fields(kind: str, fields: list[str]) -> set[str]:
+    names = set(secret_field_names(registry.get(kind).config_model))
+    for field in fields:
+        if field not in names:
+            raise ConfigError(f"{field!r} is not a secret field of {kind} "
+                              f"(secret fields: {', '.join(sorted(names)) or 'none'})")
+    return names
+
+
+@app.command("set-secret")
+def set_secret(
+    name: Annotated[str, typer.Argument(help="The connection.")],
+    fields: Annotated[list[str], typer.Argument(help="Secret field(s) to set, e.g. api_token.")],
+    from_file: Annotated[Path | None, typer.Option(
+        "--from-file", help="Read the (single) secret from this file instead of a prompt.")]
+    = None,
+) -> None:
+    """Replace secrets of a connection (prompted, hidden), keeping everything synced.
+
+    After the secret key changed, re-entering the secrets repairs the connection.
+    """
+    engine = store()
+    with unit_of_work(engine) as s:
+        kind = get_connection(s, name).kind
+    _secret_fields(kind, fields)
+    if from_file is not None and len(fields) != 1:
+        raise ConfigError("--from-file sets one secret field; name exactly one")
+    given: dict[str, Any] = {}
+    for field in fields:
+        if from_file is not None:
+            try:
+                given[field] = from_file.expanduser().read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"--from-file: cannot read {from_file}: {exc.strerror}") from None
+        else:
+            given[field] = typer.prompt(field, hide_input=True)
+    with unit_of_work(engine) as s:
+        conn = get_connection(s, name)
+        factory = registry.get(conn.kind)
+        model = validate_config(factory, {**conn.config, **merge_secrets(conn, factory, given)})
+        _, secret_values = secrets.split_config(model)
+        from_env = set(env_overrides(factory.name)) - set(given)
+        conn.secrets = secrets.encrypt({k: v for k, v in secret_values.items()
+                                        if k not in from_env})
+    out.print(f"{name}: {', '.join(fields)} saved (encrypted); next: learnloop connections "
+              f"test {name}")
 
 
 @app.command("remove")

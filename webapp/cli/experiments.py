@@ -122,16 +122,16 @@ def _print(result: dict[str, Any]) -> None:
         srm = "n/a" if t["srm_p"] is None else f"{t['srm_p']:.3g}"
         out.print(f"test {t['test']}: {t['decision']}"
                   + (f", winner {t['winner']}" if t["winner"] else "")
-                  + f" (control {t['control']}, sample-ratio p {srm})", markup=False)
+                  + f" (control {t['control']}, sample-ratio p {srm})")
         for m, arms in t["metrics"].items():
             for a, r in arms.items():
                 if r["lift"] is None:
-                    out.print(f"  {m} {a}: {r['mean']:.4g} (n={r['n']}, control)", markup=False)
+                    out.print(f"  {m} {a}: {r['mean']:.4g} (n={r['n']}, control)")
                     continue
                 ci = (f"95% CI {r['ci'][0]:+.1%} to {r['ci'][1]:+.1%}" if r["ci"]
                       else "no interval: no variance")
                 ctw = "n/a" if r["chance_to_win"] is None else f"{r['chance_to_win']:.1%}"
                 out.print(f"  {m} {a}: {r['mean']:.4g} (n={r['n']}), lift {r['lift']:+.1%} "
-                          f"({ci}), chance to win {ctw}", markup=False)
+                          f"({ci}), chance to win {ctw}")
     for f in result["segment_findings"]:
-        out.print(f"segment {f['kind']}: {f['statement']}", markup=False)
+        out.print(f"segment {f['kind']}: {f['statement']}")

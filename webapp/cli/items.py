@@ -122,11 +122,11 @@ def _deviation_text(d: dict[str, Any], unit: str) -> str:
 def _print(row: dict[str, Any]) -> None:
     unit = row["unit"]
     out.print(f"{row['key']} ({row['connection']}, {row['kind']}, {row['status']}"
-              f"{', deleted' if row['deleted'] else ''}): {row['title']}", markup=False)
+              f"{', deleted' if row['deleted'] else ''}): {row['title']}")
     plan = row["plan"]
     committed, current = plan["committed"], plan["current"]
     when = _shown("planned_due", plan["committed_at"], unit) if plan["committed_at"] else None
-    out.print(f"plan committed on {when}:" if when else "plan: not committed yet", markup=False)
+    out.print(f"plan committed on {when}:" if when else "plan: not committed yet")
     for name in plans.PLAN_FIELDS:
         now, then = current.get(name), (committed or {}).get(name)
         if now is None and then is None:
@@ -135,29 +135,28 @@ def _print(row: dict[str, Any]) -> None:
         text = f"  {label}: {_shown(name, now, unit)}"
         if committed is not None and then != now:
             text += f" (committed: {_shown(name, then, unit)})"
-        out.print(text, markup=False)
+        out.print(text)
     changes = row["plan_changes"]
-    out.print(f"plan changes: {len(changes) or 'none'}", markup=False)
+    out.print(f"plan changes: {len(changes) or 'none'}")
     for c in changes:
         name = str(c["field"])
         who = f" by {c['who']}" if c["who"] else ""
         out.print(f"  {_shown('planned_due', c['at'], unit)}: "
                   f"{name.removeprefix('planned_').replace('_', ' ')} "
-                  f"{_shown(name, c['from'], unit)} -> {_shown(name, c['to'], unit)}{who}",
-                  markup=False)
+                  f"{_shown(name, c['from'], unit)} -> {_shown(name, c['to'], unit)}{who}")
     actuals = [f"{n.removeprefix('actual_')} {_shown(n, v, unit)}"
                for n, v in row["actuals"].items() if v is not None]
-    out.print(f"actuals: {', '.join(actuals) or 'none yet'}", markup=False)
+    out.print(f"actuals: {', '.join(actuals) or 'none yet'}")
     if row["deviations"]:
         out.print("deviations:")
     for d in row["deviations"]:
-        out.print(f"  against the {d['against']} plan: {_deviation_text(d, unit)}", markup=False)
+        out.print(f"  against the {d['against']} plan: {_deviation_text(d, unit)}")
     for f in row["forecasts"]:
         values = ", ".join(f"{k.upper()} {_shown('planned_due', f[k], unit)}"
                            if f["measure"] == "finish" else f"{k.upper()} {f[k]:.1f} {unit}"
                            for k in ("p50", "p80", "p90"))
         out.print(f"forecast {f['measure']} issued {_shown('planned_due', f['issued_at'], unit)}"
-                  f": {values}{' (scored)' if f['scored'] else ''}", markup=False)
+                  f": {values}{' (scored)' if f['scored'] else ''}")
 
 
 @app.command("show")
@@ -225,4 +224,4 @@ def list_(
             due += f" (committed {_shown('planned_due', committed, '')})"
         changes = r["plan_changes"]
         out.print(f"{r['key']} [{r['connection']}, {r['status']}] {r['title']}: {due}; "
-                  f"plan changed {changes} time{'s' if changes != 1 else ''}", markup=False)
+                  f"plan changed {changes} time{'s' if changes != 1 else ''}")

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from connectors.runtime import deliver, targets
 from core import policy
+from core.errors import InputError
 from core.learning.run import queue_writeback
 from core.model import Proposal
 from core.store import unit_of_work
@@ -63,9 +64,29 @@ def show(
     out.print(f"#{row['id']} [{row['status']}] {row['title']}")
     out.print(f"hypothesis: {row['hypothesis']}")
     out.print(f"evidence: {row['evidence']}")
-    out.print(row["diff"], markup=False)
+    out.print(row["diff"])
     if row["decided_by"]:
         out.print(f"decided by {row['decided_by']} at {row['decided_at']}: {row['note'] or ''}")
+
+
+EDITABLE = ("p50", "p80", "p90")
+
+
+def _edits(pairs: dict[str, str]) -> dict[str, float]:
+    """`--set` values as numbers, for the parameters a person may edit.
+
+    Raises:
+        InputError: naming an unknown parameter or a value that is not a number.
+    """
+    out = {}
+    for key, raw in pairs.items():
+        if key not in EDITABLE:
+            raise InputError(f"--set {key}: only {', '.join(EDITABLE)} can be edited")
+        try:
+            out[key] = float(raw)
+        except ValueError:
+            raise InputError(f"--set {key}={raw}: not a number") from None
+    return out
 
 
 @app.command("accept")
@@ -79,7 +100,7 @@ def accept(
     = False,
 ) -> None:
     """Accept a proposal: a new policy version, templates re-rendered, write-back queued."""
-    edits = {k: float(v) for k, v in parse_pairs(set_, "--set").items()} if set_ else None
+    edits = _edits(parse_pairs(set_, "--set")) if set_ else None
     engine = store()
     with unit_of_work(engine) as s:
         new = policy.accept(s, proposal_id, by or default_user(), note, edits)

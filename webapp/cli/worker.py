@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from core.errors import ConfigError
+from core.redaction import install_logging
 from webapp.cli.common import JSON_HELP, emit_json, error_line, out, store
 
 
@@ -17,8 +18,7 @@ def _print_once(summary: dict[str, Any]) -> None:
         if r["status"] == "ok":
             st = r["stats"]
             out.print(f"sync now #{r['id']} {r['connection']}: {st['created']} new, "
-                      f"{st['updated']} updated; learning run #{st['learning_run']}",
-                      markup=False)
+                      f"{st['updated']} updated; learning run #{st['learning_run']}")
         else:
             error_line(f"sync now #{r['id']} {r['connection']}: {r['error']}")
     for r in summary["syncs"]:
@@ -26,11 +26,9 @@ def _print_once(summary: dict[str, Any]) -> None:
         if r["status"] == "ok":
             st = r["stats"]
             out.print(f"sync {name}: {st['created']} new, {st['updated']} updated, "
-                      f"{st['deleted']} deleted, {st['quarantined']} rows quarantined",
-                      markup=False)
+                      f"{st['deleted']} deleted, {st['quarantined']} rows quarantined")
         elif r["status"] == "skipped":
-            out.print(f"sync {name}: already run for {r['slot']} by another worker",
-                      markup=False)
+            out.print(f"sync {name}: already run for {r['slot']} by another worker")
         elif r["status"] == "error":
             error_line(f"sync {name}: {r['error']}")
     learn = summary["learn"]
@@ -84,6 +82,7 @@ def worker(
         root.setLevel(logging.ERROR if once else logging.INFO)
         for noisy in ("apscheduler", "alembic"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+    install_logging()  # every line redacted, the client libraries' too
     summary = run_worker(store(), once=once, run_for=run_for, deliver_every=deliver_every)
     if as_json:
         emit_json(summary)

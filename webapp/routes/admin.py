@@ -3,29 +3,29 @@ for the worker, its progress on the job's page)."""
 
 from __future__ import annotations
 
-import urllib.parse
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 
 from connectors import registry
+from core.connections import repair_message, unreadable_secrets
 from core.errors import ConfigError
 from core.model import Activity, Connection, JobRun, QuarantinedRow, WriteIntent
 from webapp import admin_ops, jobs
 from webapp.deps import CurrentAdmin, SessionDep
 from webapp.forms import fields_of
 from webapp.routes.params import RowId
-from webapp.views import render
+from webapp.views import redirect, render
 
 router = APIRouter(prefix="/admin")
 
 
-def _back(conn_id: int | None, msg: str | None = None, err: str | None = None) -> Response:
+def _back(request: Request, conn_id: int | None, msg: str | None = None,
+          err: str | None = None) -> Response:
     where = f"/admin/connections/{conn_id}" if conn_id else "/admin/connections"
-    query = urllib.parse.urlencode({k: v for k, v in (("msg", msg), ("err", err)) if v})
-    return RedirectResponse(f"{where}?{query}" if query else where, status_code=303)
+    return redirect(request, where, msg, err)
 
 
 @router.get("/connections", response_class=HTMLResponse)
@@ -57,7 +57,7 @@ async def create_connection(request: Request, session: SessionDep, admin: Curren
                       factory=factory, fields=fields_of(factory.config_model, form),
                       values=form, error=str(exc))
     session.commit()
-    return _back(conn.id, f"{conn.name} installed; test it, then map its fields")
+    return _back(request, conn.id, f"{conn.name} installed; test it, then map its fields")
 
 
 @router.get("/connections/{conn_id}", response_class=HTMLResponse)
@@ -76,6 +76,7 @@ def connection(request: Request, session: SessionDep, admin: CurrentAdmin,
     errors = session.scalars(select(WriteIntent).where(
         WriteIntent.connection_id == conn_id, WriteIntent.last_error.is_not(None))
         .order_by(WriteIntent.id.desc()).limit(5)).all()
+    missing = unreadable_secrets(conn, factory)
     history = session.scalars(select(Activity).where(
         Activity.subject_type == "connection", Activity.subject_id == str(conn_id))
         .order_by(Activity.id.desc()).limit(10)).all()
@@ -83,7 +84,8 @@ def connection(request: Request, session: SessionDep, admin: CurrentAdmin,
                   outbox=outbox, runs=runs, quarantined=quarantined, write_errors=errors,
                   history=history, fields=fields_of(factory.config_model, conn.config),
                   discovered=admin_ops.discovered(conn), schedule=admin_ops.schedule_text(conn),
-                  job_summary=jobs.summary)
+                  job_summary=jobs.summary,
+                  reenter=repair_message(missing) if missing else None)
 
 
 @router.post("/connections/{conn_id}/{action}")
@@ -94,17 +96,16 @@ async def act(request: Request, session: SessionDep, admin: CurrentAdmin, conn_i
     if action == "sync":
         run = admin_ops.sync_now(session, admin, conn)
         session.commit()
-        query = urllib.parse.urlencode({"msg": f"sync queued as job #{run.id}"})
-        return RedirectResponse(f"/admin/jobs/{run.id}?{query}", status_code=303)
+        return redirect(request, f"/admin/jobs/{run.id}", msg=f"sync queued as job #{run.id}")
     try:
         message = admin_ops.run_action(session, admin, conn, action, form)
     except ConfigError as exc:
         session.rollback()
-        return _back(conn_id, err=str(exc))
+        return _back(request, conn_id, err=str(exc))
     session.commit()
     if action == "delete":
-        return _back(None, message)
-    return _back(conn_id, message)
+        return _back(request, None, message)
+    return _back(request, conn_id, message)
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)

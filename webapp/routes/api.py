@@ -58,16 +58,6 @@ def revoke_token(session: SessionDep, user: CurrentUser, token_id: RowId) -> s.T
     return s.TokenPublic.model_validate(row)
 
 
-@router.post("/users", tags=["admin"], status_code=201)
-def create_user(session: SessionDep, admin: CurrentAdmin, body: s.UserCreate) -> s.UserPublic:
-    """Add a person with a role."""
-    user = security.create_user(session, body.email, body.password, body.role, body.name)
-    services.log(session, admin, "added a user", "user", user.id, email=user.email,
-                 role=user.role)
-    session.commit()
-    return s.UserPublic.model_validate(user)
-
-
 @router.get("/connectors", tags=["admin"])
 def connectors(admin: CurrentAdmin) -> list[s.ConnectorKind]:
     """The installable connectors with the JSON schema of their settings."""

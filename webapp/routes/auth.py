@@ -1,9 +1,8 @@
-"""Signing in and out, the first-run page, API tokens and users."""
+"""Signing in (throttled) and out, the first-run page, and your API tokens."""
 
 from __future__ import annotations
 
 import secrets
-import urllib.parse
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -12,11 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.errors import ConfigError
-from core.model import ROLES, ApiToken, User, utcnow
-from webapp import security, services
-from webapp.deps import CurrentAdmin, CurrentUser, SessionDep
+from core.model import ApiToken, User, utcnow
+from webapp import security, services, throttle
+from webapp.deps import CurrentUser, SessionDep
 from webapp.routes.params import RowId
-from webapp.views import render
+from webapp.views import redirect, render
 
 router = APIRouter()
 LOGIN_CSRF = "learnloop_login_csrf"
@@ -33,7 +32,8 @@ def _anonymous_form(request: Request, name: str, status: int = 200, **context: A
     """A form shown before sign-in, with a fresh double-submit CSRF token."""
     token = secrets.token_urlsafe(16)
     page = render(request, name, status_code=status, login_csrf=token, **context)
-    page.set_cookie(LOGIN_CSRF, token, httponly=True, samesite="strict")
+    page.set_cookie(LOGIN_CSRF, token, httponly=True, samesite="strict",
+                    secure=request.url.scheme == "https")
     return page
 
 
@@ -68,7 +68,12 @@ def login(request: Request, session: SessionDep, email: Annotated[str, Form()],
           next: Annotated[str, Form()] = "/") -> Response:
     if not security.csrf_ok(request.cookies.get(LOGIN_CSRF, ""), csrf_token):
         return _login_page(request, "the form expired; please try again", 403, next)
-    user = security.authenticate(session, email, password)
+    address = request.client.host if request.client else "unknown"
+    user = security.sign_in(session, email, password, address)
+    if isinstance(user, throttle.Refusal):
+        page = _login_page(request, user.message, 429, next)
+        page.headers["Retry-After"] = str(user.retry_after)
+        return page
     if user is None:
         return _login_page(request, "wrong email or password", 401, next)
     services.log(session, user, "signed in", "user", user.id)
@@ -91,19 +96,28 @@ def setup_form(request: Request, session: SessionDep) -> Response:
     return _anonymous_form(request, "setup.html")
 
 
+def _already_set_up(request: Request) -> Response:
+    return render(request, "error.html", status_code=409, status=409,
+                  message="learnloop is already set up: sign in on /login (admins add people)")
+
+
 @router.post("/setup")
 def setup(request: Request, session: SessionDep, email: Annotated[str, Form()],
           password: Annotated[str, Form()], name: Annotated[str, Form()] = "",
           csrf_token: Annotated[str, Form()] = "") -> Response:
-    """The first admin; the page closes for good once anyone exists."""
+    """The first admin; the page closes for good once anyone exists (exactly one wins)."""
     if security.has_users(session):
-        return RedirectResponse("/login", status_code=303)
+        return _already_set_up(request)
     if not security.csrf_ok(request.cookies.get(LOGIN_CSRF, ""), csrf_token):
         return _anonymous_form(request, "setup.html", 403,
                                error="the form expired; please try again")
     try:
         user = security.create_first_admin(session, email, password, name, via="setup page")
+    except security.AlreadySetUp:
+        session.rollback()
+        return _already_set_up(request)
     except ConfigError as exc:
+        session.rollback()
         return _anonymous_form(request, "setup.html", 422, error=str(exc))
     return _signed_in(request, session, user, "/admin/connections")
 
@@ -127,32 +141,11 @@ def new_token(request: Request, session: SessionDep, user: CurrentUser,
 
 
 @router.post("/account/tokens/{token_id}/revoke")
-def revoke_token(session: SessionDep, user: CurrentUser, token_id: RowId) -> Response:
+def revoke_token(request: Request, session: SessionDep, user: CurrentUser,
+                 token_id: RowId) -> Response:
     row = session.get(ApiToken, token_id)
     if row is not None and row.user_id == user.id and row.revoked_at is None:
         row.revoked_at = utcnow()
         services.log(session, user, "revoked an API token", "api_token", row.id)
         session.commit()
-    return RedirectResponse("/account/tokens?msg=" + urllib.parse.quote("token revoked"),
-                            status_code=303)
-
-
-@router.get("/admin/users", response_class=HTMLResponse)
-def users(request: Request, session: SessionDep, admin: CurrentAdmin) -> Response:
-    rows = session.scalars(select(User).order_by(User.email)).all()
-    return render(request, "users.html", users=rows, roles=ROLES)
-
-
-@router.post("/admin/users")
-def add_user(request: Request, session: SessionDep, admin: CurrentAdmin,
-             email: Annotated[str, Form()], password: Annotated[str, Form()],
-             role: Annotated[str, Form()], name: Annotated[str, Form()] = "") -> Response:
-    try:
-        user = security.create_user(session, email, password, role, name)
-    except ConfigError as exc:
-        return RedirectResponse("/admin/users?err=" + urllib.parse.quote(str(exc)),
-                                status_code=303)
-    services.log(session, admin, "added a user", "user", user.id, email=user.email, role=role)
-    session.commit()
-    return RedirectResponse("/admin/users?msg=" + urllib.parse.quote(f"added {user.email}"),
-                            status_code=303)
+    return redirect(request, "/account/tokens", msg="token revoked")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import urllib.parse
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from core import checklists
@@ -16,7 +15,7 @@ from webapp import schemas as s
 from webapp import services
 from webapp.deps import CurrentTemplateOwner, CurrentUser, SessionDep
 from webapp.routes.params import RowId
-from webapp.views import render
+from webapp.views import redirect, render
 
 router = APIRouter()
 api = APIRouter(prefix="/api", tags=["proposals"])
@@ -48,7 +47,8 @@ def open_list(request: Request, session: SessionDep, user: CurrentUser) -> Respo
 
 
 @router.post("/checklists/{intent_id}/done")
-def done_form(session: SessionDep, owner: CurrentTemplateOwner, intent_id: RowId,
+def done_form(request: Request, session: SessionDep, owner: CurrentTemplateOwner,
+              intent_id: RowId,
               back: Annotated[str, Form(max_length=20)] = "list") -> Response:
     try:
         done = check_off(session, owner, intent_id)
@@ -56,14 +56,13 @@ def done_form(session: SessionDep, owner: CurrentTemplateOwner, intent_id: RowId
         raise
     except LearnloopError as exc:
         session.rollback()
-        return RedirectResponse(f"/checklists?err={urllib.parse.quote(str(exc))}",
-                                status_code=303)
+        return redirect(request, "/checklists", err=str(exc))
     session.commit()
     word = "checked off" + (f"; proposal #{done.proposal.id} is {done.proposal.status}"
                             if done.proposal else "")
     target = f"/proposals/{done.proposal.id}" if back == "proposal" and done.proposal \
         else "/checklists"
-    return RedirectResponse(f"{target}?msg={urllib.parse.quote(word)}", status_code=303)
+    return redirect(request, target, msg=word)
 
 
 @api.get("/checklists")

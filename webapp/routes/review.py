@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import urllib.parse
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
 from core import audit, policy
@@ -15,7 +14,7 @@ from core.model import Activity, Proposal
 from webapp import insight_data, review_data, services
 from webapp.deps import CurrentAdmin, CurrentTemplateOwner, CurrentUser, SessionDep
 from webapp.routes.params import RowId
-from webapp.views import render
+from webapp.views import redirect, render
 
 router = APIRouter()
 STATUSES = ("pending", "accepted", "applied", "rejected", "failed", "superseded")
@@ -56,11 +55,11 @@ async def decide(request: Request, session: SessionDep, owner: CurrentTemplateOw
         review_data.decide(session, owner, proposal_id, decision, note, edits)
     except (ConfigError, LearnloopError) as exc:
         session.rollback()
-        return RedirectResponse(f"{target}?err={urllib.parse.quote(str(exc))}", status_code=303)
+        return redirect(request, target, err=str(exc))
     session.commit()
     word = {"accept": "accepted: the change goes out through the write-back queue",
             "reject": "rejected"}[decision]
-    return RedirectResponse(f"{target}?msg={urllib.parse.quote(word)}", status_code=303)
+    return redirect(request, target, msg=word)
 
 
 @router.get("/audit", response_class=HTMLResponse)
@@ -89,11 +88,10 @@ async def take_audit(request: Request, session: SessionDep, owner: CurrentTempla
         row = audit.record(session, scores, owner.email)
     except ConfigError as exc:
         session.rollback()
-        return RedirectResponse(f"/audit?err={urllib.parse.quote(str(exc))}", status_code=303)
+        return redirect(request, "/audit", err=str(exc))
     services.log(session, owner, "took the learning audit", "audit", row.id, total=row.total)
     session.commit()
-    return RedirectResponse("/audit?msg=" + urllib.parse.quote(
-        f"audit saved: {row.total}/30, {row.maturity_level}"), status_code=303)
+    return redirect(request, "/audit", msg=f"audit saved: {row.total}/30, {row.maturity_level}")
 
 
 @router.get("/activity", response_class=HTMLResponse)

@@ -68,6 +68,12 @@ class JiraHarness:
         self.emu.on_screen.clear()
         self.emu.admin, self.emu.throttle, self.emu.fail_5xx = False, 0, 0
         self.emu.write_limit, self.emu.delay = None, 0.0
+        self.emu.unstall.set()  # release a request a failed test left stalled
+        self.emu.stall_after, self.emu.stall_seen = None, 0
+        self.emu.stalled.clear()
+        self.emu.unstall.clear()
+        self.emu.echo_status, self.emu.echo_server_info = 0, False
+        self.emu.echo_methods.clear()
         self.emu.writes.clear()
         self.emu.unexpected.clear()
         self.emu.spec_errors.clear()

@@ -6,7 +6,11 @@ total), changelogs inside a search are truncated at 100 histories (the rest is p
 Writes behave as Jira's do: every write bumps the issue's `updated`, and field edits and new
 remote links add a change-history entry authored by the account that made them (the Basic-auth
 email's account, also what /myself answers). Faults on demand: `throttle` answers the next N
-calls with 429 and Retry-After. Unknown routes are 404s recorded in `unexpected`.
+calls with 429 and Retry-After; `echo_status` answers every call (of `echo_methods`, all when
+empty) with that status and an error body that echoes the request's Authorization header and
+the token it carries, raw, URL-encoded and base64 (a careless tool or proxy), and
+`echo_server_info` answers serverInfo with such an echo instead of its version (the `jira`
+client then logs the answer). Unknown routes are 404s recorded in `unexpected`.
 """
 
 from __future__ import annotations
@@ -72,6 +76,17 @@ class JiraEmulator:
         self.throttle = 0
         self.fail_5xx = 0  # answer the next N calls with 503
         self.delay = 0.0  # seconds to stall every answer (timeouts)
+        # Stall the requests matching `stall_match` ("METHOD path" regex) after the first
+        # `stall_after` of them until `unstall` is set; a stalled write is applied when
+        # released, answered or not (the client may have died meanwhile).
+        self.stall_after: int | None = None
+        self.stall_match = r"^(POST|PUT) /rest/api/"
+        self.stall_seen = 0
+        self.stalled = threading.Event()
+        self.unstall = threading.Event()
+        self.echo_status = 0  # answer with this status and the request's credentials echoed
+        self.echo_methods: set[str] = set()  # which methods echo_status applies to (all: empty)
+        self.echo_server_info = False  # serverInfo echoes the credentials, without a version
         self.write_limit: int | None = None  # edits allowed per issue before Jira refuses
         self.writes: dict[str, int] = {}
         self.requests: list[tuple[str, str]] = []
@@ -131,6 +146,14 @@ class JiraEmulator:
                 # was made, not seconds later in whatever test runs then.
                 with emulator.lock:
                     emulator.requests.append((method, self.path))
+                    stall = emulator.stall_after is not None and re.match(
+                        emulator.stall_match, f"{method} {self.path}") is not None
+                    if stall:
+                        emulator.stall_seen += 1
+                        stall = emulator.stall_seen > (emulator.stall_after or 0)
+                if stall:
+                    emulator.stalled.set()
+                    emulator.unstall.wait(120)
                 if emulator.delay:
                     import time
 
@@ -143,7 +166,8 @@ class JiraEmulator:
                     code, payload, headers = emulator.route(
                         method, parts.path, parse_qs(parts.query, keep_blank_values=True), body,
                         self.headers.get("Authorization"))
-                    if code < 300 and parts.path.startswith("/rest/api/"):
+                    if code < 300 and parts.path.startswith("/rest/api/") \
+                            and not emulator.echo_server_info:
                         from tests.emulators.jira import spec
 
                         if spec.available():
@@ -156,8 +180,11 @@ class JiraEmulator:
                 if payload is not None:
                     self.send_header("Content-Type", "application/json;charset=UTF-8")
                 self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client died while its request was stalled: it was applied
 
             def do_GET(self) -> None:
                 self._handle("GET")
@@ -179,6 +206,18 @@ class JiraEmulator:
             self.server.server_close()
 
     @staticmethod
+    def echo(auth: str) -> dict[str, Any]:
+        """An error body quoting the request's credentials in the forms tools echo them."""
+        from urllib.parse import quote
+
+        token = base64.b64decode(auth[6:]).decode(errors="replace").partition(":")[2]
+        return {"errorMessages": [f"Access denied for Authorization: {auth}",
+                                  f"token {token} is not allowed here"],
+                "errors": {"token": quote(token, safe=""),
+                           "token_base64": base64.b64encode(token.encode()).decode()},
+                "request": {"headers": {"Authorization": auth}, "token": token}}
+
+    @staticmethod
     def _error(code: int, *messages: str) -> tuple[int, Any, dict[str, str]]:
         return code, {"errorMessages": list(messages), "errors": {}}, {}
 
@@ -188,6 +227,8 @@ class JiraEmulator:
             return self._error(401, "You are not authenticated. Authentication required.")
         email = base64.b64decode(auth[6:]).decode(errors="replace").partition(":")[0]
         self.caller = self.account(email)
+        if self.echo_status and (not self.echo_methods or method in self.echo_methods):
+            return self.echo_status, self.echo(auth), {}
         if self.throttle > 0:
             self.throttle -= 1
             return 429, {"errorMessages": ["Rate limit exceeded."]}, {"Retry-After": "1"}
@@ -203,6 +244,8 @@ class JiraEmulator:
             return 201, {k: v for k, v in hook.items() if k != "secret"}, {}
         version = "3" if path.startswith("/rest/api/3/") else "2"
         path = re.sub(r"^/rest/api/[23]", "/api", path)
+        if method == "GET" and path == "/api/serverInfo" and self.echo_server_info:
+            return 200, {"deploymentType": "Cloud", **self.echo(auth)}, {}
         if method == "GET" and path == "/api/serverInfo":
             return 200, {"baseUrl": self.base, "version": "1001.0.0-SNAPSHOT",
                          "versionNumbers": [1001, 0, 0], "deploymentType": "Cloud",
