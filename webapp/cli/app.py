@@ -119,7 +119,9 @@ def sync(
         for run_id, _ in claims.values():  # not started: given back
             drop_claim(engine, run_id)
     if as_json:
-        emit_json([r.as_dict() for r in reports] + failed)
+        results = {r.connection: r.as_dict() for r in reports}
+        results.update((f["connection"], f) for f in failed)
+        emit_json([results[name] for name in targets if name in results])  # in the order asked
         raise typer.Exit(2 if failed else 1 if any(r.problems for r in reports) else 0)
     for r in reports:
         out.print(f"{r.connection}: {r.created} new, {r.updated} updated, {r.unchanged} "
