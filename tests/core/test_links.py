@@ -16,7 +16,6 @@ from core.model import Connection, Enrollment, Item, ItemLink, QuarantinedRow
 from core.store import unit_of_work
 from core.sync import run_sync
 from tests.core.learning_data import ListConnector
-from tests.core.test_store import empty_url  # noqa: F401  (a never-migrated database)
 
 T0 = dt.datetime(2025, 3, 1, tzinfo=dt.UTC)
 
@@ -128,7 +127,7 @@ def test_segments_come_through_links_and_the_account_is_found(engine: Engine) ->
 
 
 def test_an_old_store_gets_its_enrollments_from_variant_segments(
-        empty_url: str) -> None:  # noqa: F811  (the fixture imported above)
+        empty_url: str) -> None:
     import sqlalchemy as sa
     from alembic import command
 

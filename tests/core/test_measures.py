@@ -26,7 +26,6 @@ from core.learning.run import run_learning
 from core.model import Connection, Forecast, Item
 from core.store import alembic_config, make_engine, migrate, unit_of_work
 from core.sync import run_sync
-from tests.conftest import BACKENDS
 from tests.core.learning_data import load
 from tests.fakes import FakeConfig, FakeConnector, FakeTool, make_items
 
@@ -303,13 +302,8 @@ def test_cli_refuses_a_column_the_kind_has_no_measure_for(
     assert "planned_amount" in err and "task items" in err
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_a_store_of_the_previous_release_keeps_its_forecasts(
-        backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'old.db'}"
-    else:
-        url = request.getfixturevalue("empty_url_pg")
+def test_a_store_of_the_previous_release_keeps_its_forecasts(empty_url: str) -> None:
+    url = empty_url
     old = make_engine(url)
     command.upgrade(alembic_config(old), "0010")
     with old.begin() as c:
@@ -333,26 +327,3 @@ def test_a_store_of_the_previous_release_keeps_its_forecasts(
     with unit_of_work(new) as s:
         assert s.scalar(select(Forecast.probability).where(Forecast.measure == "win")) == 0.4
     new.dispose()
-
-
-@pytest.fixture
-def empty_url_pg(worker_id: str) -> Any:
-    """A new, never migrated PostgreSQL database (dropped afterwards)."""
-    import os
-
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
-
-    from tests.conftest import PG_URL
-
-    assert PG_URL
-    base = make_url(PG_URL).set(drivername="postgresql+psycopg")
-    name = f"learnloop_test_old_{worker_id}_{os.getpid()}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    yield base.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()

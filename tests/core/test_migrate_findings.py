@@ -9,11 +9,10 @@ from sqlalchemy import text
 
 from core.model import Finding
 from core.store import alembic_config, make_engine, migrate, unit_of_work
-from tests.core.test_store import empty_url  # noqa: F401  (the fixture)
 
 
 def test_old_estimation_findings_move_their_spread_and_evidence_to_their_own_columns(
-        empty_url: str) -> None:  # noqa: F811
+        empty_url: str) -> None:
     engine = make_engine(empty_url)
     command.upgrade(alembic_config(engine), "0003")
     evidence = {"n": 12, "effect": 1.8, "interval_80": [1.2, 3.1], "median_ci_90": [1.5, 2.1],

@@ -12,7 +12,6 @@ from sqlalchemy.engine import Engine
 
 from core.model import Deviation, Event, Item
 from core.store import alembic_config, make_engine, migrate, unit_of_work
-from tests.core.test_store import empty_url  # noqa: F401  (the fixture)
 
 T0 = dt.datetime(2025, 3, 3, 9, 0)  # naive UTC, as the store holds it
 UTC = dt.UTC
@@ -72,7 +71,7 @@ def _at_0003(url: str) -> tuple[Engine, dict[str, int]]:
 
 
 def test_upgrade_from_0003_keeps_everything_and_derives_committed_plans(
-        empty_url: str) -> None:  # noqa: F811
+        empty_url: str) -> None:
     engine, before = _at_0003(empty_url)
     migrate(engine)
     meta = MetaData()

@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from webapp.cli import main
-
 HEADER = "Key,Summary,Type,Team,Estimate,Spent,Due,Done,Status\n"
 
 
@@ -25,16 +23,6 @@ def _rows(n: int, start: int = 0) -> str:
         lines.append(f"T-{i},Task {i},{kind},{'AB'[i % 2]},4,{spent if done else ''},"
                      f"2025-01-{1 + i % 27:02d},{done},{'Done' if done else 'Open'}\n")
     return "".join(lines)
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], use_store: str):
-    def run(*args: str) -> tuple[int, str, str]:
-        code = main(list(args))
-        captured = capsys.readouterr()
-        assert "Traceback" not in captured.err
-        return code, captured.out, captured.err
-    return run
 
 
 def _add(cli, path: Path, name: str = "plan") -> None:

@@ -20,19 +20,8 @@ from core.model import JobRun, LearningRun
 from core.store import unit_of_work
 from core.sync import run_sync
 from tests.fakes import FakeConfig, FakeConnector, FakeTool
-from webapp.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], use_store: str):
-    def run(*args: str) -> tuple[int, str, str]:
-        code = main(list(args))
-        captured = capsys.readouterr()
-        assert "Traceback" not in captured.err
-        return code, captured.out, captured.err
-    return run
 
 
 def _plan(cli, tmp_path: Path, name: str = "plan") -> None:

@@ -13,7 +13,6 @@ from sqlalchemy.engine import Engine
 
 from core.model import SetupClaim, User
 from core.store import alembic_config, make_engine, migrate, unit_of_work
-from tests.core.test_store import empty_url  # noqa: F401  (the fixture)
 from tests.webapp.accounts_helpers import PASSWORD
 from tests.webapp.server import LiveServer
 from webapp import security
@@ -74,7 +73,7 @@ def test_concurrent_first_admin_calls_make_exactly_one(engine: Engine) -> None:
 
 
 def test_a_store_set_up_by_the_previous_release_is_claimed_on_upgrade(
-        empty_url: str) -> None:  # noqa: F811
+        empty_url: str) -> None:
     engine = make_engine(empty_url)
     command.upgrade(alembic_config(engine), "0006")
     with engine.begin() as c:

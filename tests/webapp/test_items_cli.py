@@ -8,17 +8,6 @@ from pathlib import Path
 import pytest
 
 from tests.core.plans_data import MAP_ARGS, write_plan
-from webapp.cli import main
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], use_store: str):
-    def run(*args: str) -> tuple[int, str, str]:
-        code = main(list(args))
-        captured = capsys.readouterr()
-        assert "Traceback" not in captured.err
-        return code, captured.out, captured.err
-    return run
 
 
 def _three_syncs(cli, path: Path, name: str = "plan") -> None:
