@@ -11,11 +11,10 @@ from core import checklists, outbox
 from core.errors import LearnloopError, NotFoundError
 from core.model import Connection, WriteIntent
 from core.store import alembic_config, make_engine, migrate, unit_of_work
-from tests.core.test_store import empty_url  # noqa: F401  (a fixture)
 
 
 def test_a_store_of_the_previous_release_upgrades_and_keeps_its_intents(
-        empty_url: str) -> None:  # noqa: F811
+        empty_url: str) -> None:
     engine = make_engine(empty_url)
     command.upgrade(alembic_config(engine), "0003")
     with engine.begin() as c:

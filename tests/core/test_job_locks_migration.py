@@ -10,13 +10,12 @@ from sqlalchemy import MetaData, select
 
 from core.model import JobRun, Proposal
 from core.store import alembic_config, make_engine, migrate, unit_of_work
-from tests.core.test_store import empty_url  # noqa: F401  (the fixture)
 
 T0 = dt.datetime(2025, 3, 3, 9, 0)  # naive UTC, as the store holds it
 
 
 def test_upgrade_from_0006_keeps_runs_and_one_pending_proposal_per_rule(
-        empty_url: str) -> None:  # noqa: F811
+        empty_url: str) -> None:
     engine = make_engine(empty_url)
     command.upgrade(alembic_config(engine), "0006")
     meta = MetaData()
