@@ -19,6 +19,7 @@ ENTRY_POINT_GROUP = "learnloop.connectors"
 BUILTINS: tuple[str, ...] = (
     "connectors.file:FileConnector",
     "connectors.gsheets:GSheetsConnector",
+    "connectors.hubspot:HubSpotConnector",
     "connectors.jira:JiraConnector",
 )
 
