@@ -36,9 +36,15 @@ class HubSpotError(ConnectorError):
     """A HubSpot call failed: `status` (0 for no answer), `retry_after`, HubSpot's category."""
 
     def __init__(self, message: str, status: int = 0, retry_after: float | None = None,
-                 category: str = "") -> None:
+                 category: str = "", detail: str = "") -> None:
         super().__init__(message)
         self.status, self.retry_after, self.category = status, retry_after, category
+        self.detail = detail  # HubSpot's whole message (redacted), for the caller to read
+
+    @property
+    def missing_property(self) -> bool:
+        """A write named a property that does not exist (deleted or renamed in HubSpot)."""
+        return self.status == 400 and "PROPERTY_DOESNT_EXIST" in self.detail
 
     @property
     def permanent(self) -> bool:
@@ -258,7 +264,8 @@ class Hub:
             if first and not reason:
                 text += f": {_line(first[0], 160)}"
         return HubSpotError(self._redacted(text), code or 0, wait,
-                            str(body.get("category") or ""))
+                            str(body.get("category") or ""),
+                            self._redacted(str(body.get("message") or "")))
 
     def _redacted(self, text: str) -> str:
         secrets = {k: v.get_secret_value() for k in ("access_token", "client_secret",

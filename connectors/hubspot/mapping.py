@@ -138,7 +138,7 @@ def _history(record: Mapping[str, Any], name: str) -> list[tuple[dt.datetime, An
     for h in (record.get("propertiesWithHistory") or {}).get(name) or []:
         when = parse_time(h.get("timestamp"))
         if when is not None:
-            who = h.get("updatedByUserId") or h.get("sourceId") or h.get("sourceType")
+            who = h.get("updatedByUserId") or h.get("sourceId")
             out.append((when, h.get("value"), str(who) if who not in (None, "") else None))
     out.sort(key=lambda h: h[0])
     return out

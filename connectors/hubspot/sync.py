@@ -127,9 +127,8 @@ class Reader:
         out: list[dict[str, Any]] = []
         for part in chunks(list(ids), HISTORY_BATCH if history else BATCH):
             body: dict[str, Any] = {"inputs": [{"id": i} for i in part],
-                                    "properties": list(properties)}
-            if history:
-                body["propertiesWithHistory"] = list(history)
+                                    "properties": list(properties),
+                                    "propertiesWithHistory": list(history)}
             data = self.hub.json(f"read {otype}", self.objects.batch_api.read, otype, body,
                                  archived=False, kind=READ) or {}
             out.extend(data.get("results") or [])

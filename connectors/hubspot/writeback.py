@@ -154,6 +154,7 @@ def deliver_fields(hub: Hub, intents: Sequence[Intent]) -> list[Delivery]:
             continue
         work.setdefault(otype, []).append((intent, rid, props))
     batch_api = hub.api("crm.objects.batch_api")
+    installed: list[bool] = []
     for otype, rows in work.items():
         while rows:
             part: list[tuple[Intent, str, dict[str, str]]] = []
@@ -166,19 +167,29 @@ def deliver_fields(hub: Hub, intents: Sequence[Intent]) -> list[Delivery]:
                     part.append(row)
                     ids.add(row[1])
             rows = later
-            results += _update(hub, batch_api, otype, part)
+            results += _update(hub, batch_api, otype, part, installed)
     return results
 
 
 def _update(hub: Hub, batch_api: Any, otype: str,
-            part: list[tuple[Intent, str, dict[str, str]]]) -> list[Delivery]:
+            part: list[tuple[Intent, str, dict[str, str]]],
+            installed: list[bool]) -> list[Delivery]:
     body = {"inputs": [{"id": rid, "properties": props} for _, rid, props in part]}
     what = f"write learnloop's {otype} properties"
     try:
         data = hub.json(what, batch_api.update, otype, body, kind=WRITE) or {}
     except HubSpotError as exc:
+        if exc.missing_property and not installed:
+            # A new connection's first write-back, or a property deleted or renamed under
+            # us: provision learnloop's properties once, then write again.
+            installed.append(True)
+            try:
+                install(hub)
+            except HubSpotError as failed:
+                return [_failure(i, failed) for i, _, _ in part]
+            return _update(hub, batch_api, otype, part, installed)
         if len(part) > 1 and exc.status in (400, 404):
-            return [d for row in part for d in _update(hub, batch_api, otype, [row])]
+            return [d for row in part for d in _update(hub, batch_api, otype, [row], installed)]
         return [_failure(i, exc) for i, _, _ in part]
     failed: dict[str, str] = {}
     for err in data.get("errors") or []:
@@ -189,7 +200,7 @@ def _update(hub: Hub, batch_api: Any, otype: str,
                if rid not in failed]
         for row in part:
             if row[1] in failed:
-                out += _update(hub, batch_api, otype, [row])  # alone: its own error, or done
+                out += _update(hub, batch_api, otype, [row], installed)  # alone: its own fate
         return out
     if failed:
         intent = part[0][0]
@@ -226,7 +237,8 @@ def find_note(hub: Hub, otype: str, rid: str, kind: str) -> str | None:
     for start in range(0, len(ids), BATCH):
         data = hub.json(f"read the {to} of {otype[:-1]} {rid}", batch_api.read, to,
                         {"inputs": [{"id": i} for i in ids[start:start + BATCH]],
-                         "properties": [body_prop]}, archived=False, kind=READ) or {}
+                         "properties": [body_prop], "propertiesWithHistory": []},
+                        archived=False, kind=READ) or {}
         for rec in sorted(data.get("results") or [], key=lambda r: int(r.get("id") or 0)):
             if NOTE_MARK in str((rec.get("properties") or {}).get(body_prop) or ""):
                 return str(rec["id"])
