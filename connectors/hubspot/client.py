@@ -340,7 +340,8 @@ def missing_scope(body: dict[str, Any]) -> str | None:
     """The scope a 403 names (HubSpot's MISSING_SCOPES errors list them in `errors[].context`
     or in the message)."""
     for err in body.get("errors") or []:
-        scopes = ((err or {}).get("context") or {}).get("requiredScopes") or []
+        context = (err or {}).get("context") or {}
+        scopes = context.get("requiredGranularScopes") or context.get("requiredScopes") or []
         if scopes:
             return ", ".join(str(s) for s in scopes)
     context = body.get("context") or {}

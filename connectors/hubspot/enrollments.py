@@ -43,10 +43,11 @@ def outcome_of(p: Mapping[str, Any]) -> str:
 
 def email_records(record: Mapping[str, Any], contacts: Sequence[str], deals: Sequence[str],
                   config: HubSpotConfig, now: float
-                  ) -> tuple[ItemRecord, EnrollmentRecord, list[LinkRecord],
+                  ) -> tuple[ItemRecord, EnrollmentRecord | None, list[LinkRecord],
                              list[EventRecord]] | None:
-    """One outgoing email as an enrollment item, its enrollment, links and events; None for
-    an incoming email or one sent from no template or sequence (nothing to compare)."""
+    """One outgoing email as an enrollment item, its enrollment (None when it came from no
+    sequence or template: there is no arm to compare, its reply still counts per segment),
+    links and events; None for an incoming email."""
     rid = str(record["id"])
     p = record.get("properties") or {}
     if str(p.get("hs_email_direction") or "EMAIL").upper() not in OUTGOING:
@@ -54,21 +55,20 @@ def email_records(record: Mapping[str, Any], contacts: Sequence[str], deals: Seq
     sequence = p.get(SEQUENCE[1]) or p.get(SEQUENCE[0])
     template = p.get(TEMPLATE[1]) or p.get(TEMPLATE[0])
     variation = p.get(VARIATION)
-    if not (sequence or template):
-        return None
     ext = f"email:{rid}"
     sent = m.parse_time(p.get("hs_timestamp")) or m.parse_time(p.get("hs_createdate"))
     step = p.get(STEP)
+    test: str | None = None
     if sequence:
         test = f"sequence {sequence}" + (f" step {step}" if step not in (None, "") else "")
         arm = str(variation or template or "default")
-    else:
+    elif template:
         test = f"template {template}"
         arm = str(variation or "default")
     outcome = outcome_of(p)
     age_days = (now - sent.timestamp()) / 86400 if sent else REPLY_WINDOW_DAYS + 1
     settled = outcome in ("replied", "meeting") or age_days >= REPLY_WINDOW_DAYS
-    segments = {"test": test[:100]}
+    segments = {"test": test[:100]} if test else {}
     events: list[EventRecord] = []
     original = m.plain_text(p.get(TEMPLATE_BODY))
     body = m.plain_text(p.get("hs_email_html") or p.get("hs_email_text"))
@@ -93,7 +93,7 @@ def email_records(record: Mapping[str, Any], contacts: Sequence[str], deals: Seq
         raw={"id": rid, "template": template, "variation": variation})
     unit = f"contact:{contacts[0]}" if contacts else None
     enrollment = EnrollmentRecord(ext, test[:200], arm[:200], unit=unit, assigned_at=sent,
-                                  random=bool(variation))
+                                  random=bool(variation)) if test else None
     links = [LinkRecord(ext, f"contact:{c}", "enrollment_of") for c in contacts[:1]]
     links += [LinkRecord(ext, f"deal:{d}", "deal") for d in deals[:1]]
     return item, enrollment, links, events

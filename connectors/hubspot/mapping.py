@@ -193,14 +193,14 @@ def deal_item(record: Mapping[str, Any], mapping: Mapping[str, Any], lookups: Lo
     chosen = chosen_fields(mapping)
     ext = f"deal:{rid}"
     stage = lookups.stage(p.get("dealstage"))
-    closed = truthy(p.get("hs_is_closed")) if p.get("hs_is_closed") not in (None, "") else \
-        bool(stage and stage.closed) or str(p.get("dealstage")) in ("closedwon", "closedlost")
-    if p.get("hs_is_closed_won") not in (None, ""):
-        won = truthy(p.get("hs_is_closed_won"))
-    elif stage is not None and stage.probability is not None:
-        won = stage.probability >= 1.0
+    if stage is not None:  # the pipeline says which stages close a deal, and how
+        closed = stage.closed
+        won = closed and (stage.probability or 0) >= 1.0
     else:
-        won = str(p.get("dealstage")) == "closedwon"
+        closed = truthy(p.get("hs_is_closed")) or str(p.get("dealstage")) in ("closedwon",
+                                                                          "closedlost")
+        won = closed and (truthy(p.get("hs_is_closed_won"))
+                          or str(p.get("dealstage")) == "closedwon")
     events = deal_events(record, ext, chosen, lookups)
     close = parse_time(p.get(chosen["planned_due"]))
     amount = number(p.get(chosen["planned_amount"]))

@@ -158,6 +158,7 @@ class Reader:
         since = state.get("since")
         pin = state.get("pin")
         top = since
+        first: int | None = None  # the oldest modified date of the current window
         after: str | None = None
         props = sorted({*properties, mod, "hs_object_id"})
         while True:
@@ -190,15 +191,17 @@ class Reader:
             stamps = [t for t in (_stamp(r, mod) for r in results) if t is not None]
             if stamps:
                 top = max(stamps) if top is None else max(top, max(stamps))
+                first = min(stamps) if first is None else first
             nxt = ((data.get("paging") or {}).get("next") or {}).get("after")
             if not nxt:
                 yield results, {"since": top, "pin": None, "done": True}
                 return
             if int(nxt) + SEARCH_PAGE > WALL:
-                if top is not None and (since is None or top > since):
-                    since, after = top, None  # restart the window at the newest time reached
+                after, oldest, first = None, first, None
+                if top is not None and oldest is not None and oldest < top:
+                    since = top  # restart the window at the newest time reached
                 else:
-                    pin = {"ts": since, "id": 0}  # one timestamp fills the window: by id
+                    pin = {"ts": top, "id": 0}  # one timestamp fills the window: by id
                 yield results, {"since": since, "pin": pin}
                 continue
             after = str(nxt)
@@ -299,7 +302,8 @@ def email_batch(reader: Reader, records: list[dict[str, Any]],
             continue
         item, enrollment, links, events = got
         batch.items.append(item)
-        batch.enrollments.append(enrollment)
+        if enrollment is not None:
+            batch.enrollments.append(enrollment)
         batch.links += links
         batch.events += events
         refs.update(cs[:1])

@@ -1,0 +1,285 @@
+"""The HubSpot connector through hubspot-api-client against the local HubSpot emulator."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from connectors import runtime
+from connectors.hubspot import HubSpotConfig, HubSpotConnector
+from connectors.hubspot.client import Hub, HubSpotError
+from connectors.hubspot.sync import Reader
+from core.connections import add_connection
+from core.contract import FIELDS, NOTE, Intent
+from core.errors import ConnectorError
+from core.model import Enrollment, Event, Item, ItemLink
+from core.store import unit_of_work
+from core.sync import run_sync
+from tests.connectors.hubspot.harness import DAY, T0, HubSpotHarness
+
+
+def _connector(h: HubSpotHarness, **over: Any) -> HubSpotConnector:
+    return HubSpotConnector(HubSpotConfig(**{**h.config(), **over}), h.mapping())
+
+
+def _add(engine: Engine, h: HubSpotHarness, name: str = "crm",
+         scope: dict[str, Any] | None = None) -> None:
+    with unit_of_work(engine) as s:
+        add_connection(s, HubSpotConnector, name, h.config(), h.mapping(), scope=scope)
+
+
+def test_sync_maps_deals_contacts_companies_and_emails(engine: Engine) -> None:
+    h = HubSpotHarness()
+    _add(engine, h)
+    kept = _connector(h)
+    report = run_sync(engine, "crm", kept)
+    assert report.quarantined == 0
+    assert report.created == 12 + 12 + 3 + 12  # deals, contacts, companies, emails
+    deals = h.ids["deals"]
+    with unit_of_work(engine) as s:
+        items = {i.external_id: i for i in s.scalars(select(Item))}
+        won = items[f"deal:{deals[0]}"]  # closed won, close date pushed 0 weeks
+        assert won.kind == "deal" and won.status == "done" and won.outcome == "won"
+        assert won.actual_amount == pytest.approx(1200.0)
+        assert won.segments == {"pipeline": "Sales Pipeline", "dealtype": "newbusiness",
+                                "owner": "ana@example.com"}
+        lost = items[f"deal:{deals[3]}"]
+        assert lost.outcome == "lost" and lost.actual_amount is None
+        assert lost.planned_due == T0 + 3 * DAY + 30 * DAY + 21 * DAY
+        open_deal = items[f"deal:{deals[2]}"]
+        assert open_deal.status == "open" and open_deal.planned_probability == pytest.approx(0.9)
+        contact = items[f"contact:{h.ids['contacts'][1]}"]
+        assert contact.segments == {"lifecycle_stage": "opportunity", "seniority": "c-level"}
+        company = items[f"company:{h.ids['companies'][0]}"]
+        assert company.segments == {"industry": "financial services", "size_band": "51-200",
+                                    "region": "Germany"}
+        email = items[f"email:{h.ids['emails'][1]}"]
+        assert email.kind == "enrollment" and email.status == "done"
+        assert email.outcome == "replied"
+        assert items[f"email:{h.ids['emails'][0]}"].outcome == "opened"
+        links = {(lk.from_external_id, lk.relation, lk.to_external_id)
+                 for lk in s.scalars(select(ItemLink))}
+        assert (f"deal:{deals[0]}", "contact", f"contact:{h.ids['contacts'][0]}") in links
+        assert (f"deal:{deals[0]}", "company", f"company:{h.ids['companies'][0]}") in links
+        assert (f"email:{h.ids['emails'][0]}", "enrollment_of",
+                f"contact:{h.ids['contacts'][0]}") in links
+        assert (f"contact:{h.ids['contacts'][0]}", "company",
+                f"company:{h.ids['companies'][0]}") in links
+        kinds = {(e.kind, (e.attributes or {}).get("field")) for e in s.scalars(select(Event))}
+        assert kinds == {("status_changed", None), ("plan_changed", "planned_due"),
+                         ("plan_changed", "planned_amount")}
+    before = len(h.emu.requests)
+    again = run_sync(engine, "crm", kept)
+    assert again.created == again.updated == again.events == 0
+    assert len(h.emu.requests) - before <= 2  # a sync with no change: two searches
+    assert h.emu.unexpected == []
+
+
+def test_the_committed_plan_is_the_one_at_the_commit_stage(engine: Engine) -> None:
+    h = HubSpotHarness(n=4)
+    _add(engine, h, scope={"commit_on": {"deal": "stage:Contract Sent"}})
+    run_sync(engine, "crm", _connector(h))
+    deal = h.ids["deals"][1]  # created T0+1d, contract sent T0+11d, close date pushed at 12d
+    with unit_of_work(engine) as s:
+        item = s.scalars(select(Item).where(Item.external_id == f"deal:{deal}")).one()
+        assert item.committed_at == T0 + 11 * DAY
+        assert item.committed_plan is not None
+        committed = dt.datetime.fromisoformat(item.committed_plan["planned_due"])
+        assert committed == T0 + DAY + 30 * DAY  # pushed a week later, after the commitment
+        assert item.planned_due == T0 + DAY + 37 * DAY
+        assert item.committed_plan["planned_amount"] == pytest.approx(2000.0)  # before +20%
+        assert item.planned_amount == pytest.approx(2400.0)
+
+
+def test_incremental_sync_searches_from_the_watermark_with_a_lookback(engine: Engine) -> None:
+    h = HubSpotHarness(n=4)
+    _add(engine, h)
+    kept = _connector(h)
+    run_sync(engine, "crm", kept)
+    deal = h.emu.get("deals", h.ids["deals"][2])
+    assert deal is not None
+    kept.hub.json("move a deal", kept.hub.api("crm.objects.basic_api").update, "deals",
+                  str(deal.id), {"properties": {"dealstage": "closedwon"}})
+    report = run_sync(engine, "crm", kept)
+    assert report.updated >= 1 and report.created == 0
+    with unit_of_work(engine) as s:
+        item = s.scalars(select(Item).where(Item.external_id == f"deal:{deal.id}")).one()
+        assert item.status == "done" and item.outcome == "won"
+    searches = h.emu.calls("POST", "/crm/v3/objects/deals/search")
+    assert searches and all(c.status == 200 for c in searches)
+    assert h.emu.unexpected == []
+
+
+def test_windows_never_hit_the_wall_and_page_a_saturated_timestamp_by_id() -> None:
+    h = HubSpotHarness(n=0)
+    h.emu.search_per_second = None
+    stamp = int(T0.timestamp() * 1000)
+    h.emu.add_generated("deals", 10_450, lambda i: (
+        {"dealname": f"bulk {i}"}, stamp if i < 10_300 else stamp + 1000 * i, {}, {}))
+    hub = Hub(HubSpotConfig(**{**h.config(), "search_per_second": 1000}))
+    reader = Reader(hub.config, {}, hub)
+    seen: list[str] = []
+    states = []
+    for results, state in reader.windows("deals", {"since": None, "pin": None},
+                                         ["hs_object_id"], []):
+        seen += [r["id"] for r in results]
+        states.append(state)
+    assert len(set(seen)) == 10_450
+    assert any(s.get("pin") for s in states)  # the saturated timestamp was paged by id
+    assert all(c.status == 200 for c in h.emu.calls("POST", "/crm/v3/objects/deals/search"))
+    assert len(seen) - len(set(seen)) <= 10_000  # the saturated window is read again, once
+
+
+def test_fields_in_batches_of_100_and_207_failures_retried_alone() -> None:
+    h = HubSpotHarness(n=0)
+    ids = [h.emu.add("deals", {"dealname": f"d{i}"}).id for i in range(150)]
+    conn = _connector(h)
+    conn.install()
+    h.emu.fail_update_ids = {str(ids[7])}
+    intents = [Intent(n, f"deal:{rid}", FIELDS, {"risk": "high", "insight": f"slips {n}"})
+               for n, rid in enumerate(ids, 1)]
+    results = conn.deliver(intents)
+    bad = [r for r in results if not r.ok]
+    assert len(results) == 150 and [r.intent_id for r in bad] == [8]
+    assert bad[0].permanent and "deal" in (bad[0].error or "")
+    updates = h.emu.calls("POST", "/crm/v3/objects/deals/batch/update")
+    assert len(updates) == 3  # 100, 50, and the failed record alone
+    rec = h.emu.get("deals", ids[0])
+    assert rec is not None and rec.props["learnloop_slip_risk"] == "high"
+    assert rec.props["learnloop_insight"] == "slips 1"
+
+
+def test_one_note_per_deal_edited_in_place() -> None:
+    h = HubSpotHarness(n=2)
+    conn = _connector(h)
+    target = f"deal:{h.ids['deals'][0]}"
+    payload = {"reason": "risk", "status": "open", "risk": "high", "subject": "learnloop: risk",
+               "body": "risk is high"}
+    (first,) = conn.deliver([Intent(1, target, NOTE, payload)])
+    (again,) = conn.deliver([Intent(2, target, NOTE, {**payload, "body": "risk is medium"})])
+    (edit,) = conn.deliver([Intent(3, target, NOTE, {**payload, "body": "now low"},
+                                   first.tool_ref)])
+    assert first.ok and again.tool_ref == first.tool_ref == edit.tool_ref
+    assert h.count(target, NOTE) == 1 and "now low" in h.read_back(target, NOTE)
+    assert h.emu.unexpected == []
+
+
+def test_429_storms_and_5xx_on_search_and_batch_lose_nothing(engine: Engine) -> None:
+    h = HubSpotHarness(n=6)
+    _add(engine, h)
+    kept = _connector(h)
+    run_sync(engine, "crm", kept)
+    for rid in h.ids["deals"]:
+        kept.hub.json("touch", kept.hub.api("crm.objects.basic_api").update, "deals",
+                      str(rid), {"properties": {"dealname": f"renamed {rid}"}})
+    h.emu.throttle(2, policy="SECONDLY", match="POST /crm/v3/objects/deals/search")
+    h.emu.throttle(2, policy="TEN_SECONDLY_ROLLING", retry_after=0,
+                   match="POST /crm/v3/objects/deals/batch/read")
+    h.emu.fail_5xx(2, status=502, match="POST /crm/v4/associations")
+    report = run_sync(engine, "crm", kept)
+    assert report.updated == 6
+    with unit_of_work(engine) as s:
+        names = set(s.scalars(select(Item.title).where(Item.kind == "deal")))
+    assert names == {f"renamed {rid}" for rid in h.ids["deals"]}
+    h.emu.throttle(2, policy="TEN_SECONDLY_ROLLING",
+                   match="POST /crm/v3/objects/deals/batch/update")
+    results = kept.deliver([Intent(n, f"deal:{rid}", FIELDS, {"risk": "low"})
+                            for n, rid in enumerate(h.ids["deals"], 1)])
+    assert all(r.ok for r in results)
+    statuses = [c.status for c in h.emu.calls("POST", "/crm/v3/objects/deals/batch/update")]
+    assert statuses.count(429) == 2 and statuses.count(200) == 1
+
+
+def test_the_daily_limit_fails_with_a_wait_and_no_secret() -> None:
+    h = HubSpotHarness(n=1)
+    conn = _connector(h)
+    h.emu.throttle(1, policy="DAILY", match="POST /crm/v3/objects/deals/batch/update")
+    (res,) = conn.deliver([Intent(1, f"deal:{h.ids['deals'][0]}", FIELDS, {"risk": "low"})])
+    assert not res.ok and not res.permanent and res.retry_after and res.retry_after > 0
+    assert "daily" in (res.error or "") and h.emu.token not in (res.error or "")
+
+
+def test_a_missing_scope_is_one_plain_line() -> None:
+    h = HubSpotHarness(n=1)
+    scopes = {s for s in h.emu.tokens[h.emu.token].scopes if s != "crm.schemas.deals.write"}
+    h.emu.add_token("pat-na1-limited", scopes)
+    conn = _connector(h, access_token="pat-na1-limited")
+    with pytest.raises(ConnectorError) as err:
+        conn.install()
+    message = str(err.value)
+    assert "\n" not in message and "crm.schemas.deals.write" in message
+    assert "deal properties" in message and "pat-na1" not in message
+
+
+def test_a_bad_token_is_reported_in_words() -> None:
+    h = HubSpotHarness(n=1)
+    health = _connector(h, access_token="pat-na1-wrong").check()
+    assert not health.ok and "401" in health.message and "wrong" not in health.message
+
+
+def test_a_crash_between_pages_resumes_without_loss_or_duplicates(engine: Engine) -> None:
+    h = HubSpotHarness(n=120)
+    _add(engine, h)
+    conn = _connector(h)
+    pages = conn.pull(None)
+    first = next(pages)
+    assert first.cursor is not None and first.cursor["deals"].get("list")
+    resumed = list(conn.pull(first.cursor))
+    ids = [i.external_id for b in [first, *resumed] for i in b.items
+           if i.external_id.startswith("deal:")]
+    assert len(ids) == len(set(ids)) == 120
+
+
+def test_malformed_and_archived_deals(engine: Engine) -> None:
+    h = HubSpotHarness(n=3)
+    h.emu.add("deals", {"dealname": "bad", "closedate": "not a date", "amount": "lots",
+                        "pipeline": "default", "dealstage": "appointmentscheduled"})
+    _add(engine, h)
+    kept = _connector(h)
+    report = run_sync(engine, "crm", kept)
+    assert report.quarantined == 0  # unreadable values are left empty, the deal is kept
+    gone = h.ids["deals"][0]
+    kept.hub.json("archive", kept.hub.api("crm.objects.basic_api").archive, "deals", str(gone))
+    with unit_of_work(engine) as s:  # the next sync is due to reconcile
+        from core.model import Connection
+
+        conn = s.scalars(select(Connection)).one()
+        conn.cursor = {**conn.cursor, "reconciled_ms": 0}
+    report = run_sync(engine, "crm", kept)
+    assert report.deleted == 1
+    with unit_of_work(engine) as s:
+        item = s.scalars(select(Item).where(Item.external_id == f"deal:{gone}")).one()
+        assert item.deleted
+
+
+def test_end_to_end_sync_learn_write_back(engine: Engine) -> None:
+    h = HubSpotHarness(n=120)
+    _add(engine, h)
+    runtime.sync(engine, "crm")
+    learned = runtime.learn(engine)
+    assert learned.finished.get("deal/finish", 0) >= 60
+    delivered = runtime.deliver(engine)
+    assert delivered.delivered > 0 and delivered.dead == 0
+    open_ids = [rid for rid in h.ids["deals"]
+                if h.emu.get("deals", rid).props.get("hs_is_closed") == "false"]
+    seen = [h.emu.get("deals", rid).props for rid in open_ids]
+    assert all(p.get("learnloop_p80_close_date") for p in seen)
+    assert all(p.get("learnloop_slip_risk") in ("low", "medium", "high") for p in seen)
+    assert all(p.get("learnloop_insight") for p in seen)
+    with unit_of_work(engine) as s:
+        assert s.scalars(select(Enrollment)).all() == []  # no sequence or template seeded
+    noted = [rid for rid in h.ids["deals"] if h.notes(f"deal:{rid}")]
+    assert noted and all(len(h.notes(f"deal:{rid}")) == 1 for rid in noted)
+    runtime.learn(engine)
+    runtime.deliver(engine)
+    assert all(len(h.notes(f"deal:{rid}")) <= 1 for rid in h.ids["deals"])
+    assert h.emu.unexpected == []
+
+
+def test_hubspot_error_carries_status_and_wait() -> None:
+    err = HubSpotError("x", 429, 3.0)
+    assert err.retry_after == 3.0 and not err.permanent
