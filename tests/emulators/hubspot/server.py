@@ -312,7 +312,16 @@ def default_properties() -> dict[str, dict[str, dict[str, Any]]]:
             _prop("hs_email_click_count", "Click count", "number", "number",
                   "emailinformation", read_only=True),
             _prop("hs_email_reply_count", "Reply count", "number", "number",
-                  "emailinformation", read_only=True)],
+                  "emailinformation", read_only=True),
+            _prop("hs_email_thread_id", "Thread ID", "string", "text", "emailinformation",
+                  read_only=True),
+            _prop("hs_sequence_id", "Sequence ID", "string", "text", "emailinformation",
+                  read_only=True),
+            # Not verified on real portals (see the module docstring): optional for clients.
+            _prop("hs_sequence_step_order", "Sequence step", "number", "number",
+                  "emailinformation", read_only=True),
+            _prop("hs_template_id", "Template ID", "string", "text", "emailinformation",
+                  read_only=True)],
         "notes": common("notes", "noteinformation") + [  # noqa: RUF005
             _prop("hs_timestamp", "Activity date", "datetime", "date", "noteinformation"),
             _prop("hs_note_body", "Note body", "string", "html", "noteinformation")],
@@ -394,13 +403,15 @@ class HubSpotEmulator:
             self.marketing_emails: dict[str, dict[str, Any]] = {}
             self.email_drafts: dict[str, dict[str, Any]] = {}
             self.email_revisions: dict[str, list[dict[str, Any]]] = {}
+            self.email_stats: dict[str, dict[str, int]] = {}
             self.sequences: dict[str, dict[str, Any]] = {}
+            self.sequence_performance: dict[str, dict[int, dict[str, int]]] = {}
             self.enrollments: list[dict[str, Any]] = []
             self.templates: dict[str, dict[str, Any]] = {}
             self.template_folders: list[dict[str, Any]] = [
                 {"id": "1", "name": "Sales templates"}]
             self.oauth_apps: dict[str, dict[str, Any]] = {}
-            self.seats: set[int] = set()  # user ids with a Sales Hub Professional seat
+            self.seats: dict[int, str] = {}  # user id with a Sales Hub seat -> its inbox
             self.enterprise = False  # Marketing Hub Enterprise (publishing marketing email)
             self.requests: list[Call] = []
             self.unexpected: list[str] = []
@@ -910,7 +921,53 @@ class HubSpotEmulator:
         self._marketing_routes(r)
 
     def _marketing_routes(self, r: Callable[..., None]) -> None:
-        """Marketing emails, sequences and templates: added in the second part."""
+        me = "/marketing/v3/emails"
+        eid = "(?P<id>\\d+)"
+        r("GET", f"{me}/", ("createdAt", "createdAfter", "createdBefore", "updatedAt",
+                           "updatedAfter", "updatedBefore", "sort", "after", "limit",
+                           "includeStats", "marketingCampaignNames", "workflowNames", "type",
+                           "isPublished", "includedProperties", "archived"), self.me_list)
+        r("POST", f"{me}/", (), self.me_create)
+        r("POST", f"{me}/clone", (), self.me_clone)
+        r("POST", f"{me}/ab-test/create-variation", (), self.me_create_variation)
+        r("GET", f"{me}/statistics/list", ("startTimestamp", "endTimestamp", "emailIds",
+                                           "property"), self.me_statistics)
+        r("GET", f"{me}/{eid}", ("includeStats", "marketingCampaignNames", "workflowNames",
+                                 "includedProperties", "archived"), self.me_get)
+        r("PATCH", f"{me}/{eid}", ("archived",), self.me_update)
+        r("DELETE", f"{me}/{eid}", ("archived",), self.me_archive)
+        r("GET", f"{me}/{eid}/draft", (), self.me_get_draft)
+        r("PATCH", f"{me}/{eid}/draft", (), self.me_upsert_draft)
+        r("POST", f"{me}/{eid}/draft/reset", (), self.me_reset_draft)
+        r("POST", f"{me}/{eid}/publish", (), self.me_publish)
+        r("POST", f"{me}/{eid}/unpublish", (), self.me_unpublish)
+        r("GET", f"{me}/{eid}/revisions", ("after", "before", "limit"), self.me_revisions)
+        r("GET", f"{me}/{eid}/ab-test/get-variation", (), self.me_get_variation)
+        sq = "/automation/v4/sequences"
+        r("GET", sq, ("userId", "after", "limit", "name"), self.seq_list)
+        r("POST", f"{sq}/enrollments", ("userId",), self.seq_enroll)
+        r("GET", f"{sq}/enrollments/contact/(?P<cid>[^/]+)", (), self.seq_enrollment)
+        r("GET", f"{sq}/(?P<sid>[^/]+)", ("userId",), self.seq_get)
+        bs = "/automation/sequences/2026-09-beta"
+        r("GET", bs, ("userId", "after", "limit", "name"), self.beta_seq_list)
+        r("GET", f"{bs}/serviceaccounts/sequences", ("after", "limit", "name"),
+          self.beta_seq_list)
+        r("POST", f"{bs}/serviceaccounts/sequences", (), self.beta_seq_create)
+        r("GET", f"{bs}/serviceaccounts/sequences/(?P<sid>[^/]+)", (), self.beta_seq_get)
+        r("PUT", f"{bs}/serviceaccounts/sequences/(?P<sid>[^/]+)", (), self.beta_seq_put)
+        r("DELETE", f"{bs}/serviceaccounts/sequences/(?P<sid>[^/]+)",
+          ("overrideActiveEnrollment",), self.beta_seq_delete)
+        r("GET", f"{bs}/serviceaccounts/sequences/(?P<sid>[^/]+)/performance", (),
+          self.beta_seq_performance)
+        # The template paths: as crm-apis 5.1 names them, and the doubled form one revision
+        # of HubSpot's spec file uses.
+        for tp in ("/automation/email-templates/2026-09-beta",
+                   "/automation/email-templates/2026-09-beta/automation/email-templates"):
+            r("GET", tp, ("after", "limit"), self.tpl_list)
+            r("POST", tp, (), self.tpl_create)
+            r("GET", f"{tp}/folders", ("after", "limit"), self.tpl_folders)
+            r("GET", f"{tp}/(?P<tid>\\d+)", (), self.tpl_get)
+            r("PATCH", f"{tp}/(?P<tid>\\d+)", (), self.tpl_update)
 
     # ---- helpers ---------------------------------------------------------------------------
     @staticmethod
@@ -935,7 +992,7 @@ class HubSpotEmulator:
         self._need(f"crm.schemas.{kind}.{'write' if write else 'read'}")
 
     def _fields(self, body: Any, allowed: Iterable[str], where: str,
-                required: Iterable[str] = ()) -> dict[str, Any]:
+                required: Iterable[str] = ()) -> Any:
         if not isinstance(body, dict):
             raise validation(f"Invalid input JSON: expected an object for {where}")
         unknown = sorted(set(body) - set(allowed))
@@ -1554,10 +1611,10 @@ class HubSpotEmulator:
             return hit if op == "IN" else not hit
         target = key(f["value"])
         if op == "BETWEEN":
-            return target <= current <= key(f["highValue"])
-        return {"EQ": current == target, "NEQ": current != target, "LT": current < target,
+            return bool(target <= current <= key(f["highValue"]))
+        return bool({"EQ": current == target, "NEQ": current != target, "LT": current < target,
                 "LTE": current <= target, "GT": current > target,
-                "GTE": current >= target}[op]
+                "GTE": current >= target}[op])
 
     # ---- properties ------------------------------------------------------------------------
     def _property_out(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -2013,3 +2070,575 @@ class HubSpotEmulator:
                        expires_in=app["expires_in"])
         return 200, {"token_type": "bearer", "refresh_token": body["refresh_token"],
                      "access_token": access, "expires_in": app["expires_in"]}
+
+    # ---- marketing emails v3 ---------------------------------------------------------------
+    EMAIL_FIELDS = ("rssData", "subject", "testing", "publishDate", "language", "businessUnitId",
+                    "content", "webversion", "archived", "subscriptionDetails", "activeDomain",
+                    "name", "campaign", "from", "jitterSendTime", "state", "to", "subcategory",
+                    "sendOnPublish")
+    CONTENT_FIELDS = ("smartFields", "themeSettingsValues", "flexAreas", "widgets",
+                      "plainTextVersion", "templatePath", "widgetContainers", "styleSettings")
+
+    def add_marketing_email(self, name: str, subject: str, body: str = "",
+                            published: bool = False, stats: dict[str, int] | None = None,
+                            email_id: int | str | None = None) -> dict[str, Any]:
+        """Seed a marketing email (`body` goes into the primary rich-text widget)."""
+        with self.lock:
+            eid = str(email_id or self._new_id())
+            stamp = iso(now_ms())
+            email = {"id": eid, "name": name, "subject": subject,
+                     "content": {"widgets": {"primary_rich_text_module": {
+                         "body": {"html": body}, "type": "module", "name":
+                         "primary_rich_text_module"}}, "plainTextVersion": body},
+                     "from": {"fromName": "Sales", "replyTo": "sales@example.com"},
+                     "to": {"contactLists": {"include": [], "exclude": []},
+                            "suppressGraymail": True, "limitSendFrequency": True},
+                     "state": "PUBLISHED" if published else "DRAFT", "subcategory": "batch",
+                     "type": "BATCH_EMAIL", "sendOnPublish": True, "isPublished": published,
+                     "isTransactional": False, "archived": False, "language": "en",
+                     "createdAt": stamp, "updatedAt": stamp, "createdById": "7",
+                     "updatedById": "7", "folderId": 0, "campaign": "",
+                     "subscriptionDetails": {}, "webversion": {}, "testing": {},
+                     "workflowNames": []}
+            if published:
+                email["publishedAt"] = stamp
+            self.marketing_emails[eid] = email
+            self.email_stats[eid] = dict(stats or {})
+            self.email_revisions[eid] = []
+            return email
+
+    def _email(self, eid: str, archived: bool = False) -> dict[str, Any]:
+        email = self.marketing_emails.get(eid)
+        if email is None or email["archived"] != archived:
+            raise HubSpotError(404, f"Email {eid} not found", "OBJECT_NOT_FOUND",
+                               context={"id": [eid]})
+        return email
+
+    def _email_out(self, email: dict[str, Any], stats: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = json.loads(json.dumps(email))
+        if stats:
+            counters = dict(self.email_stats.get(email["id"], {}))
+            sent = counters.get("sent", 0)
+            out["stats"] = {"counters": counters, "ratios": {
+                f"{k}ratio": round(100 * v / sent, 2) for k, v in counters.items()
+                if k != "sent" and sent}, "deviceBreakdown": {}, "qualifierStats": {}}
+        return out
+
+    def _email_body(self, body: Any, where: str) -> Any:
+        body = self._fields(body, self.EMAIL_FIELDS, where)
+        if "content" in body:
+            self._fields(body["content"], self.CONTENT_FIELDS, "PublicEmailContent")
+        if "state" in body and body["state"] not in ("DRAFT", "AUTOMATED_DRAFT"):
+            raise validation(f"state {body['state']} cannot be set here: publish the email")
+        return body
+
+    @staticmethod
+    def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
+        for k, v in patch.items():
+            if isinstance(v, dict) and isinstance(target.get(k), dict):
+                HubSpotEmulator._merge(target[k], v)
+            else:
+                target[k] = v
+
+    def _revise(self, email: dict[str, Any]) -> None:
+        self.email_revisions.setdefault(email["id"], []).append({
+            "id": str(len(self.email_revisions.get(email["id"], [])) + 1),
+            "user": {"id": "7", "email": "owner@example.com", "fullName": "Email Owner"},
+            "object": json.loads(json.dumps(email)), "updatedAt": email["updatedAt"]})
+
+    def me_list(self, m: re.Match[str], q: dict[str, list[str]], body: Any, call: Call
+                ) -> tuple[int, Any]:
+        self._need("content")
+        limit = self._int(q.get("limit", [None])[0], "limit", 10)
+        after = self._int(q.get("after", [None])[0], "after", 0)
+        archived = self._bool(q, "archived")
+        emails = [e for e in self.marketing_emails.values() if e["archived"] == archived]
+        if "isPublished" in q:
+            published = self._bool(q, "isPublished")
+            emails = [e for e in emails if e["isPublished"] == published]
+        page = emails[after:after + limit]
+        out: dict[str, Any] = {"total": len(emails), "results": [
+            self._email_out(e, self._bool(q, "includeStats")) for e in page]}
+        if after + limit < len(emails):
+            out["paging"] = {"next": {"after": str(after + limit), "link": None}}
+        call.records = len(page)
+        return 200, out
+
+    def me_get(self, m: re.Match[str], q: dict[str, list[str]], body: Any, call: Call
+               ) -> tuple[int, Any]:
+        self._need("content")
+        return 200, self._email_out(self._email(m["id"], self._bool(q, "archived")),
+                                    self._bool(q, "includeStats"))
+
+    def me_create(self, m: re.Match[str], q: dict[str, list[str]], body: Any, call: Call
+                  ) -> tuple[int, Any]:
+        self._need("content")
+        body = self._fields(body, ("feedbackSurveyId", *self.EMAIL_FIELDS), "EmailCreateRequest",
+                            ("name",))
+        if "content" in body:
+            self._fields(body["content"], self.CONTENT_FIELDS, "PublicEmailContent")
+        email = self.add_marketing_email(body["name"], body.get("subject", ""))
+        self._merge(email, {k: v for k, v in body.items() if k != "state"})
+        return 201, self._email_out(email)
+
+    def me_update(self, m: re.Match[str], q: dict[str, list[str]], body: Any, call: Call
+                  ) -> tuple[int, Any]:
+        self._need("content")
+        email = self._email(m["id"], self._bool(q, "archived"))
+        body = self._email_body(body, "EmailUpdateRequest")
+        self._merge(email, body)
+        email["updatedAt"] = iso(now_ms())
+        self._revise(email)
+        return 200, self._email_out(email)
+
+    def me_archive(self, m: re.Match[str], q: dict[str, list[str]], body: Any, call: Call
+                   ) -> tuple[int, Any]:
+        self._need("content")
+        email = self._email(m["id"])
+        email["archived"] = True
+        email["deletedAt"] = iso(now_ms())
+        return 204, None
+
+    def me_get_draft(self, m: re.Match[str], q: dict[str, list[str]], body: Any, call: Call
+                     ) -> tuple[int, Any]:
+        self._need("content")
+        email = self._email(m["id"])
+        return 200, self._email_out(self.email_drafts.get(m["id"], email))
+
+    def me_upsert_draft(self, m: re.Match[str], q: dict[str, list[str]], body: Any, call: Call
+                        ) -> tuple[int, Any]:
+        """HubSpot: "If no draft exists, the system creates a draft from the current 'live'
+        email then applies the request body"; the live email is left as it is."""
+        self._need("content")
+        email = self._email(m["id"])
+        body = self._email_body(body, "EmailUpdateRequest")
+        draft = self.email_drafts.get(m["id"])
+        if draft is None:
+            draft = json.loads(json.dumps(email))
+            self.email_drafts[m["id"]] = draft
+        self._merge(draft, body)
+        draft["updatedAt"] = iso(now_ms())
+        return 200, self._email_out(draft)
+
+    def me_reset_draft(self, m: re.Match[str], q: dict[str, list[str]], body: Any, call: Call
+                       ) -> tuple[int, Any]:
+        self._need("content")
+        self._email(m["id"])
+        self.email_drafts.pop(m["id"], None)
+        return 204, None
+
+    def me_publish(self, m: re.Match[str], q: dict[str, list[str]], body: Any, call: Call
+                   ) -> tuple[int, Any]:
+        """Publishing is for Marketing Hub Enterprise or the transactional add-on only."""
+        self._need(*sorted(PUBLISH_SCOPES))
+        email = self._email(m["id"])
+        if not self.enterprise:
+            raise HubSpotError(403, "Publishing or sending marketing email through the API "
+                               "requires Marketing Hub Enterprise or the transactional email "
+                               "add-on.", "MISSING_SCOPES",
+                               subCategory="MarketingEmailError.PUBLISH_NOT_ALLOWED")
+        draft = self.email_drafts.pop(m["id"], None)
+        if draft is not None:
+            email.clear()
+            email.update(draft)
+        email["state"] = {"DRAFT_AB": "PUBLISHED_AB", "DRAFT_AB_VARIANT":
+                          "PUBLISHED_AB_VARIANT"}.get(email["state"], "PUBLISHED")
+        email["isPublished"] = True
+        email["publishedAt"] = email["updatedAt"] = iso(now_ms())
+        self._revise(email)
+        return 204, None
+
+    def me_unpublish(self, m: re.Match[str], q: dict[str, list[str]], body: Any, call: Call
+                     ) -> tuple[int, Any]:
+        self._need(*sorted(PUBLISH_SCOPES))
+        email = self._email(m["id"])
+        if not email["isPublished"]:
+            raise validation(f"Email {m['id']} is not published")
+        email["state"], email["isPublished"] = "DRAFT", False
+        return 204, None
+
+    def me_revisions(self, m: re.Match[str], q: dict[str, list[str]], body: Any, call: Call
+                     ) -> tuple[int, Any]:
+        self._need("content")
+        self._email(m["id"])
+        revisions = list(reversed(self.email_revisions.get(m["id"], [])))
+        limit = self._int(q.get("limit", [None])[0], "limit", 100)
+        return 200, {"total": len(revisions), "results": revisions[:limit]}
+
+    def me_clone(self, m: re.Match[str], q: dict[str, list[str]], body: Any, call: Call
+                 ) -> tuple[int, Any]:
+        self._need("content")
+        body = self._fields(body, ("cloneName", "id", "language"), "ContentCloneRequestVNext",
+                            ("id",))
+        source = self._email(str(body["id"]))
+        clone = self.add_marketing_email(body.get("cloneName") or f"{source['name']} (clone)",
+                                         source["subject"])
+        for k in ("content", "from", "to", "subcategory", "language"):
+            clone[k] = json.loads(json.dumps(source[k]))
+        return 200, self._email_out(clone)
+
+    def me_create_variation(self, m: re.Match[str], q: dict[str, list[str]], body: Any,
+                            call: Call) -> tuple[int, Any]:
+        """A/B variation, created as a draft; the original becomes the test's master."""
+        self._need("content")
+        body = self._fields(body, ("variationName", "contentId"), "AbTestCreateRequestVNext",
+                            ("variationName", "contentId"))
+        master = self._email(str(body["contentId"]))
+        if master.get("testing", {}).get("abStatus") in ("master", "variant"):
+            raise validation(f"Email {master['id']} is already part of an A/B test",
+                             subCategory="MarketingEmailError.AB_TEST_EXISTS")
+        if master["isPublished"]:
+            raise validation(f"Email {master['id']} is published: A/B variations can only be "
+                             "created for drafts")
+        variant = self.add_marketing_email(body["variationName"], master["subject"])
+        for k in ("content", "from", "to", "subcategory", "language"):
+            variant[k] = json.loads(json.dumps(master[k]))
+        test_id = str(self._new_id())
+        master["testing"] = {"abStatus": "master", "testId": test_id, "abTestPercentage": 50,
+                             "hoursToWait": 4, "abSuccessMetric": "OPENS_BY_DELIVERED"}
+        variant["testing"] = {**master["testing"], "abStatus": "variant"}
+        master["state"], variant["state"] = "DRAFT_AB", "DRAFT_AB_VARIANT"
+        master["type"] = variant["type"] = "AB_EMAIL"
+        return 201, self._email_out(variant)
+
+    def me_get_variation(self, m: re.Match[str], q: dict[str, list[str]], body: Any,
+                         call: Call) -> tuple[int, Any]:
+        self._need("content")
+        email = self._email(m["id"])
+        test = email.get("testing", {}).get("testId")
+        other = next((e for e in self.marketing_emails.values() if e["id"] != email["id"]
+                      and test and e.get("testing", {}).get("testId") == test), None)
+        if other is None:
+            raise HubSpotError(404, f"Email {m['id']} has no A/B variation",
+                               "OBJECT_NOT_FOUND")
+        return 200, self._email_out(other)
+
+    def me_statistics(self, m: re.Match[str], q: dict[str, list[str]], body: Any, call: Call
+                      ) -> tuple[int, Any]:
+        self._need("content")
+        ids = self._list(q, "emailIds") or list(self.marketing_emails)
+        total: dict[str, int] = {}
+        for eid in ids:
+            for k, v in self.email_stats.get(eid, {}).items():
+                total[k] = total.get(k, 0) + v
+        return 200, {"emails": [int(i) for i in ids], "campaignAggregations": {},
+                     "aggregate": {"counters": total, "ratios": {}, "deviceBreakdown": {},
+                                   "qualifierStats": {}}}
+
+    # ---- sequences v4 (read and enroll) ----------------------------------------------------
+    def add_seat(self, user_id: int, inbox: str) -> None:
+        """A user with a Sales Hub Professional seat and `inbox` connected (enrolls need it)."""
+        with self.lock:
+            self.seats[int(user_id)] = inbox
+
+    def add_sequence(self, name: str, user_id: int, steps: list[dict[str, Any]],
+                     sequence_id: int | str | None = None,
+                     performance: dict[int, dict[str, int]] | None = None) -> dict[str, Any]:
+        """Seed a sequence. Each step: {"actionType": "EMAIL"|"TASK"|..., "templateId": "42",
+        "delayMillis": 0, "variants": [{"templateId": "43", "activated": True}]}."""
+        with self.lock:
+            sid = str(sequence_id or self._new_id())
+            stamp = iso(now_ms())
+            seq = {"id": sid, "name": name, "userId": str(user_id), "folderId": "1",
+                   "createdAt": stamp, "updatedAt": stamp, "dependencies": [], "dynamic": False,
+                   "settings": {"id": str(self._new_id()), "createdAt": stamp,
+                                "updatedAt": stamp, "eligibleFollowUpDays": "BUSINESS_DAYS",
+                                "individualTaskRemindersEnabled": False,
+                                "sellingStrategy": "LEAD_BASED", "sendWindowStartMinute": 480,
+                                "sendWindowEndMinute": 1080, "taskReminderMinute": 480},
+                   "steps": [self._step(i, s, stamp) for i, s in enumerate(steps)]}
+            self.sequences[sid] = seq
+            self.sequence_performance[sid] = performance or {}
+            return seq
+
+    def _step(self, order: int, s: dict[str, Any], stamp: str) -> dict[str, Any]:
+        step: dict[str, Any] = {"id": str(self._new_id()), "stepOrder": order,
+                                "actionType": s.get("actionType", "EMAIL"),
+                                "delayMillis": int(s.get("delayMillis", 0)),
+                                "createdAt": stamp, "updatedAt": stamp}
+        if step["actionType"] == "EMAIL":
+            step["emailPattern"] = {"id": str(self._new_id()),
+                                    "templateId": str(s.get("templateId", "")),
+                                    "createdAt": stamp, "updatedAt": stamp}
+            step["variants"] = [{"activated": bool(v.get("activated", True)),
+                                 "variantOrdinal": i + 1,
+                                 "emailPattern": {"templateId": str(v["templateId"])}}
+                                for i, v in enumerate(s.get("variants") or [])]
+        elif step["actionType"] == "TASK":
+            step["taskPattern"] = {"id": str(self._new_id()), "createdAt": stamp,
+                                   "updatedAt": stamp, "taskPriority": "NONE",
+                                   "taskType": s.get("taskType", "TODO"),
+                                   "subject": s.get("subject", "")}
+        return step
+
+    def add_enrollment(self, contact_id: int | str, sequence_id: str, user_id: int,
+                       enrolled_at: dt.datetime | int | None = None) -> dict[str, Any]:
+        with self.lock:
+            return self._enroll(str(contact_id), str(sequence_id), int(user_id),
+                                to_ms(enrolled_at) if enrolled_at is not None else now_ms())
+
+    def _enroll(self, contact_id: str, sequence_id: str, user_id: int, when: int
+                ) -> dict[str, Any]:
+        contact = self.get("contacts", contact_id)
+        seq = self.sequences[sequence_id]
+        enrollment = {"id": str(self._new_id()), "toEmail": (contact.props.get("email") or "")
+                      if contact else "", "enrolledAt": iso(when), "updatedAt": iso(when),
+                      "sequenceId": sequence_id, "sequenceName": seq["name"],
+                      "enrolledBy": str(user_id),
+                      "enrolledByEmail": self.seats.get(user_id, f"user{user_id}@example.com"),
+                      "contactId": contact_id, "active": True}
+        for e in self.enrollments:
+            if e["contactId"] == contact_id:
+                e["active"] = False
+        self.enrollments.append(enrollment)
+        return enrollment
+
+    def _user_id(self, q: dict[str, list[str]]) -> int:
+        raw = q.get("userId", [""])[0]
+        if not raw:
+            raise validation("userId is required", context={"userId": ["required"]})
+        return self._int(raw, "userId", 0)
+
+    @staticmethod
+    def _seq_lite(seq: dict[str, Any]) -> dict[str, Any]:
+        return {k: seq[k] for k in ("id", "name", "userId", "folderId", "createdAt",
+                                    "updatedAt")}
+
+    @staticmethod
+    def _seq_v4(seq: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = json.loads(json.dumps(seq))
+        out.pop("dynamic", None)
+        for step in out["steps"]:
+            step.pop("variants", None)
+        return out
+
+    def _page(self, items: list[Any], q: dict[str, list[str]], default: int,
+              with_total: bool = True) -> dict[str, Any]:
+        limit = self._int(q.get("limit", [None])[0], "limit", default)
+        after = self._int(q.get("after", [None])[0], "after", 0)
+        out: dict[str, Any] = {"results": items[after:after + limit]}
+        if with_total:
+            out["total"] = len(items)
+        if after + limit < len(items):
+            out["paging"] = {"next": {"after": str(after + limit), "link": None}}
+        return out
+
+    def seq_list(self, m: re.Match[str], q: dict[str, list[str]], body: Any, call: Call
+                 ) -> tuple[int, Any]:
+        self._need("automation.sequences.read")
+        self._user_id(q)
+        name = q.get("name", [None])[0]
+        seqs = [self._seq_lite(s) for s in self.sequences.values()
+                if name is None or name.lower() in s["name"].lower()]
+        return 200, self._page(seqs, q, 100)
+
+    def seq_get(self, m: re.Match[str], q: dict[str, list[str]], body: Any, call: Call
+                ) -> tuple[int, Any]:
+        self._need("automation.sequences.read")
+        self._user_id(q)
+        seq = self.sequences.get(m["sid"])
+        if seq is None:
+            raise HubSpotError(404, f"Sequence {m['sid']} not found", "OBJECT_NOT_FOUND")
+        return 200, self._seq_v4(seq)
+
+    def seq_enroll(self, m: re.Match[str], q: dict[str, list[str]], body: Any, call: Call
+                   ) -> tuple[int, Any]:
+        self._need("automation.sequences.enrollments.write")
+        user_id = self._user_id(q)
+        body = self._fields(body, ("contactId", "sequenceId", "senderEmail",
+                                   "senderAliasAddress"), "PublicSequenceEnrollmentRequest",
+                            ("contactId", "sequenceId", "senderEmail"))
+        if user_id not in self.seats:
+            raise HubSpotError(403, "Permission Denied: the user needs a Sales Hub or Service "
+                               "Hub Professional or Enterprise seat to enroll contacts.",
+                               "MISSING_SCOPES")
+        if self.seats[user_id] != body["senderEmail"]:
+            raise validation(f"User {user_id} has no connected inboxes for specified user "
+                             "email")
+        seq = self.sequences.get(str(body["sequenceId"]))
+        if seq is None:
+            raise HubSpotError(404, f"Sequence {body['sequenceId']} not found",
+                               "OBJECT_NOT_FOUND")
+        contact = self.get("contacts", body["contactId"])
+        if contact is None or contact.archived:
+            raise not_found(str(body["contactId"]))
+        if any(e["contactId"] == str(body["contactId"]) and e["active"]
+               for e in self.enrollments):
+            raise validation("Contact already enrolled in a sequence")
+        e = self._enroll(str(body["contactId"]), seq["id"], user_id, now_ms())
+        return 200, {k: e[k] for k in ("id", "toEmail", "enrolledAt", "updatedAt")}
+
+    def seq_enrollment(self, m: re.Match[str], q: dict[str, list[str]], body: Any, call: Call
+                       ) -> tuple[int, Any]:
+        self._need("automation.sequences.read")
+        current = [e for e in self.enrollments if e["contactId"] == m["cid"] and e["active"]]
+        if not current:
+            raise HubSpotError(404, f"Contact {m['cid']} is not enrolled in a sequence",
+                               "OBJECT_NOT_FOUND")
+        e = current[-1]
+        return 200, {k: e[k] for k in ("id", "toEmail", "enrolledAt", "updatedAt",
+                                       "sequenceId", "sequenceName", "enrolledBy",
+                                       "enrolledByEmail")}
+
+    # ---- 2026-09-beta: sequences and sales email templates (user-level tokens only) --------
+    def _user_level(self, *scopes: str) -> None:
+        assert self.caller is not None
+        if not self.caller.user_level:
+            raise HubSpotError(
+                403, "This endpoint requires user-level access and will not work for apps "
+                "with portal-level access (such as a private app).", "MISSING_SCOPES",
+                errors=[{"message": "One or more of the following scopes are required.",
+                         "context": {"requiredGranularScopes": list(scopes)}}],
+                links={"scopes": "https://developers.hubspot.com/scopes"})
+        self._need(*scopes)
+
+    def beta_seq_list(self, m: re.Match[str], q: dict[str, list[str]], body: Any, call: Call
+                      ) -> tuple[int, Any]:
+        self._user_level("automation.sequences.read")
+        if "userId" in q:
+            self._user_id(q)
+        name = q.get("name", [None])[0]
+        return 200, self._page([self._seq_lite(s) for s in self.sequences.values()
+                                if name is None or name.lower() in s["name"].lower()], q, 100)
+
+    def _beta_seq(self, sid: str) -> dict[str, Any]:
+        seq = self.sequences.get(sid)
+        if seq is None:
+            raise HubSpotError(404, f"Sequence {sid} not found", "OBJECT_NOT_FOUND")
+        return seq
+
+    def beta_seq_get(self, m: re.Match[str], q: dict[str, list[str]], body: Any, call: Call
+                     ) -> tuple[int, Any]:
+        self._user_level("automation.sequences.read")
+        return 200, json.loads(json.dumps(self._beta_seq(m["sid"])))
+
+    def _sequence_request(self, body: Any) -> Any:
+        body = self._fields(body, ("name", "settings", "steps", "dependencies", "dynamic",
+                                   "folderId", "userId"), "PublicSequenceRequest",
+                            ("name", "settings", "steps", "dependencies", "dynamic"))
+        if not isinstance(body["steps"], list) or not body["steps"]:
+            raise validation("A sequence needs at least one step")
+        for step in body["steps"]:
+            self._fields(step, ("actionType", "delayMillis", "stepOrder", "emailPattern",
+                                "taskPattern", "variants", "steps", "id"), "PublicSequenceStep",
+                         ("actionType", "delayMillis"))
+            if step["actionType"] not in ("ADAPTIVE_CONTAINER", "EMAIL", "FINISH_ENROLLMENT",
+                                          "TASK"):
+                raise validation(f"actionType {step['actionType']} is not valid")
+            for v in step.get("variants") or []:
+                self._fields(v, ("activated", "variantOrdinal", "emailPattern"),
+                             "PublicSequenceStepVariant", ("activated", "variantOrdinal",
+                                                           "emailPattern"))
+                tid = str(v["emailPattern"].get("templateId", ""))
+                if tid not in self.templates:
+                    raise validation(f"Template {tid} does not exist")
+            if step["actionType"] == "EMAIL":
+                tid = str((step.get("emailPattern") or {}).get("templateId", ""))
+                if tid not in self.templates:
+                    raise validation(f"Template {tid} does not exist")
+        return body
+
+    def _apply_sequence(self, seq: dict[str, Any], body: dict[str, Any]) -> None:
+        stamp = iso(now_ms())
+        seq.update({"name": body["name"], "dependencies": body["dependencies"],
+                    "dynamic": bool(body["dynamic"]), "updatedAt": stamp})
+        if isinstance(body["settings"], dict):
+            seq["settings"].update({k: v for k, v in body["settings"].items()
+                                    if k in seq["settings"] and k not in ("id", "createdAt")})
+        seq["steps"] = [self._step(i, {"actionType": s["actionType"],
+                                       "delayMillis": s["delayMillis"],
+                                       "templateId": (s.get("emailPattern") or {}).get(
+                                           "templateId", ""),
+                                       "variants": [{"templateId": v["emailPattern"][
+                                           "templateId"], "activated": v["activated"]}
+                                           for v in s.get("variants") or []]}, stamp)
+                        for i, s in enumerate(body["steps"])]
+
+    def beta_seq_create(self, m: re.Match[str], q: dict[str, list[str]], body: Any,
+                        call: Call) -> tuple[int, Any]:
+        self._user_level("automation.sequences.write")
+        body = self._sequence_request(body)
+        assert self.caller is not None
+        seq = self.add_sequence(body["name"], self.caller.user_id or 0, [])
+        self._apply_sequence(seq, body)
+        return 200, json.loads(json.dumps(seq))
+
+    def beta_seq_put(self, m: re.Match[str], q: dict[str, list[str]], body: Any, call: Call
+                     ) -> tuple[int, Any]:
+        self._user_level("automation.sequences.write")
+        seq = self._beta_seq(m["sid"])
+        self._apply_sequence(seq, self._sequence_request(body))
+        return 200, json.loads(json.dumps(seq))
+
+    def beta_seq_delete(self, m: re.Match[str], q: dict[str, list[str]], body: Any, call: Call
+                        ) -> tuple[int, Any]:
+        self._user_level("automation.sequences.write")
+        self._beta_seq(m["sid"])
+        active = [e for e in self.enrollments if e["sequenceId"] == m["sid"] and e["active"]]
+        if active and not self._bool(q, "overrideActiveEnrollment"):
+            raise validation(f"Sequence {m['sid']} has active enrollments")
+        del self.sequences[m["sid"]]
+        return 204, None
+
+    def beta_seq_performance(self, m: re.Match[str], q: dict[str, list[str]], body: Any,
+                             call: Call) -> tuple[int, Any]:
+        self._user_level("automation.sequences.read")
+        seq = self._beta_seq(m["sid"])
+        perf = self.sequence_performance.get(seq["id"], {})
+        return 200, {"sequenceId": seq["id"], "steps": [
+            {"stepOrder": s["stepOrder"], "actionType": s["actionType"],
+             **{k: perf.get(s["stepOrder"], {}).get(k, 0) for k in (
+                 "executionCount", "opened", "clicked", "replied", "meetingsBooked")}}
+            for s in seq["steps"]]}
+
+    def add_template(self, name: str, subject: str, body: str, template_id: int | str | None
+                     = None, folder_id: str = "1", owner_id: str = "7") -> dict[str, Any]:
+        """Seed a sales email template (timestamps are epoch ms, as the beta spec says)."""
+        with self.lock:
+            tid = str(template_id or self._new_id())
+            stamp = now_ms()
+            tpl = {"id": tid, "name": name, "subject": subject, "body": body,
+                   "folderId": folder_id, "ownerId": owner_id, "createdAt": stamp,
+                   "updatedAt": stamp}
+            self.templates[tid] = tpl
+            return tpl
+
+    def tpl_list(self, m: re.Match[str], q: dict[str, list[str]], body: Any, call: Call
+                 ) -> tuple[int, Any]:
+        self._user_level("sales-templates-public-read")
+        return 200, self._page(list(self.templates.values()), q, 20, with_total=False)
+
+    def tpl_folders(self, m: re.Match[str], q: dict[str, list[str]], body: Any, call: Call
+                    ) -> tuple[int, Any]:
+        self._user_level("sales-templates-public-read")
+        return 200, self._page(self.template_folders, q, 20, with_total=False)
+
+    def tpl_get(self, m: re.Match[str], q: dict[str, list[str]], body: Any, call: Call
+                ) -> tuple[int, Any]:
+        self._user_level("sales-templates-public-read")
+        tpl = self.templates.get(m["tid"])
+        if tpl is None:
+            raise HubSpotError(404, f"Template {m['tid']} not found", "OBJECT_NOT_FOUND")
+        return 200, dict(tpl)
+
+    def tpl_create(self, m: re.Match[str], q: dict[str, list[str]], body: Any, call: Call
+                   ) -> tuple[int, Any]:
+        self._user_level("sales-templates-public-write")
+        body = self._fields(body, ("body", "folderId", "name", "subject"), "PublicTemplateInput",
+                            ("body", "name"))
+        tpl = self.add_template(body["name"], body.get("subject", ""), body["body"],
+                                folder_id=body.get("folderId") or "1")
+        return 201, dict(tpl)
+
+    def tpl_update(self, m: re.Match[str], q: dict[str, list[str]], body: Any, call: Call
+                   ) -> tuple[int, Any]:
+        """PATCH needs all of body, folderId, name and subject (PublicTemplateUpdate)."""
+        self._user_level("sales-templates-public-write")
+        body = self._fields(body, ("body", "folderId", "name", "subject"),
+                            "PublicTemplateUpdate", ("body", "folderId", "name", "subject"))
+        tpl = self.templates.get(m["tid"])
+        if tpl is None:
+            raise HubSpotError(404, f"Template {m['tid']} not found", "OBJECT_NOT_FOUND")
+        tpl.update({k: body[k] for k in ("body", "folderId", "name", "subject")})
+        tpl["updatedAt"] = now_ms()
+        return 200, dict(tpl)
