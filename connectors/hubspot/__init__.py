@@ -43,6 +43,9 @@ class HubSpotConnector:
           for key, (name, *_) in writeback.DEAL_PROPERTIES.items()),
         WriteTarget("note", "note", NOTE, "one learnloop note per deal, edited in place when "
                     "its risk band or outcome changes"),
+        WriteTarget("template", "sequence", TEMPLATE, "an accepted playbook: the marketing "
+                    "email's draft (or an A/B variation) for its owner to publish; a sequence "
+                    "through the beta API with a user-level token, else a checklist"),
     )
     capabilities: ClassVar[frozenset[str]] = surfaces_of(targets)
     mapping_fields: ClassVar[tuple[MappingField, ...]] = MAPPING_FIELDS

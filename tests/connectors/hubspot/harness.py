@@ -93,6 +93,7 @@ class HubSpotHarness:
         self.emu = emulator()
         self.emu.reset()
         self.ids = seed(self.emu, n)
+        self.template_email: str | None = None
 
     def config(self) -> dict[str, Any]:
         return {"access_token": self.emu.token, "base_url": self.emu.base,
@@ -102,8 +103,14 @@ class HubSpotHarness:
         return {"segments": []}
 
     def targets(self, surface: str = FIELDS) -> list[str]:
+        """Deals for item surfaces; for templates a marketing email (a draft), seeded on
+        first use."""
         if surface == TEMPLATE:
-            raise ValueError("the HubSpot harness has no template target yet")
+            if self.template_email is None:
+                email = self.emu.add_marketing_email("Outbound Q1", "Saving time",
+                                                     "<p>Hello, we save you time.</p>")
+                self.template_email = str(email["id"])
+            return [f"marketing-email:{self.template_email}"]
         deals = self.ids["deals"]
         return [f"deal:{deals[0]}", f"deal:{deals[2]}", f"deal:{deals[-1]}"]
 
@@ -131,13 +138,30 @@ class HubSpotHarness:
                        if name.startswith("learnloop_insight") and value)
         if surface == NOTE:
             return len(self.notes(target))
+        if surface == TEMPLATE:
+            return len(self.learnloop_drafts(target))
         raise ValueError(f"the HubSpot harness does not count {surface}")
+
+    def learnloop_drafts(self, target: str) -> list[dict[str, Any]]:
+        """Drafts (of the email and of any A/B variation of it) learnloop wrote: their names
+        carry learnloop's version."""
+        eid = target.split(":")[1]
+        email = self.emu.marketing_emails[eid]
+        test = (email.get("testing") or {}).get("testId")
+        family = [eid] + [e["id"] for e in self.emu.marketing_emails.values()
+                          if test and e["id"] != eid
+                          and (e.get("testing") or {}).get("testId") == test]
+        return [d for d in (self.emu.email_drafts.get(i) for i in family)
+                if d is not None and "(learnloop v" in str(d.get("name"))]
 
     def read_back(self, target: str, surface: str) -> str:
         if surface == FIELDS:
             return str(self._deal(target).props.get("learnloop_insight"))
         if surface == NOTE:
             return " | ".join(str(n.props.get("hs_note_body")) for n in self.notes(target))
+        if surface == TEMPLATE:
+            return " | ".join(f"{d.get('name')}: {d.get('subject')}"
+                              for d in self.learnloop_drafts(target))
         raise ValueError(f"the HubSpot harness does not read {surface}")
 
     def unexpected(self) -> list[str]:

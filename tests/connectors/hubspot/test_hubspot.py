@@ -283,3 +283,67 @@ def test_end_to_end_sync_learn_write_back(engine: Engine) -> None:
 def test_hubspot_error_carries_status_and_wait() -> None:
     err = HubSpotError("x", 429, 3.0)
     assert err.retry_after == 3.0 and not err.permanent
+
+
+def _template(engine: Engine, external_id: str, name: str = "Outbound Q1") -> None:
+    from core.model import Connection, Template
+
+    with unit_of_work(engine) as s:
+        conn = s.scalars(select(Connection)).one()
+        s.add(Template(name=name, kind="sequence", connection_id=conn.id,
+                       external_id=external_id, body={"test": "seq1"}))
+
+
+def _accept(engine: Engine, key: str, selector: dict[str, Any], variant: str) -> None:
+    from core import policy
+
+    with unit_of_work(engine) as s:
+        prop = policy.propose(s, key=key, selector=selector, params={"variant": variant},
+                              hypothesis=f"variant {variant} gets 1.4x the replies (n=400)",
+                              evidence={"n": 400}, title=f"send {variant}")
+        assert prop is not None
+        policy.accept(s, prop.id, "owner@example.com", "ok")
+
+
+def test_an_accepted_playbook_updates_the_marketing_email_draft(engine: Engine) -> None:
+    h = HubSpotHarness(n=2)
+    main = h.emu.add_marketing_email("Outbound Q1", "Saving time", "<p>We save time.</p>")
+    winner = h.emu.add_marketing_email("Efficiency", "Cut costs by 20%",
+                                       "<p>Efficiency for finance teams.</p>")
+    _add(engine, h)
+    _template(engine, f"marketing-email:{main['id']}")
+    _accept(engine, "playbook:seq1:all", {}, str(winner["id"]))
+    assert runtime.deliver(engine).dead == 0
+    draft = h.emu.email_drafts[str(main["id"])]
+    assert draft["subject"] == "Cut costs by 20%"  # what the owner reviews, then publishes
+    assert "Efficiency for finance teams" in str(draft["content"])
+    assert "(learnloop v2: proposal #" in draft["name"] and "1.4x the replies" in draft["name"]
+    live = h.emu.marketing_emails[str(main["id"])]
+    assert live["subject"] == "Saving time" and not live["isPublished"]
+    _accept(engine, "playbook:seq1:industry=financial services",
+            {"industry": "financial services"}, str(winner["id"]))
+    assert runtime.deliver(engine).dead == 0
+    variants = [e for e in h.emu.marketing_emails.values()
+                if (e.get("testing") or {}).get("abStatus") == "variant"]
+    assert len(variants) == 1
+    vdraft = h.emu.email_drafts[variants[0]["id"]]
+    assert vdraft["subject"] == "Cut costs by 20%" and "financial services" in vdraft["name"]
+    assert h.emu.unexpected == []
+
+
+def test_a_sequence_playbook_is_a_checklist_with_a_private_app(engine: Engine) -> None:
+    from core.model import WriteIntent
+
+    h = HubSpotHarness(n=2)
+    _add(engine, h)
+    _template(engine, "sequence:77")
+    _accept(engine, "playbook:seq1:industry=financial services",
+            {"industry": "financial services"}, "efficiency")
+    runtime.deliver(engine)
+    with unit_of_work(engine) as s:
+        intent = s.scalars(select(WriteIntent).where(WriteIntent.surface == "template")).one()
+        assert intent.status == "checklist" and intent.checklist is not None
+        steps = list(intent.checklist)
+    assert any("In sequence 'Outbound Q1', for industry=financial services: use template "
+               "'efficiency'" in step for step in steps)
+    assert not h.emu.calls(prefix="/automation")  # nothing was tried on the API
