@@ -178,9 +178,11 @@ class Hub:
                 code = status_of(exc)
                 if code == 401 and self._oauth is not None and not refreshed:
                     refreshed = True
+                    name = self._name_of(fn)
                     self._oauth.refresh(self)
                     self._reset()
-                    fn = self._rebind(fn)
+                    if name:  # the generated API held the old token: the same method anew
+                        fn = getattr(self.api(name), fn.__name__)
                     continue
                 wait = self._wait(exc, code, attempt, kind)
                 if wait is None:
@@ -196,13 +198,10 @@ class Hub:
         data = raw.data
         return json.loads(data) if data else None
 
-    def _rebind(self, fn: Callable[..., T]) -> Callable[..., T]:
+    def _name_of(self, fn: Callable[..., Any]) -> str | None:
+        """The dotted name of the generated API `fn` is a method of, if it is one."""
         owner = getattr(fn, "__self__", None)
-        for name, api in list(self._apis.items()) + [("", None)]:
-            if api is owner:
-                self._apis.pop(name, None)
-                return getattr(self.api(name), fn.__name__)  # type: ignore[no-any-return]
-        return fn
+        return next((name for name, api in self._apis.items() if api is owner), None)
 
     def _pace(self) -> None:
         gap = 1.0 / self.config.search_per_second
@@ -224,15 +223,16 @@ class Hub:
             policy = str(body.get("policyName") or "").upper()
             if policy == "DAILY":
                 return None
-            told = retry_after(exc)
+            told: float | None = retry_after(exc)
             if told is None:
                 secondly = policy == "SECONDLY" or "secondly limit" in str(body.get("message"))
-                told = cfg.backoff_seconds * (1 if secondly else 10 if policy else 2 ** attempt)
+                told = float(cfg.backoff_seconds * (1 if secondly else 10 if policy
+                                                    else 2 ** attempt))
             return told if told <= cfg.max_wait_seconds else None
         if kind == CREATE:
             return None
         if (code is not None and code >= 500) or (code is None and is_transport(exc)):
-            return min(cfg.backoff_seconds * 2 ** attempt, cfg.max_wait_seconds)
+            return float(min(cfg.backoff_seconds * 2 ** attempt, cfg.max_wait_seconds))
         return None
 
     def explain(self, exc: BaseException, what: str) -> HubSpotError:

@@ -12,6 +12,7 @@ engagements are items of kind `enrollment`, enrolled in their sequence or templa
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -168,7 +169,7 @@ def deal_events(record: Mapping[str, Any], ext: str, chosen: Mapping[str, str],
     for name in ("planned_due", "planned_amount"):
         prop = chosen[name]
         hist = _history(record, prop)
-        for (_, old, _), (when, new, who) in zip(hist, hist[1:], strict=False):
+        for (_, old, _), (when, new, who) in itertools.pairwise(hist):
             before, after = _plan_value(name, old), _plan_value(name, new)
             if before == after:
                 continue

@@ -385,11 +385,8 @@ def pull(config: HubSpotConfig, mapping: Mapping[str, Any], cursor: Mapping[str,
                 batch = email_batch(reader, records, reader.associations("emails", "contacts", ids)
                                     if ids else {},
                                     reader.associations("emails", "deals", ids) if ids else {})
-            new_since = after_state.get("since")
-            if new_since is None:
-                new_since = since
-            else:
-                new_since = max(int(new_since), int(since or 0))  # never behind the watermark
+            reached = after_state.get("since")  # never behind the stored watermark
+            new_since = since if reached is None else max(int(reached), int(since or 0))
             batch.cursor = save(**{key: {"since": new_since, "pin": after_state.get("pin")}})
             yield batch
     if reconcile:

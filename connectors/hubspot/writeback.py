@@ -185,8 +185,8 @@ def _update(hub: Hub, batch_api: Any, otype: str,
             installed.append(True)
             try:
                 install(hub)
-            except HubSpotError as failed:
-                return [_failure(i, failed) for i, _, _ in part]
+            except HubSpotError as refused:
+                return [_failure(i, refused) for i, _, _ in part]
             return _update(hub, batch_api, otype, part, installed)
         if len(part) > 1 and exc.status in (400, 404):
             return [d for row in part for d in _update(hub, batch_api, otype, [row], installed)]

@@ -114,6 +114,7 @@ def test_incremental_sync_searches_from_the_watermark_with_a_lookback(engine: En
     assert h.emu.unexpected == []
 
 
+@pytest.mark.slow
 def test_windows_never_hit_the_wall_and_page_a_saturated_timestamp_by_id() -> None:
     h = HubSpotHarness(n=0)
     h.emu.search_per_second = None
