@@ -52,6 +52,10 @@ class Reader:
         self._lookups: m.Lookups | None = None
         self.contacts_read: set[str] = set()
         self.companies_read: set[str] = set()
+        # Contacts and companies referenced but not read yet: read 1,000 at a time (10 batch
+        # reads and one association read), not per page of deals; kept in the cursor.
+        self.pending_contacts: set[str] = set()
+        self.pending_companies: set[str] = set()
         self.objects = hub.api("crm.objects")
         self.assoc = hub.api("crm.associations.v4.batch_api")
 
@@ -244,8 +248,24 @@ def deal_batch(reader: Reader, records: list[dict[str, Any]],
                         for c in cos[:1]]
         refs_contacts.update(cs)
         refs_companies.update(cos[:1])
-    add_people(reader, batch, refs_contacts, refs_companies)
+    queue_people(reader, batch, refs_contacts, refs_companies)
     return batch
+
+
+PEOPLE_FLUSH = 1000
+
+
+def queue_people(reader: Reader, batch: Batch, contacts: set[str], companies: set[str],
+                 flush: bool = False) -> None:
+    """Remember the contacts and companies a batch references; read them into the batch once
+    1,000 are waiting (or when `flush`)."""
+    reader.pending_contacts |= contacts - reader.contacts_read
+    reader.pending_companies |= companies - reader.companies_read
+    waiting = len(reader.pending_contacts) + len(reader.pending_companies)
+    if waiting and (flush or waiting >= PEOPLE_FLUSH):
+        contacts, companies = reader.pending_contacts, reader.pending_companies
+        reader.pending_contacts, reader.pending_companies = set(), set()
+        add_people(reader, batch, contacts, companies)
 
 
 def add_people(reader: Reader, batch: Batch, contacts: set[str], companies: set[str],
@@ -307,7 +327,7 @@ def email_batch(reader: Reader, records: list[dict[str, Any]],
         batch.links += links
         batch.events += events
         refs.update(cs[:1])
-    add_people(reader, batch, refs, set())
+    queue_people(reader, batch, refs, set())
     return batch
 
 
@@ -330,9 +350,16 @@ def pull(config: HubSpotConfig, mapping: Mapping[str, Any], cursor: Mapping[str,
         cursor = {"deals": {"list": None}, "emails": {"list": None}, "reconciled_ms": now_ms}
     deal_props, deal_history = m.deal_properties(reader.mapping)
 
+    reader.pending_contacts = {str(c) for c in cursor.pop("pending_contacts", None) or []}
+    reader.pending_companies = {str(c) for c in cursor.pop("pending_companies", None) or []}
+
     def save(**changes: Any) -> dict[str, Any]:
         cursor.update(changes)
-        return {k: (dict(v) if isinstance(v, dict) else v) for k, v in cursor.items()}
+        out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in cursor.items()}
+        if reader.pending_contacts or reader.pending_companies:  # not read yet: on resume
+            out["pending_contacts"] = sorted(reader.pending_contacts)
+            out["pending_companies"] = sorted(reader.pending_companies)
+        return out
 
     for otype, key in (("deals", "deals"), ("emails", "emails")):
         state = dict(cursor.get(key) or {"since": None})
@@ -389,6 +416,11 @@ def pull(config: HubSpotConfig, mapping: Mapping[str, Any], cursor: Mapping[str,
             new_since = since if reached is None else max(int(reached), int(since or 0))
             batch.cursor = save(**{key: {"since": new_since, "pin": after_state.get("pin")}})
             yield batch
+    if reader.pending_contacts or reader.pending_companies:
+        batch = Batch()
+        queue_people(reader, batch, set(), set(), flush=True)
+        batch.cursor = save()
+        yield batch
     if reconcile:
         yield from reconcile_pull(reader, cursor, reconciled, started, save)
 
