@@ -407,6 +407,9 @@ class HubSpotEmulator:
             self.sequences: dict[str, dict[str, Any]] = {}
             self.sequence_performance: dict[str, dict[int, dict[str, int]]] = {}
             self.enrollments: list[dict[str, Any]] = []
+            # contact id -> its current enrollment, for seeding many without holding them
+            self.enrollment_source: Callable[[str], dict[str, Any] | None] | None = None
+            self.unlinked: set[tuple[str, int, str, int]] = set()
             self.templates: dict[str, dict[str, Any]] = {}
             self.template_folders: list[dict[str, Any]] = [
                 {"id": "1", "name": "Sales templates"}]
@@ -498,42 +501,55 @@ class HubSpotEmulator:
                       make: Callable[[int], tuple[dict[str, Any], int,
                                                   dict[str, list[tuple[Any, int]]],
                                                   dict[str, list[int]]]],
-                      first_id: int | None = None) -> range:
-        """Seed `count` records lazily: record i is `make(i)` -> (properties, modified ms,
-        history, associations {to_type: [ids]}), built when first read. Returns the ids."""
+                      first_id: int | None = None,
+                      modified: Callable[[int], int] | None = None) -> range:
+        """Seed `count` records lazily. Record i (id `first_id + i`) is `make(i)` ->
+        (properties, modified ms, history {name: [(value, when)]}, associations
+        {to_type: [ids]}), rebuilt on every read and kept only once written. Only the
+        modified dates are held (8 bytes a record); `modified(i)` gives them without calling
+        `make` at seeding time. Associations are not mirrored: the other type's `make` must
+        list them too (as HubSpot answers both directions)."""
         from array import array
 
         with self.lock:
             start = first_id if first_id is not None else self.next_id + 1
             ids = range(start, start + count)
             self.next_id = max(self.next_id, ids[-1]) if count else self.next_id
-            mods = array("q", (make(i)[1] for i in range(count)))
+            mod = modified or (lambda i: make(i)[1])
+            self.generated_modified[object_type] = array("q", (mod(i) for i in range(count)))
             self.generated[object_type] = (start, count, make)
-            self.generated_modified[object_type] = mods
             self._changed()
             return ids
 
-    def _materialise(self, object_type: str, object_id: int) -> Record | None:
+    def _generated_index(self, object_type: str, object_id: int) -> int | None:
         gen = self.generated.get(object_type)
         if gen is None:
             return None
-        start, count, make = gen
-        i = object_id - start
-        if not 0 <= i < count:
+        i = object_id - gen[0]
+        return i if 0 <= i < gen[1] else None
+
+    def _materialise(self, object_type: str, object_id: int) -> Record | None:
+        i = self._generated_index(object_type, object_id)
+        if i is None:
             return None
-        props, modified, history, assocs = make(i)
+        props, _, history, _ = self.generated[object_type][2](i)
+        modified = int(self.generated_modified[object_type][i])
+        created = min([modified] + [to_ms(w) for changes in (history or {}).values()
+                                    for _, w in changes])
         rec = Record(object_id, {k: None if v is None else str(v) for k, v in props.items()},
-                     modified, modified)
+                     created, modified)
         for name, changes in (history or {}).items():
             rec.history[name] = [(None if v is None else str(v), to_ms(w), "CRM_UI")
                                  for v, w in changes]
+            if changes and name not in rec.props:
+                rec.props[name] = rec.history[name][-1][0]
         for name, value in rec.props.items():
-            rec.history.setdefault(name, [(value, modified, "CRM_UI")])
-        for to_type, to_ids in (assocs or {}).items():
-            for to_id in to_ids:
-                self._link(object_type, object_id, to_type, int(to_id))
-        self.records[object_type][object_id] = rec
+            rec.history.setdefault(name, [(value, created, "CRM_UI")])
         return rec
+
+    def _persist(self, object_type: str, rec: Record) -> None:
+        """A written generated record is kept from then on (writes must stick)."""
+        self.records[object_type].setdefault(rec.id, rec)
 
     def get(self, object_type: str, object_id: int | str) -> Record | None:
         """The record (archived ones too), or None."""
@@ -577,6 +593,7 @@ class HubSpotEmulator:
                 rec = self.get(object_type, oid)
                 if rec is not None:
                     rec.modified = ms
+                    self._persist(object_type, rec)
             self._changed()
 
     def associate(self, from_type: str, from_id: int | str, to_type: str, to_id: int | str,
@@ -596,9 +613,19 @@ class HubSpotEmulator:
                 specs.append(spec)
 
     def _links(self, object_type: str, oid: int, to_type: str) -> dict[int, list[Any]]:
-        if (object_type, oid) not in self.assoc and object_type in self.generated:
-            self.get(object_type, oid)  # materialise to load its seeded associations
-        return self.assoc.get((object_type, oid), {}).get(to_type, {})
+        links = self.assoc.get((object_type, oid), {}).get(to_type, {})
+        i = self._generated_index(object_type, oid)
+        if i is None:
+            return links
+        seeded = (self.generated[object_type][2](i)[3] or {}).get(to_type, [])
+        if not seeded:
+            return links
+        spec = ("HUBSPOT_DEFINED", ASSOCIATION_TYPES[(object_type, to_type)], None)
+        merged: dict[int, list[Any]] = {int(x): [spec] for x in seeded
+                                        if (object_type, oid, to_type, int(x))
+                                        not in self.unlinked}
+        merged.update(links)
+        return merged
 
     def add_owner(self, owner_id: int | str, email: str, first: str = "", last: str = "",
                   user_id: int | None = None, archived: bool = False) -> dict[str, Any]:
@@ -1168,6 +1195,8 @@ class HubSpotEmulator:
                 rec.history.setdefault(name, []).append((value, stamp, "INTEGRATION"))
             rec.props[name] = value
         rec.modified = stamp
+        if rec.id in self.records[t] or self._generated_index(t, rec.id) is not None:
+            self._persist(t, rec)
         self._changed()
         return None
 
@@ -1310,6 +1339,7 @@ class HubSpotEmulator:
     def _archive(self, t: str, rec: Record) -> None:
         rec.archived = True
         rec.archived_at = now_ms()
+        self._persist(t, rec)
         self._changed()
 
     def archive_object(self, m: re.Match[str], q: dict[str, list[str]], body: Any, call: Call
@@ -1932,6 +1962,7 @@ class HubSpotEmulator:
         a, b = int(m["id"]), int(m["toid"])
         self.assoc.get((t, a), {}).get(to_t, {}).pop(b, None)
         self.assoc.get((to_t, b), {}).get(t, {}).pop(a, None)
+        self.unlinked.update({(t, a, to_t, b), (to_t, b, t, a)})
         self._changed()
         return 204, None
 
@@ -2462,8 +2493,11 @@ class HubSpotEmulator:
         contact = self.get("contacts", body["contactId"])
         if contact is None or contact.archived:
             raise not_found(str(body["contactId"]))
+        seeded = self.enrollment_source(str(body["contactId"])) \
+            if self.enrollment_source is not None else None
         if any(e["contactId"] == str(body["contactId"]) and e["active"]
-               for e in self.enrollments):
+               for e in self.enrollments) or (seeded is not None and not any(
+                   e["contactId"] == str(body["contactId"]) for e in self.enrollments)):
             raise validation("Contact already enrolled in a sequence")
         e = self._enroll(str(body["contactId"]), seq["id"], user_id, now_ms())
         return 200, {k: e[k] for k in ("id", "toEmail", "enrolledAt", "updatedAt")}
@@ -2472,6 +2506,10 @@ class HubSpotEmulator:
                        ) -> tuple[int, Any]:
         self._need("automation.sequences.read")
         current = [e for e in self.enrollments if e["contactId"] == m["cid"] and e["active"]]
+        if not current and self.enrollment_source is not None and \
+                not any(e["contactId"] == m["cid"] for e in self.enrollments):
+            seeded = self.enrollment_source(m["cid"])
+            current = [seeded] if seeded else []
         if not current:
             raise HubSpotError(404, f"Contact {m['cid']} is not enrolled in a sequence",
                                "OBJECT_NOT_FOUND")
