@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 import json
 import re
 import threading
@@ -365,6 +366,19 @@ GROUPS = {"deals": ["dealinformation"], "contacts": ["contactinformation"],
 Route = tuple[str, re.Pattern[str], frozenset[str], Callable[..., tuple[int, Any]]]
 
 
+class _Server(ThreadingHTTPServer):
+    """Keep-alive connections a client drops are not errors worth a traceback."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError,
+                                               TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 class HubSpotEmulator:
     """State, seeding API, fault controls and the HTTP server."""
 
@@ -420,6 +434,9 @@ class HubSpotEmulator:
             self.unexpected: list[str] = []
             self.search_log: list[float] = []
             self.search_per_second: int | None = 5
+            # HubSpot's front end answers 414 to over-long URIs (too many `properties=`); its
+            # exact limit is not documented, so this one is a knob.
+            self.max_url_length = 8000
             self.query_cache: dict[Any, list[int]] = {}
             self.version = 0
             self.reset_faults()
@@ -517,7 +534,8 @@ class HubSpotEmulator:
             self.next_id = max(self.next_id, ids[-1]) if count else self.next_id
             mod = modified or (lambda i: make(i)[1])
             self.generated_modified[object_type] = array("q", (mod(i) for i in range(count)))
-            self.generated[object_type] = (start, count, make)
+            # A page reads each record a few times (properties, then each association type).
+            self.generated[object_type] = (start, count, functools.lru_cache(maxsize=2048)(make))
             self._changed()
             return ids
 
@@ -704,6 +722,16 @@ class HubSpotEmulator:
 
             def _handle(self, method: str) -> None:
                 parts = urlsplit(self.path)
+                if len(self.path) > emulator.max_url_length:
+                    with emulator.lock:
+                        emulator.requests.append(Call(method, parts.path, "", 414))
+                    data = b"<html><body><h1>414 Request-URI Too Large</h1></body></html>"
+                    self.send_response(414)
+                    self.send_header("Content-Type", "text/html")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 call = Call(method, parts.path, parts.query)
@@ -755,8 +783,7 @@ class HubSpotEmulator:
             def do_DELETE(self) -> None:
                 self._handle("DELETE")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
         return self.base
