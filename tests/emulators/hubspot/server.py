@@ -36,17 +36,39 @@ What is emulated (paths exactly as the client sends them):
   207), ``batch/associate/default``; and v3 ``associations=`` on object reads. Default type ids
   are HubSpot's (``ASSOCIATION_TYPES``).
 - Pipelines with stages (and ``/audit``), owners (``/crm/v3/owners/``, trailing slash).
-- Marketing emails v3, sequences v4, ``2026-09-beta`` sequences and sales-email templates,
-  see the sections of the class below.
+- Email engagements carry ``hs_sequence_id``, ``hs_email_open_count``, ``hs_email_click_count``,
+  ``hs_email_reply_count`` and ``hs_email_thread_id`` (seen read from real portals) and
+  ``hs_sequence_step_order`` / ``hs_template_id`` (NOT verified on HubSpot: clients must treat
+  them as optional).
+- Marketing emails v3 (``content`` scope): list/get (``includeStats``), create 201, PATCH 200,
+  ``PATCH /{id}/draft`` (a draft copied from the live email, then patched; live untouched),
+  ``GET /{id}/draft``, ``POST /{id}/draft/reset`` 204, revisions, clone, A/B
+  ``create-variation`` 201 (drafts only; the original becomes the master, ``DRAFT_AB``), and
+  ``POST /{id}/publish`` 204 only with ``marketing-email``/``transactional-email`` AND
+  ``emu.enterprise = True`` (Marketing Hub Enterprise), else 403. Seed: ``add_marketing_email``.
+- Sequences v4 through ``api_request`` (``automation.sequences.read``,
+  ``automation.sequences.enrollments.write``; ``userId`` required): list, get (steps with
+  ``emailPattern.templateId``), enroll (the user needs a seat and its connected inbox as
+  ``senderEmail``: ``add_seat(user_id, inbox)``; one active enrollment per contact), and
+  ``enrollments/contact/{id}``. Seed: ``add_sequence``, ``add_enrollment``, or
+  ``enrollment_source`` (contact id -> enrollment, for many).
+- ``2026-09-beta`` (user-level tokens only; a private-app token gets 403 saying so): sequences
+  list/get/create/PUT (full ``PublicSequenceRequest``: name, settings, steps, dependencies,
+  dynamic; step ``variants``)/DELETE/performance, and sales email templates list/get/create 201/
+  PATCH (all of body, folderId, name, subject)/folders. Seed: ``add_template``.
+- 414 for a request line longer than ``max_url_length`` (8000; HubSpot's is undocumented).
+- ``portal.seed_portal(emu, deals=100_000)`` seeds a whole lazily generated sales portal
+  (contacts, companies, 300,000 emails, sequences, enrollments) in about 2 s holding ~4 MB.
 
 Seeding (no HTTP, no auth): ``add(type, properties, id=None, created=None, modified=None,
 history=None)`` returns a ``Record``; ``history={"dealstage": [(value, when), ...]}`` (oldest
 first; ``when`` a datetime or epoch ms); ``associate(from_type, from_id, to_type, to_id)``
 (both directions, HubSpot's default type ids); ``set_modified(type, ids, when)`` gives many
-records one timestamp; ``add_owner``, ``add_pipeline``, ``define_property``;
+records one timestamp; ``add_owner``, ``add_pipeline``, ``define_property``,
+``rename_property`` (a property renamed under a connector: writes to the old name 400);
 ``add_generated(type, count, make)`` seeds ``count`` records lazily (``make(i)`` returns
 ``(properties, modified_ms, history, associations)``; only the modified date is held per
-record until one is written or read).
+record, until it is written).
 
 Request log: ``requests`` (``Call(method, path, query, status, records)``, records = results
 returned or inputs sent), ``calls(method, path_prefix)``, and ``requests_per_1000(n)``.
