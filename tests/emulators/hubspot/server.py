@@ -36,17 +36,39 @@ What is emulated (paths exactly as the client sends them):
   207), ``batch/associate/default``; and v3 ``associations=`` on object reads. Default type ids
   are HubSpot's (``ASSOCIATION_TYPES``).
 - Pipelines with stages (and ``/audit``), owners (``/crm/v3/owners/``, trailing slash).
-- Marketing emails v3, sequences v4, ``2026-09-beta`` sequences and sales-email templates,
-  see the sections of the class below.
+- Email engagements carry ``hs_sequence_id``, ``hs_email_open_count``, ``hs_email_click_count``,
+  ``hs_email_reply_count`` and ``hs_email_thread_id`` (seen read from real portals) and
+  ``hs_sequence_step_order`` / ``hs_template_id`` (NOT verified on HubSpot: clients must treat
+  them as optional).
+- Marketing emails v3 (``content`` scope): list/get (``includeStats``), create 201, PATCH 200,
+  ``PATCH /{id}/draft`` (a draft copied from the live email, then patched; live untouched),
+  ``GET /{id}/draft``, ``POST /{id}/draft/reset`` 204, revisions, clone, A/B
+  ``create-variation`` 201 (drafts only; the original becomes the master, ``DRAFT_AB``), and
+  ``POST /{id}/publish`` 204 only with ``marketing-email``/``transactional-email`` AND
+  ``emu.enterprise = True`` (Marketing Hub Enterprise), else 403. Seed: ``add_marketing_email``.
+- Sequences v4 through ``api_request`` (``automation.sequences.read``,
+  ``automation.sequences.enrollments.write``; ``userId`` required): list, get (steps with
+  ``emailPattern.templateId``), enroll (the user needs a seat and its connected inbox as
+  ``senderEmail``: ``add_seat(user_id, inbox)``; one active enrollment per contact), and
+  ``enrollments/contact/{id}``. Seed: ``add_sequence``, ``add_enrollment``, or
+  ``enrollment_source`` (contact id -> enrollment, for many).
+- ``2026-09-beta`` (user-level tokens only; a private-app token gets 403 saying so): sequences
+  list/get/create/PUT (full ``PublicSequenceRequest``: name, settings, steps, dependencies,
+  dynamic; step ``variants``)/DELETE/performance, and sales email templates list/get/create 201/
+  PATCH (all of body, folderId, name, subject)/folders. Seed: ``add_template``.
+- 414 for a request line longer than ``max_url_length`` (8000; HubSpot's is undocumented).
+- ``portal.seed_portal(emu, deals=100_000)`` seeds a whole lazily generated sales portal
+  (contacts, companies, 300,000 emails, sequences, enrollments) in about 2 s holding ~4 MB.
 
 Seeding (no HTTP, no auth): ``add(type, properties, id=None, created=None, modified=None,
 history=None)`` returns a ``Record``; ``history={"dealstage": [(value, when), ...]}`` (oldest
 first; ``when`` a datetime or epoch ms); ``associate(from_type, from_id, to_type, to_id)``
 (both directions, HubSpot's default type ids); ``set_modified(type, ids, when)`` gives many
-records one timestamp; ``add_owner``, ``add_pipeline``, ``define_property``;
+records one timestamp; ``add_owner``, ``add_pipeline``, ``define_property``,
+``rename_property`` (a property renamed under a connector: writes to the old name 400);
 ``add_generated(type, count, make)`` seeds ``count`` records lazily (``make(i)`` returns
 ``(properties, modified_ms, history, associations)``; only the modified date is held per
-record until one is written or read).
+record, until it is written).
 
 Request log: ``requests`` (``Call(method, path, query, status, records)``, records = results
 returned or inputs sent), ``calls(method, path_prefix)``, and ``requests_per_1000(n)``.
@@ -64,6 +86,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 import json
 import re
 import threading
@@ -365,6 +388,19 @@ GROUPS = {"deals": ["dealinformation"], "contacts": ["contactinformation"],
 Route = tuple[str, re.Pattern[str], frozenset[str], Callable[..., tuple[int, Any]]]
 
 
+class _Server(ThreadingHTTPServer):
+    """Keep-alive connections a client drops are not errors worth a traceback."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError,
+                                               TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 class HubSpotEmulator:
     """State, seeding API, fault controls and the HTTP server."""
 
@@ -407,6 +443,9 @@ class HubSpotEmulator:
             self.sequences: dict[str, dict[str, Any]] = {}
             self.sequence_performance: dict[str, dict[int, dict[str, int]]] = {}
             self.enrollments: list[dict[str, Any]] = []
+            # contact id -> its current enrollment, for seeding many without holding them
+            self.enrollment_source: Callable[[str], dict[str, Any] | None] | None = None
+            self.unlinked: set[tuple[str, int, str, int]] = set()
             self.templates: dict[str, dict[str, Any]] = {}
             self.template_folders: list[dict[str, Any]] = [
                 {"id": "1", "name": "Sales templates"}]
@@ -417,6 +456,9 @@ class HubSpotEmulator:
             self.unexpected: list[str] = []
             self.search_log: list[float] = []
             self.search_per_second: int | None = 5
+            # HubSpot's front end answers 414 to over-long URIs (too many `properties=`); its
+            # exact limit is not documented, so this one is a knob.
+            self.max_url_length = 8000
             self.query_cache: dict[Any, list[int]] = {}
             self.version = 0
             self.reset_faults()
@@ -498,42 +540,56 @@ class HubSpotEmulator:
                       make: Callable[[int], tuple[dict[str, Any], int,
                                                   dict[str, list[tuple[Any, int]]],
                                                   dict[str, list[int]]]],
-                      first_id: int | None = None) -> range:
-        """Seed `count` records lazily: record i is `make(i)` -> (properties, modified ms,
-        history, associations {to_type: [ids]}), built when first read. Returns the ids."""
+                      first_id: int | None = None,
+                      modified: Callable[[int], int] | None = None) -> range:
+        """Seed `count` records lazily. Record i (id `first_id + i`) is `make(i)` ->
+        (properties, modified ms, history {name: [(value, when)]}, associations
+        {to_type: [ids]}), rebuilt on every read and kept only once written. Only the
+        modified dates are held (8 bytes a record); `modified(i)` gives them without calling
+        `make` at seeding time. Associations are not mirrored: the other type's `make` must
+        list them too (as HubSpot answers both directions)."""
         from array import array
 
         with self.lock:
             start = first_id if first_id is not None else self.next_id + 1
             ids = range(start, start + count)
             self.next_id = max(self.next_id, ids[-1]) if count else self.next_id
-            mods = array("q", (make(i)[1] for i in range(count)))
-            self.generated[object_type] = (start, count, make)
-            self.generated_modified[object_type] = mods
+            mod = modified or (lambda i: make(i)[1])
+            self.generated_modified[object_type] = array("q", (mod(i) for i in range(count)))
+            # A page reads each record a few times (properties, then each association type).
+            self.generated[object_type] = (start, count, functools.lru_cache(maxsize=2048)(make))
             self._changed()
             return ids
 
-    def _materialise(self, object_type: str, object_id: int) -> Record | None:
+    def _generated_index(self, object_type: str, object_id: int) -> int | None:
         gen = self.generated.get(object_type)
         if gen is None:
             return None
-        start, count, make = gen
-        i = object_id - start
-        if not 0 <= i < count:
+        i = object_id - gen[0]
+        return i if 0 <= i < gen[1] else None
+
+    def _materialise(self, object_type: str, object_id: int) -> Record | None:
+        i = self._generated_index(object_type, object_id)
+        if i is None:
             return None
-        props, modified, history, assocs = make(i)
+        props, _, history, _ = self.generated[object_type][2](i)
+        modified = int(self.generated_modified[object_type][i])
+        created = min([modified] + [to_ms(w) for changes in (history or {}).values()
+                                    for _, w in changes])
         rec = Record(object_id, {k: None if v is None else str(v) for k, v in props.items()},
-                     modified, modified)
+                     created, modified)
         for name, changes in (history or {}).items():
             rec.history[name] = [(None if v is None else str(v), to_ms(w), "CRM_UI")
                                  for v, w in changes]
+            if changes and name not in rec.props:
+                rec.props[name] = rec.history[name][-1][0]
         for name, value in rec.props.items():
-            rec.history.setdefault(name, [(value, modified, "CRM_UI")])
-        for to_type, to_ids in (assocs or {}).items():
-            for to_id in to_ids:
-                self._link(object_type, object_id, to_type, int(to_id))
-        self.records[object_type][object_id] = rec
+            rec.history.setdefault(name, [(value, created, "CRM_UI")])
         return rec
+
+    def _persist(self, object_type: str, rec: Record) -> None:
+        """A written generated record is kept from then on (writes must stick)."""
+        self.records[object_type].setdefault(rec.id, rec)
 
     def get(self, object_type: str, object_id: int | str) -> Record | None:
         """The record (archived ones too), or None."""
@@ -577,6 +633,7 @@ class HubSpotEmulator:
                 rec = self.get(object_type, oid)
                 if rec is not None:
                     rec.modified = ms
+                    self._persist(object_type, rec)
             self._changed()
 
     def associate(self, from_type: str, from_id: int | str, to_type: str, to_id: int | str,
@@ -596,9 +653,19 @@ class HubSpotEmulator:
                 specs.append(spec)
 
     def _links(self, object_type: str, oid: int, to_type: str) -> dict[int, list[Any]]:
-        if (object_type, oid) not in self.assoc and object_type in self.generated:
-            self.get(object_type, oid)  # materialise to load its seeded associations
-        return self.assoc.get((object_type, oid), {}).get(to_type, {})
+        links = self.assoc.get((object_type, oid), {}).get(to_type, {})
+        i = self._generated_index(object_type, oid)
+        if i is None:
+            return links
+        seeded = (self.generated[object_type][2](i)[3] or {}).get(to_type, [])
+        if not seeded:
+            return links
+        spec = ("HUBSPOT_DEFINED", ASSOCIATION_TYPES[(object_type, to_type)], None)
+        merged: dict[int, list[Any]] = {int(x): [spec] for x in seeded
+                                        if (object_type, oid, to_type, int(x))
+                                        not in self.unlinked}
+        merged.update(links)
+        return merged
 
     def add_owner(self, owner_id: int | str, email: str, first: str = "", last: str = "",
                   user_id: int | None = None, archived: bool = False) -> dict[str, Any]:
@@ -677,6 +744,16 @@ class HubSpotEmulator:
 
             def _handle(self, method: str) -> None:
                 parts = urlsplit(self.path)
+                if len(self.path) > emulator.max_url_length:
+                    with emulator.lock:
+                        emulator.requests.append(Call(method, parts.path, "", 414))
+                    data = b"<html><body><h1>414 Request-URI Too Large</h1></body></html>"
+                    self.send_response(414)
+                    self.send_header("Content-Type", "text/html")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 call = Call(method, parts.path, parts.query)
@@ -728,8 +805,7 @@ class HubSpotEmulator:
             def do_DELETE(self) -> None:
                 self._handle("DELETE")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
         return self.base
@@ -1168,6 +1244,8 @@ class HubSpotEmulator:
                 rec.history.setdefault(name, []).append((value, stamp, "INTEGRATION"))
             rec.props[name] = value
         rec.modified = stamp
+        if rec.id in self.records[t] or self._generated_index(t, rec.id) is not None:
+            self._persist(t, rec)
         self._changed()
         return None
 
@@ -1310,6 +1388,7 @@ class HubSpotEmulator:
     def _archive(self, t: str, rec: Record) -> None:
         rec.archived = True
         rec.archived_at = now_ms()
+        self._persist(t, rec)
         self._changed()
 
     def archive_object(self, m: re.Match[str], q: dict[str, list[str]], body: Any, call: Call
@@ -1932,6 +2011,7 @@ class HubSpotEmulator:
         a, b = int(m["id"]), int(m["toid"])
         self.assoc.get((t, a), {}).get(to_t, {}).pop(b, None)
         self.assoc.get((to_t, b), {}).get(t, {}).pop(a, None)
+        self.unlinked.update({(t, a, to_t, b), (to_t, b, t, a)})
         self._changed()
         return 204, None
 
@@ -2462,8 +2542,11 @@ class HubSpotEmulator:
         contact = self.get("contacts", body["contactId"])
         if contact is None or contact.archived:
             raise not_found(str(body["contactId"]))
+        seeded = self.enrollment_source(str(body["contactId"])) \
+            if self.enrollment_source is not None else None
         if any(e["contactId"] == str(body["contactId"]) and e["active"]
-               for e in self.enrollments):
+               for e in self.enrollments) or (seeded is not None and not any(
+                   e["contactId"] == str(body["contactId"]) for e in self.enrollments)):
             raise validation("Contact already enrolled in a sequence")
         e = self._enroll(str(body["contactId"]), seq["id"], user_id, now_ms())
         return 200, {k: e[k] for k in ("id", "toEmail", "enrolledAt", "updatedAt")}
@@ -2472,6 +2555,10 @@ class HubSpotEmulator:
                        ) -> tuple[int, Any]:
         self._need("automation.sequences.read")
         current = [e for e in self.enrollments if e["contactId"] == m["cid"] and e["active"]]
+        if not current and self.enrollment_source is not None and \
+                not any(e["contactId"] == m["cid"] for e in self.enrollments):
+            seeded = self.enrollment_source(m["cid"])
+            current = [seeded] if seeded else []
         if not current:
             raise HubSpotError(404, f"Contact {m['cid']} is not enrolled in a sequence",
                                "OBJECT_NOT_FOUND")

@@ -132,7 +132,11 @@ def status_of(call: Callable[[], Any]) -> tuple[int, dict[str, Any]]:
     except Exception as e:  # each generated package has its own ApiException
         status = getattr(e, "status", None)
         assert status is not None, f"not an ApiException: {e!r}"
-        return status, json.loads(getattr(e, "body", "") or "{}")
+        text = getattr(e, "body", "") or "{}"
+        try:
+            return status, json.loads(text)
+        except ValueError:
+            return status, {"text": text}
     raise AssertionError("the call succeeded")
 
 
@@ -725,9 +729,52 @@ def test_generated_records_are_read_lazily(emu: HubSpotEmulator) -> None:
     emu.add("contacts", {"email": "c@x.test"}, id=1)
     got = client(emu).crm.deals.basic_api.get_by_id(str(ids[500]), properties=["amount"],
                                                     associations=["contacts"])
-    assert got.properties["amount"] == "500" and made == [500]
+    assert got.properties["amount"] == "500" and set(made) == {500}
     assert got.associations["contacts"].results[0].id == "1"
+    assert emu.records["deals"] == {}  # read, not held
+    client(emu).crm.deals.basic_api.update(str(ids[7]), {"properties": {"amount": "1"}})
+    assert list(emu.records["deals"]) == [ids[7]]  # written: kept from then on
+    assert emu.get("deals", ids[7]).props["amount"] == "1"  # type: ignore[union-attr]
 
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_generated_portal_is_consistent_both_ways(emu: HubSpotEmulator) -> None:
+    from hubspot.crm.deals import PublicObjectSearchRequest
+
+    from tests.emulators.hubspot.portal import CONTACT0, DEAL0, EMAIL0, seed_portal
+
+    portal = seed_portal(emu, deals=20_000, emails_per_deal=3)
+    emu.search_per_second = None
+    api = client(emu)
+    deal = api.crm.deals.basic_api.get_by_id(str(DEAL0 + 42), properties=["dealname"],
+                                             properties_with_history=["dealstage", "closedate"],
+                                             associations=["contacts", "companies", "emails"])
+    assert deal.associations["contacts"].results[0].id == str(CONTACT0 + 42)
+    assert [a.id for a in deal.associations["emails"].results] == [
+        str(EMAIL0 + 126 + k) for k in range(3)]
+    contact = api.crm.contacts.basic_api.get_by_id(str(CONTACT0 + 42), associations=["deals"])
+    assert contact.associations["deals"].results[0].id == str(DEAL0 + 42)
+    company = deal.associations["companies"].results[0].id
+    members = api.crm.associations.v4.basic_api.get_page("companies", company, "deals")
+    assert str(DEAL0 + 42) in {str(r.to_object_id) for r in members.results}
+    email = api.crm.objects.emails.basic_api.get_by_id(str(EMAIL0 + 126), properties=[
+        "hs_sequence_id", "hs_template_id", "hs_email_text"])
+    assert email.properties["hs_sequence_id"] == portal.sequence_of(42)["id"]
+    tied = api.crm.deals.search_api.do_search(public_object_search_request=(
+        PublicObjectSearchRequest(filter_groups=[{"filters": [
+            {"propertyName": "hs_lastmodifieddate", "operator": "EQ",
+             "value": str(portal.bulk_modified)}]}], limit=1)))
+    assert tied.total == len([i for i in range(20_000) if i % 7 == 3])
+    r = raw(api, emu, "GET", f"/automation/v4/sequences/enrollments/contact/{CONTACT0 + 42}")
+    assert r.status_code == 200 and r.json()["sequenceId"] == portal.sequence_of(42)["id"]
+    assert emu.records["deals"] == {} and emu.unexpected == []
+
+
+def test_an_over_long_uri_is_414(emu: HubSpotEmulator) -> None:
+    names = [f"custom_property_number_{i}" for i in range(400)]
+    status, _ = status_of(lambda: client(emu).crm.deals.basic_api.get_page(properties=names))
+    assert status == 414
+    assert client(emu).crm.deals.basic_api.get_page(properties=names[:50]).results == []
