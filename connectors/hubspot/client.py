@@ -151,7 +151,7 @@ class Hub:
 
     # -- calling ------------------------------------------------------------------------
     def call(self, what: str, fn: Callable[..., T], *args: Any, kind: str = READ,
-             **kwargs: Any) -> T:
+             timeout: bool = True, **kwargs: Any) -> T:
         """`fn(*args, **kwargs)` with HubSpot's limits respected and its failures retried.
 
         Args:
@@ -164,8 +164,9 @@ class Hub:
         Raises:
             HubSpotError: when HubSpot refused the call, or retries ran out.
         """
-        kwargs.setdefault("_request_timeout", (min(10.0, self.config.timeout_seconds),
-                                               self.config.timeout_seconds))
+        if timeout:  # a generated API method: its own timeout argument
+            kwargs.setdefault("_request_timeout", (min(10.0, self.config.timeout_seconds),
+                                                   self.config.timeout_seconds))
         attempt = 0
         refreshed = False
         while True:
@@ -296,7 +297,7 @@ class Hub:
                 raise RequestFailed(response)
             return response.json() if response.content else None
 
-        return self.call(what, send, kind=kind, _request_timeout=None)
+        return self.call(what, send, kind=kind, timeout=False)
 
 
 class RequestFailed(Exception):

@@ -10,7 +10,7 @@ against unedited sends.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from connectors.hubspot import mapping as m
@@ -18,14 +18,12 @@ from connectors.hubspot.config import HubSpotConfig
 from core.contract import EnrollmentRecord, EventRecord, ItemRecord, LinkRecord
 
 OUTGOING = ("EMAIL", "FORWARDED_EMAIL")
-SEQUENCE = ("hs_sequence_id", "hs_sequence_name")
-STEP = "hs_sequence_step_order"
-TEMPLATE = ("hs_email_template_id", "hs_email_template_name")
-VARIATION = "hs_email_ab_variation"
-TEMPLATE_BODY = "hs_email_template_body"
-OPENED, REPLIED, MEETING = "hs_email_open_count", "hs_email_reply_count", "hs_meeting_booked"
-ENROLLMENT_PROPERTIES = (*SEQUENCE, STEP, *TEMPLATE, VARIATION, TEMPLATE_BODY, OPENED,
-                         REPLIED, MEETING)
+SEQUENCE = "hs_sequence_id"
+STEP = "hs_sequence_step_order"  # optional on HubSpot's side
+TEMPLATE = "hs_template_id"  # optional on HubSpot's side
+OPENED, REPLIED = "hs_email_open_count", "hs_email_reply_count"
+MEETING = "hs_meeting_booked"  # set by learnloop's reader from the contact's meetings
+ENROLLMENT_PROPERTIES = (SEQUENCE, STEP, TEMPLATE, OPENED, REPLIED)
 REPLY_WINDOW_DAYS = 14  # an email not replied to this long after it was sent counts as no reply
 EDITED = 0.05  # a normalised edit distance above this is an edited draft
 
@@ -42,7 +40,8 @@ def outcome_of(p: Mapping[str, Any]) -> str:
 
 
 def email_records(record: Mapping[str, Any], contacts: Sequence[str], deals: Sequence[str],
-                  config: HubSpotConfig, now: float
+                  config: HubSpotConfig, now: float,
+                  template_body: Callable[[str], str | None] | None = None
                   ) -> tuple[ItemRecord, EnrollmentRecord | None, list[LinkRecord],
                              list[EventRecord]] | None:
     """One outgoing email as an enrollment item, its enrollment (None when it came from no
@@ -52,9 +51,9 @@ def email_records(record: Mapping[str, Any], contacts: Sequence[str], deals: Seq
     p = record.get("properties") or {}
     if str(p.get("hs_email_direction") or "EMAIL").upper() not in OUTGOING:
         return None
-    sequence = p.get(SEQUENCE[1]) or p.get(SEQUENCE[0])
-    template = p.get(TEMPLATE[1]) or p.get(TEMPLATE[0])
-    variation = p.get(VARIATION)
+    sequence = p.get(SEQUENCE)
+    template = p.get(TEMPLATE)
+    variation = None
     ext = f"email:{rid}"
     sent = m.parse_time(p.get("hs_timestamp")) or m.parse_time(p.get("hs_createdate"))
     step = p.get(STEP)
@@ -70,7 +69,8 @@ def email_records(record: Mapping[str, Any], contacts: Sequence[str], deals: Seq
     settled = outcome in ("replied", "meeting") or age_days >= REPLY_WINDOW_DAYS
     segments = {"test": test[:100]} if test else {}
     events: list[EventRecord] = []
-    original = m.plain_text(p.get(TEMPLATE_BODY))
+    found = template_body(str(template)) if template and template_body else None
+    original = m.plain_text(found)
     body = m.plain_text(p.get("hs_email_html") or p.get("hs_email_text"))
     if original and body:
         distance = m.edit_distance(original, body)

@@ -21,11 +21,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from connectors.hubspot import mapping as m
-from connectors.hubspot.client import READ, SEARCH, Hub
+from connectors.hubspot.client import READ, SEARCH, Hub, HubSpotError
 from connectors.hubspot.config import HubSpotConfig
 from connectors.hubspot.enrollments import ENROLLMENT_PROPERTIES, email_records
 from core.contract import Batch, LinkRecord, Problem
 
+TEMPLATES = "/automation/email-templates/2026-09-beta"
 WALL = 10_000  # HubSpot answers no search result past the 10,000th
 SEARCH_PAGE = 200
 HISTORY_BATCH = 50  # batch read with propertiesWithHistory
@@ -50,6 +51,7 @@ class Reader:
     def __init__(self, config: HubSpotConfig, mapping: Mapping[str, Any], hub: Hub) -> None:
         self.config, self.mapping, self.hub = config, dict(mapping), hub
         self._lookups: m.Lookups | None = None
+        self._templates: dict[str, str | None] = {}
         self.contacts_read: set[str] = set()
         self.companies_read: set[str] = set()
         # Contacts and companies referenced but not read yet: read 1,000 at a time (10 batch
@@ -58,6 +60,22 @@ class Reader:
         self.pending_companies: set[str] = set()
         self.objects = hub.api("crm.objects")
         self.assoc = hub.api("crm.associations.v4.batch_api")
+
+    def template_body(self, template_id: str) -> str | None:
+        """A sales template's body, read once per pull: only a user-level (OAuth) token may
+        read sales templates (HubSpot's `2026-09-beta` API); None without one."""
+        if not self.config.oauth or not template_id.isdigit():
+            return None
+        if template_id not in self._templates:
+            try:
+                found = self.hub.request(f"read sales template {template_id}", "GET",
+                                         f"{TEMPLATES}/{template_id}")
+            except HubSpotError as exc:
+                if exc.status not in (403, 404):
+                    raise
+                found = None
+            self._templates[template_id] = str((found or {}).get("body") or "") or None
+        return self._templates[template_id]
 
     @property
     def lookups(self) -> m.Lookups:
@@ -313,7 +331,7 @@ def email_batch(reader: Reader, records: list[dict[str, Any]],
                                                                                  "contacts")
         ds = deals.get(rid, []) if deals is not None else m.associated_ids(record, "deals")
         try:
-            got = email_records(record, cs, ds, reader.config, now)
+            got = email_records(record, cs, ds, reader.config, now, reader.template_body)
         except (KeyError, TypeError, ValueError) as exc:
             batch.problems.append(Problem(f"email {rid}", f"malformed email: {exc}",
                                           {"id": rid}))

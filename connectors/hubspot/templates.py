@@ -138,13 +138,30 @@ def sequence(hub: Hub, intent: Intent, sid: str, payload: TemplatePayload) -> De
     steps = [s for s in seq.get("steps") or [] if s.get("actionType") == "EMAIL"]
     if not templates or not steps:
         return Delivery(intent.id, ok=True, checklist=checklist(payload, sid, seq.get("name")))
-    for step in steps:
-        pattern = step.setdefault("emailPattern", {})
-        pattern["templateId"] = str(templates[0])
-    wanted = ("name", "settings", "steps", "dependencies", "dynamic", "folderId", "userId")
-    hub.request(f"update sequence {sid}", "PUT", f"{BETA}/{sid}",
-                body={k: seq[k] for k in wanted if k in seq}, kind=WRITE)
+    body = {k: seq[k] for k in ("name", "settings", "dependencies", "dynamic", "folderId",
+                                "userId") if k in seq}
+    body["steps"] = [_step(s, str(templates[0])) for s in seq.get("steps") or []]
+    hub.request(f"update sequence {sid}", "PUT", f"{BETA}/{sid}", body=body, kind=WRITE)
     return Delivery(intent.id, ok=True, tool_ref=f"sequence:{sid}")
+
+
+def _step(step: dict[str, Any], template: str) -> dict[str, Any]:
+    """A step as `PublicSequenceStep` takes it, its email (and variants) sending `template`."""
+    out: dict[str, Any] = {"actionType": step.get("actionType"),
+                           "delayMillis": int(step.get("delayMillis") or 0),
+                           "stepOrder": step.get("stepOrder")}
+    if step.get("actionType") == "EMAIL":
+        out["emailPattern"] = {"templateId": template}
+        out["variants"] = [{"activated": bool(v.get("activated")),
+                            "variantOrdinal": v.get("variantOrdinal"),
+                            "emailPattern": {"templateId": str(
+                                (v.get("emailPattern") or {}).get("templateId"))}}
+                           for v in step.get("variants") or []]
+    elif step.get("taskPattern"):
+        task = step["taskPattern"]
+        out["taskPattern"] = {k: task[k] for k in ("taskPriority", "taskType", "subject")
+                              if k in task}
+    return out
 
 
 def checklist(payload: TemplatePayload, sid: str, name: str | None = None) -> list[str]:

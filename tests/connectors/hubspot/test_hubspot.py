@@ -348,3 +348,65 @@ def test_a_sequence_playbook_is_a_checklist_with_a_private_app(engine: Engine) -
     assert any("In sequence 'Outbound Q1', for industry=financial services: use template "
                "'efficiency'" in step for step in steps)
     assert not h.emu.calls(prefix="/automation")  # nothing was tried on the API
+
+
+def _oauth(h: HubSpotHarness) -> dict[str, Any]:
+    from tests.emulators.hubspot.server import ALL_SCOPES, USER_SCOPES
+
+    h.emu.add_oauth_app("app-1", "app-secret-1", "refresh-1", ALL_SCOPES | USER_SCOPES)
+    config = {k: v for k, v in h.config().items() if k != "access_token"}
+    return {**config, "client_id": "app-1", "client_secret": "app-secret-1",
+            "refresh_token": "refresh-1"}
+
+
+def test_oauth_tokens_are_refreshed_stored_encrypted_and_edits_are_signals(
+        engine: Engine, learnloop_home: Any) -> None:
+    h = HubSpotHarness(n=2)
+    tpl = h.emu.add_template("efficiency", "Save time", "<p>Hello there, a short note about "
+                             "efficiency and saving your team time every week.</p>")
+    edited, plain = h.ids["emails"]
+    for rid, body in ((edited, "<p>Hi Pat, I saw your post on hiring: a short note about "
+                               "efficiency for your team.</p>"),
+                      (plain, tpl["body"])):
+        rec = h.emu.get("emails", rid)
+        assert rec is not None
+        rec.props.update({"hs_template_id": tpl["id"], "hs_sequence_id": "77",
+                          "hs_email_html": body})
+    config = _oauth(h)
+    with unit_of_work(engine) as s:
+        add_connection(s, HubSpotConnector, "crm", config, {})
+    conn = HubSpotConnector(HubSpotConfig(**config), {})
+    report = run_sync(engine, "crm", conn)
+    assert report.created == 2 + 2 + 2 + 2
+    stored = list(learnloop_home.glob("hubspot-oauth-*.enc"))
+    assert len(stored) == 1 and "oauth-" not in stored[0].read_text()  # encrypted
+    with unit_of_work(engine) as s:
+        events = s.scalars(select(Event).where(Event.kind == "draft_edited")).all()
+        assert len(events) == 1 and 0.3 < events[0].attributes["distance"] <= 1
+        items = {i.external_id: i for i in s.scalars(select(Item).where(
+            Item.kind == "enrollment"))}
+        assert items[f"email:{edited}"].segments["edited"] == "yes"
+        assert items[f"email:{plain}"].segments["edited"] == "no"
+        arms = {(e.test, e.arm) for e in s.scalars(select(Enrollment))}
+        assert arms == {("sequence 77", tpl["id"])}
+    assert h.emu.unexpected == []
+
+
+def test_a_sequence_is_updated_through_the_beta_api_with_a_user_level_token(
+        engine: Engine) -> None:
+    h = HubSpotHarness(n=1)
+    old = h.emu.add_template("saving time", "Save time", "<p>Save time.</p>")
+    new = h.emu.add_template("efficiency", "Cut costs", "<p>Cut costs.</p>")
+    seq = h.emu.add_sequence("Outbound Q1", 7, [{"actionType": "EMAIL",
+                                                 "templateId": old["id"]},
+                                                {"actionType": "TASK", "subject": "Call"}])
+    config = _oauth(h)
+    with unit_of_work(engine) as s:
+        add_connection(s, HubSpotConnector, "crm", config, {})
+    _template(engine, f"sequence:{seq['id']}")
+    _accept(engine, "playbook:seq1:all", {}, str(new["id"]))
+    assert runtime.deliver(engine).dead == 0
+    steps = h.emu.sequences[str(seq["id"])]["steps"]
+    assert steps[0]["emailPattern"]["templateId"] == str(new["id"])
+    assert steps[1]["actionType"] == "TASK"
+    assert h.emu.unexpected == []
