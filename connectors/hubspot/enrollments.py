@@ -1,6 +1,6 @@
 """Email engagements as enrollments: the email a contact was sent is an item of kind
 `enrollment`, assigned to an arm (the sequence step's template, or the A/B variation) of a
-test (the sequence, else the template), with its outcome (sent, opened, replied, meeting).
+test (the sequence, else the template), with its outcome (sent, opened, replied).
 
 The rep's edit is a signal: when the body sent differs from the template or variant it came
 from, a `draft_edited` event records how much (a normalised edit distance, by words) and who
@@ -22,16 +22,13 @@ SEQUENCE = "hs_sequence_id"
 STEP = "hs_sequence_step_order"  # optional on HubSpot's side
 TEMPLATE = "hs_template_id"  # optional on HubSpot's side
 OPENED, REPLIED = "hs_email_open_count", "hs_email_reply_count"
-MEETING = "hs_meeting_booked"  # set by learnloop's reader from the contact's meetings
 ENROLLMENT_PROPERTIES = (SEQUENCE, STEP, TEMPLATE, OPENED, REPLIED)
 REPLY_WINDOW_DAYS = 14  # an email not replied to this long after it was sent counts as no reply
 EDITED = 0.05  # a normalised edit distance above this is an edited draft
 
 
 def outcome_of(p: Mapping[str, Any]) -> str:
-    """The furthest outcome an email reached: meeting, replied, opened or sent."""
-    if m.truthy(p.get(MEETING)):
-        return "meeting"
+    """The furthest outcome an email reached by its own counters: replied, opened or sent."""
     if (m.number(p.get(REPLIED)) or 0) > 0:
         return "replied"
     if (m.number(p.get(OPENED)) or 0) > 0:
@@ -66,7 +63,7 @@ def email_records(record: Mapping[str, Any], contacts: Sequence[str], deals: Seq
         arm = str(variation or "default")
     outcome = outcome_of(p)
     age_days = (now - sent.timestamp()) / 86400 if sent else REPLY_WINDOW_DAYS + 1
-    settled = outcome in ("replied", "meeting") or age_days >= REPLY_WINDOW_DAYS
+    settled = outcome == "replied" or age_days >= REPLY_WINDOW_DAYS
     segments = {"test": test[:100]} if test else {}
     events: list[EventRecord] = []
     found = template_body(str(template)) if template and template_body else None

@@ -410,3 +410,15 @@ def test_a_sequence_is_updated_through_the_beta_api_with_a_user_level_token(
     assert steps[0]["emailPattern"]["templateId"] == str(new["id"])
     assert steps[1]["actionType"] == "TASK"
     assert h.emu.unexpected == []
+
+
+def test_a_property_renamed_under_us_is_provisioned_again_and_written() -> None:
+    h = HubSpotHarness(n=1)
+    conn = _connector(h)
+    conn.install()
+    h.emu.rename_property("deals", "learnloop_insight", "old_insight")
+    target = f"deal:{h.ids['deals'][0]}"
+    (res,) = conn.deliver([Intent(1, target, FIELDS, {"insight": "slips 9 days"})])
+    assert res.ok
+    assert h.read_back(target, FIELDS) == "slips 9 days"
+    assert "learnloop_insight" in h.emu.properties["deals"]
