@@ -76,7 +76,9 @@ returned or inputs sent), ``calls(method, path_prefix)``, and ``requests_per_100
 Faults (attributes, cleared by ``reset_faults()``): ``throttle(n, policy=..., retry_after=...,
 match=...)`` answers the next ``n`` matching calls with HubSpot's 429 body (``policyName``
 TEN_SECONDLY_ROLLING / SECONDLY / DAILY, ``Retry-After`` only when given);
-``fail_5xx(n, status=502, match=...)``; ``stall(match, after=0)`` holds matching calls until
+``fail_5xx(n, status=502, match=...)``; ``burst_limit`` (calls per rolling 10 s, off by
+default; beyond it a 429 TEN_SECONDLY_ROLLING without Retry-After, rate-limit headers counting
+down); ``search_per_second`` (5); ``stall(match, after=0)`` holds matching calls until
 ``unstall.set()``; ``delay`` seconds on every answer; ``fail_update_ids`` ids whose batch
 updates fail (207). Unknown routes, query parameters or body fields are answered with an
 error and recorded in ``unexpected``: a test must assert it is empty.
@@ -456,6 +458,11 @@ class HubSpotEmulator:
             self.unexpected: list[str] = []
             self.search_log: list[float] = []
             self.search_per_second: int | None = 5
+            # HubSpot's 100-190 calls per 10 s for private apps; off by default so that tests
+            # and benchmarks run at full speed (set it to watch a connector pace itself).
+            self.burst_limit: int | None = None
+            self.burst_log: list[float] = []
+            self.daily_used = 0
             # HubSpot's front end answers 414 to over-long URIs (too many `properties=`); its
             # exact limit is not documented, so this one is a knob.
             self.max_url_length = 8000
@@ -868,15 +875,33 @@ class HubSpotEmulator:
         is_search = path.endswith("/search")
         if is_search:
             self._search_rate()
+        remaining = self._burst() if not is_search and self.caller is not None else None
         code, payload = handler(match, params, body, call)
         out_headers: dict[str, str] = {}
-        if not is_search and self.caller is not None and not self.caller.user_level:
-            out_headers = {"X-HubSpot-RateLimit-Max": "190",
-                           "X-HubSpot-RateLimit-Remaining": "189",
+        if remaining is not None and self.caller is not None and not self.caller.user_level:
+            self.daily_used += 1
+            out_headers = {"X-HubSpot-RateLimit-Max": str(self.burst_limit or 190),
+                           "X-HubSpot-RateLimit-Remaining": str(remaining),
                            "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
                            "X-HubSpot-RateLimit-Daily": "650000",
-                           "X-HubSpot-RateLimit-Daily-Remaining": "649999"}
+                           "X-HubSpot-RateLimit-Daily-Remaining":
+                               str(max(0, 650_000 - self.daily_used))}
         return code, payload, out_headers
+
+    def _burst(self) -> int:
+        """The ten-secondly rolling limit (off unless `burst_limit` is set): what remains."""
+        if self.burst_limit is None:
+            return 189
+        now = time.monotonic()
+        self.burst_log = [t for t in self.burst_log if now - t < 10.0]
+        if len(self.burst_log) >= self.burst_limit:
+            err = self._rate_error("TEN_SECONDLY_ROLLING", None)
+            err.headers.update({"X-HubSpot-RateLimit-Max": str(self.burst_limit),
+                                "X-HubSpot-RateLimit-Remaining": "0",
+                                "X-HubSpot-RateLimit-Interval-Milliseconds": "10000"})
+            raise err
+        self.burst_log.append(now)
+        return self.burst_limit - len(self.burst_log)
 
     def _authenticate(self, headers: dict[str, str]) -> Token:
         auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")

@@ -778,3 +778,13 @@ def test_an_over_long_uri_is_414(emu: HubSpotEmulator) -> None:
     status, _ = status_of(lambda: client(emu).crm.deals.basic_api.get_page(properties=names))
     assert status == 414
     assert client(emu).crm.deals.basic_api.get_page(properties=names[:50]).results == []
+
+
+def test_ten_secondly_burst_limit_counts_down(emu: HubSpotEmulator) -> None:
+    emu.burst_limit = 3
+    api = client(emu)
+    answers = [raw(api, emu, "GET", "/crm/v3/objects/deals") for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert [a.headers["X-HubSpot-RateLimit-Remaining"] for a in answers] == ["2", "1", "0", "0"]
+    assert answers[3].json()["policyName"] == "TEN_SECONDLY_ROLLING"
+    assert "Retry-After" not in answers[3].headers
