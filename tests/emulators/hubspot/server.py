@@ -27,7 +27,8 @@ What is emulated (paths exactly as the client sends them):
   HAS_PROPERTY NOT_HAS_PROPERTY CONTAINS_TOKEN NOT_CONTAINS_TOKEN (<= 5 groups, <= 6 filters a
   group, <= 18 in all), ONE sort (HubSpot allows one; ties are ordered by id), ``limit`` <= 200,
   ``after`` an integer offset; ``after + limit > 10000`` is HubSpot's 400; archived records
-  never appear; at most ``search_per_second`` (5) searches a second, the sixth a 429 ``SECONDLY``.
+  never appear; a filter on an unknown property is a 400; records written in the last
+  ``search_lag`` seconds (0 by default) are not found yet; at most ``search_per_second`` (5) searches a second, the sixth a 429 ``SECONDLY``.
   No rate-limit headers on search answers (as on HubSpot).
 - Properties and groups (``/crm/v3/properties/{type}[...]``): list, get, create 201, 409
   ``OBJECT_ALREADY_EXISTS`` when it exists, update, archive, ``batch/create`` 201/207.
@@ -461,6 +462,8 @@ class HubSpotEmulator:
             # HubSpot's 100-190 calls per 10 s for private apps; off by default so that tests
             # and benchmarks run at full speed (set it to watch a connector pace itself).
             self.burst_limit: int | None = None
+            # Seconds before a write shows in search ("a few moments" on HubSpot); 0 = at once.
+            self.search_lag = 0.0
             self.burst_log: list[float] = []
             self.daily_used = 0
             # HubSpot's front end answers 414 to over-long URIs (too many `properties=`); its
@@ -1569,6 +1572,10 @@ class HubSpotEmulator:
         for f in filters:
             self._fields(f, ("highValue", "propertyName", "values", "value", "operator"),
                          "Filter", ("propertyName", "operator"))
+            if f["propertyName"] not in self.properties[t]:
+                raise validation(f"There was a problem with the request: {f['propertyName']} "
+                                 f"is not a property of {t}",
+                                 context={"propertyName": [f["propertyName"]]})
             if f["operator"] not in self.OPERATORS:
                 raise validation(f"Unknown filter operator {f['operator']}")
             if f["operator"] in ("IN", "NOT_IN") and not isinstance(f.get("values"), list):
@@ -1592,10 +1599,11 @@ class HubSpotEmulator:
                     raise validation(f"Unknown sort direction {s['direction']}")
                 sort_key = (s["propertyName"], s.get("direction") == "DESCENDING")
         key = (t, json.dumps([groups, sort_key, body.get("query")], sort_keys=True))
-        ids = self.query_cache.get(key)
+        ids = None if self.search_lag else self.query_cache.get(key)
         if ids is None:
             ids = self._query(t, groups, sort_key, body.get("query"))
-            self.query_cache[key] = ids
+            if not self.search_lag:
+                self.query_cache[key] = ids
         page_ids = ids[after:after + limit]
         props = body.get("properties") or None
         results = []
@@ -1629,7 +1637,10 @@ class HubSpotEmulator:
                             for g in groups for f in g.get("filters") or []) \
             and (sort_key is None or sort_key[0] in (mod, "hs_object_id")) and not text
         rows: list[tuple[Any, int]] = []
+        cutoff = now_ms() - int(self.search_lag * 1000) if self.search_lag else None
         for oid in self._all_ids(t):
+            if cutoff is not None and self._modified_of(t, oid) > cutoff:
+                continue  # written too recently: not in the search index yet
             if only_modified:  # answered from the modified-date column: no materialising
                 if oid in self.records[t] and self.records[t][oid].archived:
                     continue
