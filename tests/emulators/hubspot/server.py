@@ -28,8 +28,9 @@ What is emulated (paths exactly as the client sends them):
   group, <= 18 in all), ONE sort (HubSpot allows one; ties are ordered by id), ``limit`` <= 200,
   ``after`` an integer offset; ``after + limit > 10000`` is HubSpot's 400; archived records
   never appear; a filter on an unknown property is a 400; records written in the last
-  ``search_lag`` seconds (0 by default) are not found yet; at most ``search_per_second`` (5) searches a second, the sixth a 429 ``SECONDLY``.
-  No rate-limit headers on search answers (as on HubSpot).
+  ``search_lag`` seconds (0 by default) are not found yet; at most ``search_per_second`` (5)
+  searches a second, the sixth a 429 ``SECONDLY``. No rate-limit headers on search answers
+  (as on HubSpot).
 - Properties and groups (``/crm/v3/properties/{type}[...]``): list, get, create 201, 409
   ``OBJECT_ALREADY_EXISTS`` when it exists, update, archive, ``batch/create`` 201/207.
 - Associations v4: ``GET .../associations/{toType}`` (limit <= 500), ``PUT`` labelled (201) and
@@ -74,7 +75,7 @@ record, until it is written).
 Request log: ``requests`` (``Call(method, path, query, status, records)``, records = results
 returned or inputs sent), ``calls(method, path_prefix)``, and ``requests_per_1000(n)``.
 
-Faults (attributes, cleared by ``reset_faults()``): ``throttle(n, policy=..., retry_after=...,
+Faults (``reset_faults()`` clears the one-shot ones, ``reset()`` everything): ``throttle(n, policy=..., retry_after=...,
 match=...)`` answers the next ``n`` matching calls with HubSpot's 429 body (``policyName``
 TEN_SECONDLY_ROLLING / SECONDLY / DAILY, ``Retry-After`` only when given);
 ``fail_5xx(n, status=502, match=...)``; ``burst_limit`` (calls per rolling 10 s, off by
