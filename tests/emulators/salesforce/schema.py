@@ -140,7 +140,12 @@ def build() -> dict[str, SObject]:
         _object("Contact", "003", [
             _f("AccountId:uc", "reference", ref="Account"), _f("Name", "string"),
             _f("FirstName:uc", "string"), _f("LastName:ucr", "string"), _f("Email:uc", "email"),
-            _f("Title:uc", "string"),
+            _f("Title:uc", "string"), _f("LeadSource:uc", "picklist"),
+        ]),
+        _object("Lead", "00Q", [
+            _f("Name", "string"), _f("FirstName:uc", "string"), _f("LastName:ucr", "string"),
+            _f("Company:ucr", "string"), _f("Status:ucr", "picklist"),
+            _f("LeadSource:uc", "picklist"), _f("Email:uc", "email"), _f("IsConverted", "boolean"),
         ]),
         _object("Campaign", "701", [
             _f("Name:ucr", "string"), _f("Type:uc", "picklist"), _f("Status:uc", "picklist"),
@@ -169,7 +174,7 @@ def build() -> dict[str, SObject]:
             _f("Subject:uc", "string"), _f("Status:ucr", "picklist"),
             _f("Priority:uc", "picklist"), _f("ActivityDate:uc", "date"),
             _f("WhatId:uc", "reference", ref="Opportunity|Account|Campaign", rel="What"),
-            _f("WhoId:uc", "reference", ref="Contact", rel="Who"),
+            _f("WhoId:uc", "reference", ref="Contact|Lead", rel="Who"),
             _f("Description:uc", "textarea", length=32000), _f("Type:uc", "picklist"),
             _f("TaskSubtype:c", "picklist"), _f("IsClosed", "boolean"),
             _f("CompletedDateTime", "datetime"),
@@ -179,11 +184,12 @@ def build() -> dict[str, SObject]:
             _f("EndDateTime:uc", "datetime"), _f("ActivityDate:uc", "date"),
             _f("DurationInMinutes:uc", "int"),
             _f("WhatId:uc", "reference", ref="Opportunity|Account|Campaign", rel="What"),
-            _f("WhoId:uc", "reference", ref="Contact", rel="Who"), _f("Type:uc", "picklist"),
+            _f("WhoId:uc", "reference", ref="Contact|Lead", rel="Who"), _f("Type:uc", "picklist"),
         ]),
         _object("CampaignMember", "00v", [
             _f("CampaignId:cr", "reference", ref="Campaign"),
-            _f("ContactId:c", "reference", ref="Contact"), _f("Status:uc", "picklist"),
+            _f("ContactId:c", "reference", ref="Contact"), _f("LeadId:c", "reference", ref="Lead"),
+            _f("Status:uc", "picklist"),
             _f("HasResponded", "boolean"), _f("FirstRespondedDate", "date"),
         ], owner=False),
         _object("EmailTemplate", "00X", [
@@ -211,8 +217,9 @@ def build() -> dict[str, SObject]:
         ], owner=False, sales_engagement=True),
         _object("ActionCadenceTracker", "77E", [
             _f("ActionCadenceId", "reference", ref="ActionCadence"),
-            _f("TargetId", "reference", ref="Contact", rel="Target"), _f("State", "picklist"),
-            _f("CompletionReason", "picklist"), _f("CompletionDisposition", "picklist"),
+            _f("TargetId", "reference", ref="Contact|Lead", rel="Target"),
+            _f("State", "picklist"), _f("CompletionReason", "picklist"),
+            _f("CompletionDisposition", "picklist"),
             _f("CurrentStepId", "reference", ref="ActionCadenceStep", rel="CurrentStep"),
         ], createable=False, updateable=False, sales_engagement=True),
         _object("ActionCadenceStepTracker", "77F", [
@@ -221,11 +228,20 @@ def build() -> dict[str, SObject]:
             _f("ActionCadenceStepId", "reference", ref="ActionCadenceStep"),
             _f("ActionCadenceStepVariantId", "reference", ref="ActionCadenceStepVariant"),
             _f("ActionCadenceTrackerId", "reference", ref="ActionCadenceTracker"),
-            _f("TargetId", "reference", ref="Contact", rel="Target"), _f("State", "picklist"),
-            _f("StepType", "picklist"), _f("StepTitle", "string"),
+            _f("TargetId", "reference", ref="Contact|Lead", rel="Target"),
+            _f("State", "picklist"), _f("StepType", "picklist"), _f("StepTitle", "string"),
             _f("CompletionReason", "picklist"), _f("CompletionDate", "datetime"),
             _f("DueDateTime", "datetime"), _f("IsActionTaken", "boolean"),
             _f("ActionTakenDateTime", "datetime"),
         ], owner=False, createable=False, updateable=False, sales_engagement=True),
+        # Field-level security: a permission set (made through the Metadata API) and its
+        # assignment to the API user make a new custom field visible.
+        _object("PermissionSet", "0PS", [
+            _f("Name:ucr", "string"), _f("Label:ucr", "string"),
+        ], owner=False, createable=False, updateable=False),
+        _object("PermissionSetAssignment", "0Pa", [
+            _f("AssigneeId:cr", "reference", ref="User"),
+            _f("PermissionSetId:cr", "reference", ref="PermissionSet"),
+        ], owner=False, updateable=False),
     ]
     return {o.name: o for o in objects}

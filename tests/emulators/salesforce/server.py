@@ -83,6 +83,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import json
 import re
 import secrets
@@ -164,6 +165,11 @@ class Table:
         self.obj = obj
         self.cols: dict[str, int] = {name: i for i, name in enumerate(obj.fields)}
         self.rows: dict[str, list[Any]] = {}  # 18-char id -> values
+        self.template: list[Any] = [False if f.type == "boolean" else None
+                                    for f in obj.fields.values()]
+        head = obj.key_prefix + "5g"
+        self.id_head = head
+        self.id_tail = full_id(head + "0" * 10)[15:]
         self.deleted: dict[str, str] = {}  # id -> deletion time
         self.counter = 0
 
@@ -202,6 +208,7 @@ class SalesforceEmulator:
         self.daily_max = 100_000
         self.daily_used = 0
         self.fail_503 = 0
+        self.fail_429 = 0  # what an edge proxy answers under load (Salesforce itself uses 403)
         self.expire_after: int | None = None
         self.quota_after: int | None = None
         self.record_errors: dict[str, tuple[str, str, int]] = {}
@@ -244,13 +251,10 @@ class SalesforceEmulator:
             self.base, self.server = base, server
 
     def new_id(self, sobject: str) -> str:
+        """Key prefix, a pod-like "5g", a 10-digit counter and the case-safe suffix."""
         table = self.tables[sobject]
         table.counter += 1
-        n, digits = table.counter, ""
-        for _ in range(9):
-            n, r = divmod(n, 62)
-            digits = B62[r] + digits
-        return full_id(table.obj.key_prefix + "5g" + "0" + digits)
+        return f"{table.id_head}{table.counter:010d}{table.id_tail}"
 
     def stamp(self) -> str:
         """Now, in Salesforce's form (strictly after the last write's, like a real clock)."""
@@ -267,26 +271,27 @@ class SalesforceEmulator:
         table = self.tables[sobject]
         obj = table.obj
         rid = full_id(record_id) if record_id else self.new_id(sobject)
-        row: list[Any] = [None] * len(table.cols)
+        row = list(table.template)
         stamp = _stamp(modstamp) if modstamp else self.stamp()
-        created_at = _stamp(created) if created else stamp
-        defaults = {"Id": rid, "CreatedDate": created_at, "LastModifiedDate": stamp,
-                    "SystemModstamp": stamp, "CreatedById": self.__dict__.get("user_id", rid),
-                    "LastModifiedById": self.__dict__.get("user_id", rid), "IsDeleted": False,
-                    "OwnerId": self.__dict__.get("user_id", rid)}
-        for name, f in obj.fields.items():
-            if f.type == "boolean":
-                table.set(row, name, False)
-            if name in defaults:
-                table.set(row, name, defaults[name])
+        cols = table.cols
+        user = self.__dict__.get("user_id", rid)
+        row[cols["Id"]] = rid
+        row[cols["CreatedDate"]] = _stamp(created) if created else stamp
+        row[cols["LastModifiedDate"]] = row[cols["SystemModstamp"]] = stamp
+        row[cols["CreatedById"]] = row[cols["LastModifiedById"]] = user
+        if "OwnerId" in cols:
+            row[cols["OwnerId"]] = user
         for name, value in fields.items():
             f = obj.fields.get(name)
             if f is None:
                 raise KeyError(f"{sobject} has no field {name}")
             if isinstance(value, str) and len(value) < 40:
                 value = sys.intern(value)
-            table.set(row, f.name, _normalise(f, value))
-        self._derive(table, row, set(fields))
+            i = cols[f.name]
+            if i >= len(row):
+                row.extend([None] * (i + 1 - len(row)))
+            row[i] = _normalise(f, value)
+        self._derive(table, row, fields.keys())
         table.rows[rid] = row
         return rid
 
@@ -357,10 +362,10 @@ class SalesforceEmulator:
                 hist, modstamp=stamp or created + dt.timedelta(days=5 * histories)))
         return ids
 
-    def _derive(self, table: Table, row: list[Any], given: set[str]) -> None:
+    def _derive(self, table: Table, row: list[Any], given: Any) -> None:
         """Fields Salesforce computes: Name of a contact, the stage's flags on an opportunity."""
         name = table.obj.name
-        if name in ("Contact", "User"):
+        if name in ("Contact", "User", "Lead"):
             first, last = table.value(row, "FirstName"), table.value(row, "LastName")
             table.set(row, "Name", " ".join(p for p in (first, last) if p) or None)
         if name == "Opportunity":
@@ -398,6 +403,8 @@ class SalesforceEmulator:
         table.set(row, "IsDeleted", True)
         table.set(row, "SystemModstamp", stamp)
         table.deleted[full_id(rid)] = stamp
+        if sobject == "PermissionSetAssignment" and self.metadata is not None:
+            self.metadata.recompute()
 
     def get(self, sobject: str, rid: str) -> dict[str, Any]:
         table = self.tables[sobject]
@@ -415,7 +422,10 @@ class SalesforceEmulator:
                       label=label or name, visible=visible, precision=precision, scale=scale,
                       length=length)
         obj.fields[name] = f
-        self.tables[sobject].cols.setdefault(name, len(self.tables[sobject].cols))
+        table = self.tables[sobject]
+        if name not in table.cols:
+            table.cols[name] = len(table.cols)
+            table.template.append(False if typ == "boolean" else None)
         return f
 
     def delete_field(self, sobject: str, name: str) -> None:
@@ -429,6 +439,28 @@ class SalesforceEmulator:
         if obj.name == "ActionCadenceStepVariant" and f.name in ("SplitPercentage", "TemplateId"):
             return self.variant_testing
         return f.updateable
+
+    def connected_app(self, *, consumer_key: str | None = None, consumer_secret: str | None = None,
+                      certificate_pem: str | None = None, username: str | None = None) -> None:
+        """Register the connected app a test made: its consumer key and secret, the certificate
+        JWT assertions are verified with, and the (pre-authorised) user it runs as."""
+        if consumer_key is not None:
+            self.consumer_key = consumer_key
+        if consumer_secret is not None:
+            self.consumer_secret = consumer_secret
+        if certificate_pem is not None:
+            from cryptography import x509
+            from cryptography.hazmat.primitives import serialization
+
+            cert = x509.load_pem_x509_certificate(certificate_pem.encode())
+            public = cert.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            self.keys = tls.KeyPair(private_key_pem="", certificate_pem=certificate_pem,
+                                    public_key_pem=public.decode())
+        if username is not None and username != self.username:
+            self.username = username
+            users = self.tables["User"]
+            users.set(users.rows[self.user_id], "Username", username)
 
     # ---- sessions, quota, faults ----------------------------------------------------------
     def issue_token(self) -> str:
@@ -464,6 +496,13 @@ class SalesforceEmulator:
                         reply = emulator.route(method, self.path, dict(self.headers.items()), raw)
                     except SfError as exc:
                         reply = exc.reply()
+                    except Exception as exc:  # a bug of the emulator: fail the test loudly
+                        import traceback
+
+                        emulator.unexpected.append(f"emulator crashed on {method} {self.path}: "
+                                                   f"{traceback.format_exc()}")
+                        reply = Reply(500, [{"message": f"emulator error: {exc}",
+                                             "errorCode": "UNKNOWN_EXCEPTION"}])
                     emulator.calls.append(Call(method, urlsplit(self.path).path, reply.status,
                                                reply.records))
                 if isinstance(reply.body, bytes | str):
@@ -555,6 +594,10 @@ class SalesforceEmulator:
             self.fail_503 -= 1
             return Reply(503, [{"message": "Server is temporarily unavailable",
                                 "errorCode": "SERVER_UNAVAILABLE"}])
+        if self.fail_429 > 0:
+            self.fail_429 -= 1
+            return Reply(429, [{"message": "Too many requests", "errorCode":
+                                "REQUEST_LIMIT_EXCEEDED"}], {"Retry-After": "1"})
         soap = m.group(4) is not None
         token = self._session_token(lower, raw if soap else b"")
         if token not in self.sessions:
@@ -640,6 +683,9 @@ class SalesforceEmulator:
         if rest in ("/sobjects", "/sobjects/") and method == "GET":
             self._no_params(query, set())
             return Reply(200, self.describe_global(v))
+        if rest in ("/composite", "/composite/") and method == "POST":
+            self._no_params(query, set())
+            return self.composite(raw, version, headers)
         if rest == "/composite/sobjects" or rest.startswith("/composite/sobjects/"):
             return self.collections(method, rest, query, raw, v, version)
         if rest.startswith("/jobs/"):
@@ -932,7 +978,17 @@ class SalesforceEmulator:
             if missing:
                 raise SfError(400, "REQUIRED_FIELD_MISSING",
                               f"Required fields are missing: [{', '.join(missing)}]", missing)
-            return self.add(obj.name, values, created=None)
+            if obj.name == "PermissionSetAssignment":
+                table_a = self.tables[obj.name]
+                if any(table_a.value(r, "AssigneeId") == values["AssigneeId"]
+                       and table_a.value(r, "PermissionSetId") == values["PermissionSetId"]
+                       for i, r in table_a.rows.items() if i not in table_a.deleted):
+                    raise SfError(400, "DUPLICATE_VALUE", "Duplicate PermissionSetAssignment. "
+                                  "Assignee: " + values["AssigneeId"], [])
+            rid = self.add(obj.name, values, created=None)
+            if obj.name == "PermissionSetAssignment" and self.metadata is not None:
+                self.metadata.recompute()
+            return rid
         assert rid is not None
         row = table.rows[rid]
         if obj.name == "ActionCadenceStepVariant" and "SplitPercentage" in values:
@@ -1047,6 +1103,43 @@ class SalesforceEmulator:
         return Reply(200, {"deletedRecords": gone, "latestDateCovered": covered,
                            "earliestDateAvailable": soql.sf_datetime(now - dt.timedelta(days=30))},
                      records=len(gone))
+
+    # ---- composite ------------------------------------------------------------------------
+    def composite(self, raw: bytes, version: str, headers: dict[str, str]) -> Reply:
+        """POST composite: up to 25 subrequests in order, one API call for all of them."""
+        body = self._json(raw, {"allOrNone", "compositeRequest", "collateSubrequests"})
+        subs = body.get("compositeRequest")
+        if not isinstance(subs, list) or not subs:
+            raise SfError(400, "JSON_PARSER_ERROR", "compositeRequest is required")
+        if len(subs) > 25:
+            raise SfError(400, "LIMIT_EXCEEDED", "Exceeded max limit of subrequests allowed "
+                                                 "(25).")
+        out, records = [], 0
+        for sub in subs:
+            if not isinstance(sub, dict):
+                raise SfError(400, "JSON_PARSER_ERROR", "A subrequest must be an object")
+            unknown = sorted(set(sub) - {"method", "url", "referenceId", "body", "httpHeaders"})
+            if unknown:
+                raise self.strange(f"unexpected subrequest field {unknown[0]!r}", 400,
+                                   "JSON_PARSER_ERROR")
+            url = str(sub.get("url", ""))
+            parts = urlsplit(url)
+            m = re.fullmatch(r"/services/data/v(\d+\.\d)(/.*)", parts.path)
+            if not m or m.group(2).startswith("/composite"):
+                raise self.strange(f"unexpected composite subrequest url {url!r}", 400,
+                                   "INVALID_URL")
+            sub_headers = {**headers, **{k.lower(): v for k, v in
+                                         (sub.get("httpHeaders") or {}).items()}}
+            try:
+                reply = self.rest(str(sub.get("method", "GET")).upper(), m.group(1), m.group(2),
+                                  parse_qs(parts.query, keep_blank_values=True), sub_headers,
+                                  json.dumps(sub["body"]).encode() if "body" in sub else b"")
+            except SfError as exc:
+                reply = exc.reply()
+            records += reply.records
+            out.append({"body": reply.body, "httpHeaders": reply.headers or {},
+                        "httpStatusCode": reply.status, "referenceId": sub.get("referenceId")})
+        return Reply(200, {"compositeResponse": out}, records=records)
 
     # ---- composite sObject collections ----------------------------------------------------
     def collections(self, method: str, rest: str, query: dict[str, list[str]], raw: bytes,
@@ -1272,6 +1365,7 @@ def _counts(path: str) -> bool:
                 or path.rstrip("/") == "/services/data")
 
 
+@functools.lru_cache(maxsize=65536)
 def _stamp(value: str | dt.datetime) -> str:
     if isinstance(value, dt.datetime):
         return sys.intern(soql.sf_datetime(value if value.tzinfo else
