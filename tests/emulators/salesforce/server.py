@@ -223,23 +223,10 @@ class SalesforceEmulator:
         self.user_id = self.add("User", {"Username": self.username, "LastName": "Integration",
                                          "FirstName": "Learnloop", "Email": self.username,
                                          "IsActive": True})
-        self.bulk = None  # set by bulk.py's BulkJobs when the module is loaded
-        self._init_extensions()
+        from tests.emulators.salesforce import bulk, metadata
 
-    def _init_extensions(self) -> None:
-        """Bulk API 2.0 and the Metadata API live in their own modules."""
-        try:
-            from tests.emulators.salesforce import bulk
-
-            self.bulk = bulk.BulkJobs(self)
-        except ImportError:  # pragma: no cover - the first cut had no Bulk API
-            self.bulk = None
-        try:
-            from tests.emulators.salesforce import metadata
-
-            self.metadata: Any = metadata.MetadataApi(self)
-        except ImportError:  # pragma: no cover
-            self.metadata = None
+        self.bulk = bulk.BulkJobs(self)  # Bulk API 2.0 jobs and their faults
+        self.metadata = metadata.MetadataApi(self)
 
     # ---- seeding --------------------------------------------------------------------------
     def reset(self) -> None:
@@ -403,7 +390,7 @@ class SalesforceEmulator:
         table.set(row, "IsDeleted", True)
         table.set(row, "SystemModstamp", stamp)
         table.deleted[full_id(rid)] = stamp
-        if sobject == "PermissionSetAssignment" and self.metadata is not None:
+        if sobject == "PermissionSetAssignment" :
             self.metadata.recompute()
 
     def get(self, sobject: str, rid: str) -> dict[str, Any]:
@@ -601,7 +588,7 @@ class SalesforceEmulator:
         soap = m.group(4) is not None
         token = self._session_token(lower, raw if soap else b"")
         if token not in self.sessions:
-            if soap and self.metadata is not None:
+            if soap:
                 return self.metadata.fault("sf:INVALID_SESSION_ID",
                                            "INVALID_SESSION_ID: Invalid Session ID found in "
                                            "SessionHeader: Illegal Session")
@@ -625,8 +612,6 @@ class SalesforceEmulator:
                                 "errorCode": "REQUEST_LIMIT_EXCEEDED"}], self.limit_info())
         self.daily_used += 1
         if soap:
-            if self.metadata is None:
-                raise self.strange(f"{method} {path}: no Metadata API", 404, "NOT_FOUND")
             return self.metadata.handle(m.group(4), raw)
         version, rest = m.group(2), m.group(3) or "/"
         if version not in VERSIONS:
@@ -689,8 +674,6 @@ class SalesforceEmulator:
         if rest == "/composite/sobjects" or rest.startswith("/composite/sobjects/"):
             return self.collections(method, rest, query, raw, v, version)
         if rest.startswith("/jobs/"):
-            if self.bulk is None:
-                raise self.strange(f"{method} {v}{rest}: no such route", 404, "NOT_FOUND")
             return self.bulk.handle(method, rest, query, headers, raw, v)
         m = re.fullmatch(r"/sobjects/(\w+)(/.*)?", rest)
         if m:
@@ -708,7 +691,7 @@ class SalesforceEmulator:
         def pair(mx: int, used: int = 0) -> dict[str, int]:
             return {"Max": mx, "Remaining": max(0, mx - used)}
 
-        jobs = self.bulk.query_jobs_today if self.bulk is not None else 0
+        jobs = self.bulk.query_jobs_today
         return {"DailyApiRequests": pair(self.daily_max, self.daily_used),
                 "DailyBulkV2QueryJobs": pair(10000, jobs),
                 "DailyBulkV2QueryFileStorageMB": pair(976562),
@@ -986,7 +969,7 @@ class SalesforceEmulator:
                     raise SfError(400, "DUPLICATE_VALUE", "Duplicate PermissionSetAssignment. "
                                   "Assignee: " + values["AssigneeId"], [])
             rid = self.add(obj.name, values, created=None)
-            if obj.name == "PermissionSetAssignment" and self.metadata is not None:
+            if obj.name == "PermissionSetAssignment" :
                 self.metadata.recompute()
             return rid
         assert rid is not None
