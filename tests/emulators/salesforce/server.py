@@ -35,7 +35,7 @@ versions and resources; `sobjects/` (describe global), `sobjects/{T}` (basic inf
 `query/` and `queryAll/` (`q=`; SOQL per `soql.py`), pages of 2,000 (`Sforce-Query-Options:
 batchSize=200..2000`) followed through `nextRecordsUrl` = `/services/data/vXX.X/query/{locator}-{n}`
 (also for queryAll, as Salesforce does); `composite/sobjects` POST (create), PATCH (update),
-GET `composite/sobjects/{T}?ids=&fields=`, DELETE `?ids=&allOrNone=`: at most 200 records,
+GET `composite/sobjects/{T}?ids=&fields=`: at most 200 records,
 per-record `SaveResult`s in a 200, `allOrNone` rollback; `limits/` (and `limits`).
 Every REST answer but the versions list carries `Sforce-Limit-Info: api-usage=USED/MAX`.
 Objects: see `schema.py`. Writes keep Salesforce's side effects: `LastModifiedDate` and
@@ -100,6 +100,52 @@ from tests.emulators.salesforce import schema as sch
 from tests.emulators.salesforce import soql, tls
 
 VERSIONS = [f"{v}.0" for v in range(31, 67)]
+# Every route the emulator serves, as a template ({} = one path segment). A request answered
+# through a route not listed here is recorded in `unexpected`; test_emulator.py checks each
+# against Salesforce's Postman request set.
+D = "/services/data/v{}"
+ROUTES: list[tuple[str, str]] = [
+    ("POST", "/services/oauth2/token"), ("POST", "/services/Soap/u/{}"),
+    ("POST", "/services/Soap/m/{}"), ("GET", "/services/data"), ("GET", D),
+    ("GET", D + "/limits"), ("GET", D + "/query"), ("GET", D + "/queryAll"),
+    ("GET", D + "/query/{}"), ("GET", D + "/sobjects"), ("POST", D + "/composite"),
+    ("POST", D + "/composite/sobjects"), ("PATCH", D + "/composite/sobjects"),
+    ("GET", D + "/composite/sobjects/{}"), ("GET", D + "/sobjects/{}"),
+    ("POST", D + "/sobjects/{}"), ("GET", D + "/sobjects/{}/describe"),
+    ("GET", D + "/sobjects/{}/updated"), ("GET", D + "/sobjects/{}/deleted"),
+    ("GET", D + "/sobjects/{}/{}"), ("PATCH", D + "/sobjects/{}/{}"),
+    ("DELETE", D + "/sobjects/{}/{}"), ("GET", D + "/sobjects/{}/{}/{}"),
+    ("PATCH", D + "/sobjects/{}/{}/{}"),
+    ("POST", D + "/jobs/query"), ("GET", D + "/jobs/query"), ("GET", D + "/jobs/query/{}"),
+    ("PATCH", D + "/jobs/query/{}"), ("DELETE", D + "/jobs/query/{}"),
+    ("GET", D + "/jobs/query/{}/results"),
+    ("POST", D + "/jobs/ingest"), ("GET", D + "/jobs/ingest"), ("GET", D + "/jobs/ingest/{}"),
+    ("PATCH", D + "/jobs/ingest/{}"), ("DELETE", D + "/jobs/ingest/{}"),
+    ("PUT", D + "/jobs/ingest/{}/batches"), ("GET", D + "/jobs/ingest/{}/successfulResults"),
+    ("GET", D + "/jobs/ingest/{}/failedResults"),
+    ("GET", D + "/jobs/ingest/{}/unprocessedrecords"),
+]
+LITERAL = {"describe", "updated", "deleted", "results", "batches", "successfulresults",
+           "failedresults", "unprocessedrecords", "query", "queryall", "ingest", "sobjects",
+           "composite", "jobs", "limits"}
+
+
+def route_of(method: str, path: str) -> tuple[str, str] | None:
+    """The ROUTES entry a request path falls under (trailing slash and case of literal segments
+    ignored, as Salesforce does for `/limits/` and `/unprocessedRecords`)."""
+    path = re.sub(r"/services/data/v\d+\.\d", "/services/data/v{}", path.rstrip("/")) or "/"
+    path = re.sub(r"/services/Soap/([um])/\d+\.\d", r"/services/Soap/\1/{}", path)
+    segments = path.split("/")
+    for m, template in ROUTES:
+        if m != method:
+            continue
+        parts = template.split("/")
+        if len(parts) != len(segments):
+            continue
+        if all(t == s or (t == "{}" and s.lower() not in LITERAL) or (t.lower() == s.lower()
+               and t.lower() in LITERAL) for t, s in zip(parts, segments, strict=True)):
+            return m, template
+    return None
 PAGE_MAX = 2000
 PAGE_MIN = 200
 COLLECTION_MAX = 200
@@ -192,6 +238,7 @@ class SalesforceEmulator:
     """State and server."""
 
     def __init__(self, *, sales_engagement: bool = True, variant_testing: bool = True) -> None:
+        self._options = {"sales_engagement": sales_engagement, "variant_testing": variant_testing}
         self.schema = sch.build()
         self.tables = {name: Table(obj) for name, obj in self.schema.items()}
         self.sales_engagement = sales_engagement
@@ -233,8 +280,7 @@ class SalesforceEmulator:
         """Back to an empty org (same server, keys and credentials)."""
         with self.lock:
             base, server = self.base, self.server
-            self.__init__(sales_engagement=self.sales_engagement,  # type: ignore[misc]
-                          variant_testing=self.variant_testing)
+            self.__init__(**self._options)  # type: ignore[misc]
             self.base, self.server = base, server
 
     def new_id(self, sobject: str) -> str:
@@ -490,8 +536,11 @@ class SalesforceEmulator:
                                                    f"{traceback.format_exc()}")
                         reply = Reply(500, [{"message": f"emulator error: {exc}",
                                              "errorCode": "UNKNOWN_EXCEPTION"}])
-                    emulator.calls.append(Call(method, urlsplit(self.path).path, reply.status,
-                                               reply.records))
+                    path = urlsplit(self.path).path
+                    emulator.calls.append(Call(method, path, reply.status, reply.records))
+                    if reply.status < 400 and route_of(method, path) is None:
+                        emulator.unexpected.append(f"{method} {path} answered {reply.status} "
+                                                   "through a route missing from ROUTES")
                 if isinstance(reply.body, bytes | str):
                     data = reply.body.encode() if isinstance(reply.body, str) else reply.body
                 else:
@@ -1152,22 +1201,6 @@ class SalesforceEmulator:
             return Reply(200, out, records=sum(1 for r in out if r))
         if rest != "/composite/sobjects":
             raise self.strange(f"{method} {v}{rest}: no such route", 404, "NOT_FOUND")
-        if method == "DELETE":
-            self._no_params(query, {"ids", "allOrNone"})
-            ids = [i for x in query.get("ids", []) for i in x.split(",") if i]
-            results = []
-            for i in ids:
-                rid = full_id(i)
-                obj_name = next((n for n, t in self.tables.items() if rid in t.rows
-                                 and rid not in t.deleted), None)
-                if obj_name is None:
-                    results.append({"id": i, "success": False, "errors": [
-                        {"statusCode": "ENTITY_IS_DELETED", "message": "entity is deleted",
-                         "fields": []}]})
-                else:
-                    self.delete(obj_name, rid)
-                    results.append({"id": rid, "success": True, "errors": []})
-            return Reply(200, results, records=len(ids))
         if method not in ("POST", "PATCH"):
             raise self.strange(f"{method} {v}{rest}: no such route", 404, "NOT_FOUND")
         self._no_params(query, set())
