@@ -907,6 +907,9 @@ class SalesforceEmulator:
             self._no_params(query, {"start", "end"})
             return self.changes(obj, "updated" in sub, query)
         m = re.fullmatch(r"/(\w+)", sub)
+        if m and not re.fullmatch(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?", m.group(1)):
+            raise self.strange(f"{method} {v}/sobjects/{obj.name}{sub}: no such route", 404,
+                               "NOT_FOUND")
         if m:
             rid = full_id(m.group(1))
             row = table.rows.get(rid)
