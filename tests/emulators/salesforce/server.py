@@ -867,6 +867,8 @@ class SalesforceEmulator:
                 raise self.strange(f"unexpected Sforce-Query-Options {options!r}", 400,
                                    "INVALID_HEADER_TYPE")
             size = min(PAGE_MAX, max(PAGE_MIN, int(m.group(1))))
+        if sum(1 for p in q.fields if p.field.type == "textarea") >= 2:
+            size = min(size, PAGE_MIN)  # Salesforce's page with two or more long text fields
         page = ids[offset:offset + size]
         table = self.tables[q.sobject.name]
         records = [self.render(table, table.rows[rid], q.fields, version) for rid in page]

@@ -154,6 +154,16 @@ def test_query_pages_of_2000_and_batch_size(emu: SalesforceEmulator, sf: Any) ->
                                    headers={"Sforce-Query-Options": "batchSize=200"}))
     assert len(small) == 4500 and len(emu.calls) - before == 23
     before = len(emu.calls)
+    sf.query_all("SELECT Id, Description, NextStep FROM Opportunity")
+    assert len(emu.calls) - before == 3
+    sf.query_all("SELECT Id, Description FROM Task")
+    before = len(emu.calls)
+    emu.seed_pipeline(0)
+    for _ in range(250):
+        emu.add("EmailTemplate", {"Name": "t", "DeveloperName": "t", "TemplateType": "text"})
+    sf.query_all("SELECT Id, Body, HtmlValue FROM EmailTemplate")
+    assert len(emu.calls) - before == 2  # two long text fields: pages of 200
+    before = len(emu.calls)
     list(sf.query_all_iter("SELECT Id FROM Opportunity",
                            headers={"Sforce-Query-Options": "batchSize=50"}))
     assert len(emu.calls) - before == 23  # 200 is the least Salesforce sends
@@ -463,9 +473,14 @@ def test_bulk_ingest_failed_results_and_failing_jobs(emu: SalesforceEmulator, sf
     emu.bulk.unsupported.add("Opportunity")
     with pytest.raises(SalesforceMalformedRequest, match="INVALIDENTITY"):
         list(sf.bulk2.Opportunity.query("SELECT Id FROM Opportunity", wait=0.01))
-    emu.expire_sessions()  # Bulk 2.0 gets no re-login from simple-salesforce
-    with pytest.raises(SalesforceExpiredSession):
+    emu.bulk.unsupported.clear()
+    emu.expire_after = 1  # the job is created, its first poll finds the session expired
+    with pytest.raises(SalesforceExpiredSession):  # Bulk 2.0 gets no re-login from the client
         list(sf.bulk2.Account.query("SELECT Id FROM Account", wait=0.01))
+    job = next(j for j in emu.bulk.jobs.values() if j.object == "Account")
+    again = jwt_client(emu)  # a new token: the job is still there and completes
+    states = [again.restful(f"jobs/query/{job.id}")["state"] for _ in range(2)]
+    assert states == ["InProgress", "JobComplete"]
 
 
 # ---- Metadata API -------------------------------------------------------------------------
