@@ -40,7 +40,7 @@ per-record `SaveResult`s in a 200, `allOrNone` rollback; `limits/` (and `limits`
 Every REST answer but the versions list carries `Sforce-Limit-Info: api-usage=USED/MAX`.
 Objects: see `schema.py`. Writes keep Salesforce's side effects: `LastModifiedDate` and
 `SystemModstamp` move, an Opportunity write that changes StageName, Amount, CloseDate or
-Probability (and every create) adds an `OpportunityHistory` row carrying the new values and
+Probability (and every create over the API) adds an `OpportunityHistory` row carrying the new values and
 `PrevAmount`/`PrevCloseDate`; `IsClosed`/`IsWon`/`ForecastCategory` follow the stage;
 deletes keep the row for queryAll and `deleted/`.
 The Sales Engagement objects (ActionCadence*) exist only while `sales_engagement` is on
@@ -66,11 +66,13 @@ writable); a query the parser cannot read is 400 `MALFORMED_QUERY`; an unknown l
 
 Seeding (no HTTP, no API usage)
 -------------------------------
-`add(sobject, fields, modstamp=..., created=...)` -> id: any field, system fields included;
+`add(sobject, fields, modstamp=..., created=...)` -> id: any field, system fields included,
+no side effects (no history row);
 `add_opportunity(fields, history=[{StageName, Amount, CloseDate, Probability, CreatedDate}, ...],
 modstamp=...)` -> id, history rows with `Prev*` from the row before; `seed_pipeline(n, ...)`:
 n opportunities with accounts, owners and histories in bulk (100,000 in a few seconds, see
-`test_emulator.py`); `set_modstamp(ids, when)`; `delete(sobject, id, when)`;
+`test_emulator.py`); `set_modstamp(ids, when)`; `edit(sobject, id, fields, when)` (a user's change in the UI,
+with its OpportunityHistory row); `delete(sobject, id, when)`;
 `add_custom_field(sobject, name, type, visible=True)`; `get(sobject, id)` -> the stored record.
 
 Measured (`python -m tests.emulators.salesforce.measure_seed`, shared 2-core machine,
@@ -84,7 +86,8 @@ calls every session expires: 401 `INVALID_SESSION_ID` until a new token; `expire
 does it now), `quota_after` (after N more calls the daily allowance is used up: 403
 `REQUEST_LIMIT_EXCEEDED`), `daily_max` / `daily_used`, `record_errors` (id -> (statusCode,
 message, times): that record's write fails in a collection, e.g. `UNABLE_TO_LOCK_ROW`),
-`fail_429`, `sales_engagement`, `variant_testing`, `soap_login_enabled`,
+`fail_429`, `fail_on(regex, status, times)` (fail the requests whose "METHOD /path?query"
+matches), `sales_engagement`, `variant_testing`, `soap_login_enabled`,
 `delete_field(sobject, name)` (a field deleted under a running sync), `bulk.fail_next` (the next
 N Bulk jobs end `Failed`), `bulk.unsupported` (objects Bulk refuses with `INVALIDENTITY`),
 `bulk.polls`; `connected_app(consumer_key=, consumer_secret=, certificate_pem=, username=)`
@@ -110,7 +113,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, unquote_plus, urlsplit
 
 from tests.emulators.salesforce import schema as sch
 from tests.emulators.salesforce import soql, tls
@@ -272,6 +275,7 @@ class SalesforceEmulator:
         self.daily_used = 0
         self.fail_503 = 0
         self.fail_429 = 0  # what an edge proxy answers under load (Salesforce itself uses 403)
+        self.fail_rules: list[tuple[str, int, int]] = []  # see fail_on()
         self.expire_after: int | None = None
         self.quota_after: int | None = None
         self.record_errors: dict[str, tuple[str, str, int]] = {}
@@ -471,6 +475,34 @@ class SalesforceEmulator:
         if name == "CampaignMember":
             table.set(row, "HasResponded", table.value(row, "Status") == "Responded")
 
+    def fail_on(self, pattern: str, status: int = 503, times: int = 1) -> None:
+        """Answer the next `times` requests whose "METHOD /path?query" (URL-decoded) matches
+        the regex `pattern` with `status` and Salesforce's error body for it."""
+        self.fail_rules.append((pattern, status, times))
+
+    def edit(self, sobject: str, rid: str, fields: dict[str, Any],
+             when: str | dt.datetime | None = None) -> None:
+        """A user changes a record in Salesforce (no API call, no permission checks): the
+        values change, LastModifiedDate and SystemModstamp move to `when` (default now), and
+        an Opportunity change of StageName, Amount, CloseDate or Probability adds its
+        OpportunityHistory row."""
+        table = self.tables[sobject]
+        rid = full_id(rid)
+        row = table.rows[rid]
+        before = {k: table.value(row, k) for k in TRACKED} if sobject == "Opportunity" else {}
+        for name, value in fields.items():
+            f = table.obj.fields[name]
+            table.set(row, f.name, _normalise(f, value))
+        stamp = _stamp(when) if when else self.stamp()
+        table.set(row, "LastModifiedDate", stamp)
+        table.set(row, "SystemModstamp", stamp)
+        self._derive(table, row, fields.keys())
+        if sobject == "Opportunity":
+            after = {k: table.value(row, k) for k in TRACKED}
+            if after != before:
+                self._history(rid, {**after, "ForecastCategory": table.value(
+                    row, "ForecastCategory")}, before, stamp)
+
     def set_modstamp(self, sobject: str, ids: Iterable[str], when: str | dt.datetime) -> None:
         table = self.tables[sobject]
         stamp = _stamp(when)
@@ -486,7 +518,7 @@ class SalesforceEmulator:
         table.set(row, "IsDeleted", True)
         table.set(row, "SystemModstamp", stamp)
         table.deleted[full_id(rid)] = stamp
-        if sobject == "PermissionSetAssignment" :
+        if sobject == "PermissionSetAssignment":
             self.metadata.recompute()
 
     def get(self, sobject: str, rid: str) -> dict[str, Any]:
@@ -676,6 +708,18 @@ class SalesforceEmulator:
         m = re.fullmatch(r"/services/(data/v(\d+\.\d)(/.*)?|Soap/m/(\d+\.\d)/?)", path)
         if not m:
             raise self.strange(f"{method} {path}: no such route", 404, "NOT_FOUND")
+        for i, (pattern, status, times) in enumerate(self.fail_rules):
+            if re.search(pattern, f"{method} {unquote_plus(target)}"):
+                if times <= 1:
+                    del self.fail_rules[i]
+                else:
+                    self.fail_rules[i] = (pattern, status, times - 1)
+                body = {503: ("Server is temporarily unavailable", "SERVER_UNAVAILABLE"),
+                        429: ("Too many requests", "REQUEST_LIMIT_EXCEEDED"),
+                        401: ("Session expired or invalid", "INVALID_SESSION_ID"),
+                        403: ("TotalRequests Limit exceeded.", "REQUEST_LIMIT_EXCEEDED")}.get(
+                    status, ("An unexpected error occurred", "UNKNOWN_EXCEPTION"))
+                return Reply(status, [{"message": body[0], "errorCode": body[1]}])
         if self.fail_503 > 0:
             self.fail_503 -= 1
             return Reply(503, [{"message": "Server is temporarily unavailable",
@@ -1076,7 +1120,13 @@ class SalesforceEmulator:
                     raise SfError(400, "DUPLICATE_VALUE", "Duplicate PermissionSetAssignment. "
                                   "Assignee: " + values["AssigneeId"], [])
             rid = self.add(obj.name, values, created=None)
-            if obj.name == "PermissionSetAssignment" :
+            if obj.name == "Opportunity":  # an insert is the first OpportunityHistory row
+                table_o = self.tables["Opportunity"]
+                row_o = table_o.rows[rid]
+                self._history(rid, {k: table_o.value(row_o, k) for k in
+                                    (*TRACKED, "ForecastCategory")}, {},
+                              table_o.value(row_o, "CreatedDate"))
+            if obj.name == "PermissionSetAssignment":
                 self.metadata.recompute()
             return rid
         assert rid is not None

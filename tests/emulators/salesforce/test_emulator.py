@@ -420,6 +420,24 @@ def test_limit_info_quota_and_503(emu: SalesforceEmulator, sf: Any) -> None:
     assert err.value.content[0]["errorCode"] == "REQUEST_LIMIT_EXCEEDED"
 
 
+def test_targeted_faults_and_edits_by_users(emu: SalesforceEmulator, sf: Any) -> None:
+    from simple_salesforce.exceptions import SalesforceGeneralError
+
+    oid = sf.Opportunity.create({"Name": "D", "StageName": "Prospecting",
+                                 "CloseDate": "2026-03-01", "Amount": 10})["id"]
+    emu.fail_on(r"FROM OpportunityHistory", 503, times=1)
+    assert sf.query("SELECT Id FROM Opportunity")["totalSize"] == 1
+    with pytest.raises(SalesforceGeneralError):
+        sf.query("SELECT Id FROM OpportunityHistory")
+    assert sf.query("SELECT Id FROM OpportunityHistory")["totalSize"] == 1
+    emu.edit("Opportunity", oid, {"CloseDate": "2026-06-30"}, when="2026-02-01T08:00:00Z")
+    got = emu.get("Opportunity", oid)
+    assert got["SystemModstamp"] == "2026-02-01T08:00:00.000+0000"
+    rows = sf.query_all(f"SELECT CloseDate, PrevCloseDate FROM OpportunityHistory "
+                        f"WHERE OpportunityId = '{oid}' ORDER BY CreatedDate")["records"]
+    assert rows[-1]["CloseDate"] == "2026-06-30" and rows[-1]["PrevCloseDate"] == "2026-03-01"
+
+
 def test_a_field_deleted_under_a_sync(emu: SalesforceEmulator, sf: Any) -> None:
     from simple_salesforce.exceptions import SalesforceMalformedRequest
 
