@@ -430,9 +430,9 @@ def test_targeted_faults_and_edits_by_users(emu: SalesforceEmulator, sf: Any) ->
     with pytest.raises(SalesforceGeneralError):
         sf.query("SELECT Id FROM OpportunityHistory")
     assert sf.query("SELECT Id FROM OpportunityHistory")["totalSize"] == 1
-    emu.edit("Opportunity", oid, {"CloseDate": "2026-06-30"}, when="2026-02-01T08:00:00Z")
-    got = emu.get("Opportunity", oid)
-    assert got["SystemModstamp"] == "2026-02-01T08:00:00.000+0000"
+    before = emu.get("Opportunity", oid)["SystemModstamp"]
+    emu.edit("Opportunity", oid, {"CloseDate": "2026-06-30"})
+    assert emu.get("Opportunity", oid)["SystemModstamp"] > before
     rows = sf.query_all(f"SELECT CloseDate, PrevCloseDate FROM OpportunityHistory "
                         f"WHERE OpportunityId = '{oid}' ORDER BY CreatedDate")["records"]
     assert rows[-1]["CloseDate"] == "2026-06-30" and rows[-1]["PrevCloseDate"] == "2026-03-01"
