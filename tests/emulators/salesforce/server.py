@@ -475,6 +475,11 @@ class SalesforceEmulator:
         if name == "CampaignMember":
             table.set(row, "HasResponded", table.value(row, "Status") == "Responded")
 
+    @property
+    def spec_errors(self) -> list[str]:
+        """Answers that did not validate against the vendor's schema (the Metadata WSDL)."""
+        return list(self.metadata.spec_errors)
+
     def fail_on(self, pattern: str, status: int = 503, times: int = 1) -> None:
         """Answer the next `times` requests whose "METHOD /path?query" (URL-decoded) matches
         the regex `pattern` with `status` and Salesforce's error body for it."""
