@@ -27,8 +27,10 @@ What is emulated (paths exactly as the client sends them):
   HAS_PROPERTY NOT_HAS_PROPERTY CONTAINS_TOKEN NOT_CONTAINS_TOKEN (<= 5 groups, <= 6 filters a
   group, <= 18 in all), ONE sort (HubSpot allows one; ties are ordered by id), ``limit`` <= 200,
   ``after`` an integer offset; ``after + limit > 10000`` is HubSpot's 400; archived records
-  never appear; at most ``search_per_second`` (5) searches a second, the sixth a 429 ``SECONDLY``.
-  No rate-limit headers on search answers (as on HubSpot).
+  never appear; a filter on an unknown property is a 400; records written in the last
+  ``search_lag`` seconds (0 by default) are not found yet; at most ``search_per_second`` (5)
+  searches a second, the sixth a 429 ``SECONDLY``. No rate-limit headers on search answers
+  (as on HubSpot).
 - Properties and groups (``/crm/v3/properties/{type}[...]``): list, get, create 201, 409
   ``OBJECT_ALREADY_EXISTS`` when it exists, update, archive, ``batch/create`` 201/207.
 - Associations v4: ``GET .../associations/{toType}`` (limit <= 500), ``PUT`` labelled (201) and
@@ -73,10 +75,12 @@ record, until it is written).
 Request log: ``requests`` (``Call(method, path, query, status, records)``, records = results
 returned or inputs sent), ``calls(method, path_prefix)``, and ``requests_per_1000(n)``.
 
-Faults (attributes, cleared by ``reset_faults()``): ``throttle(n, policy=..., retry_after=...,
+Faults (``reset_faults()`` clears the one-shot ones, ``reset()`` everything): ``throttle(n, policy=..., retry_after=...,
 match=...)`` answers the next ``n`` matching calls with HubSpot's 429 body (``policyName``
 TEN_SECONDLY_ROLLING / SECONDLY / DAILY, ``Retry-After`` only when given);
-``fail_5xx(n, status=502, match=...)``; ``stall(match, after=0)`` holds matching calls until
+``fail_5xx(n, status=502, match=...)``; ``burst_limit`` (calls per rolling 10 s, off by
+default; beyond it a 429 TEN_SECONDLY_ROLLING without Retry-After, rate-limit headers counting
+down); ``search_per_second`` (5); ``stall(match, after=0)`` holds matching calls until
 ``unstall.set()``; ``delay`` seconds on every answer; ``fail_update_ids`` ids whose batch
 updates fail (207). Unknown routes, query parameters or body fields are answered with an
 error and recorded in ``unexpected``: a test must assert it is empty.
@@ -456,6 +460,13 @@ class HubSpotEmulator:
             self.unexpected: list[str] = []
             self.search_log: list[float] = []
             self.search_per_second: int | None = 5
+            # HubSpot's 100-190 calls per 10 s for private apps; off by default so that tests
+            # and benchmarks run at full speed (set it to watch a connector pace itself).
+            self.burst_limit: int | None = None
+            # Seconds before a write shows in search ("a few moments" on HubSpot); 0 = at once.
+            self.search_lag = 0.0
+            self.burst_log: list[float] = []
+            self.daily_used = 0
             # HubSpot's front end answers 414 to over-long URIs (too many `properties=`); its
             # exact limit is not documented, so this one is a knob.
             self.max_url_length = 8000
@@ -868,15 +879,33 @@ class HubSpotEmulator:
         is_search = path.endswith("/search")
         if is_search:
             self._search_rate()
+        remaining = self._burst() if not is_search and self.caller is not None else None
         code, payload = handler(match, params, body, call)
         out_headers: dict[str, str] = {}
-        if not is_search and self.caller is not None and not self.caller.user_level:
-            out_headers = {"X-HubSpot-RateLimit-Max": "190",
-                           "X-HubSpot-RateLimit-Remaining": "189",
+        if remaining is not None and self.caller is not None and not self.caller.user_level:
+            self.daily_used += 1
+            out_headers = {"X-HubSpot-RateLimit-Max": str(self.burst_limit or 190),
+                           "X-HubSpot-RateLimit-Remaining": str(remaining),
                            "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
                            "X-HubSpot-RateLimit-Daily": "650000",
-                           "X-HubSpot-RateLimit-Daily-Remaining": "649999"}
+                           "X-HubSpot-RateLimit-Daily-Remaining":
+                               str(max(0, 650_000 - self.daily_used))}
         return code, payload, out_headers
+
+    def _burst(self) -> int:
+        """The ten-secondly rolling limit (off unless `burst_limit` is set): what remains."""
+        if self.burst_limit is None:
+            return 189
+        now = time.monotonic()
+        self.burst_log = [t for t in self.burst_log if now - t < 10.0]
+        if len(self.burst_log) >= self.burst_limit:
+            err = self._rate_error("TEN_SECONDLY_ROLLING", None)
+            err.headers.update({"X-HubSpot-RateLimit-Max": str(self.burst_limit),
+                                "X-HubSpot-RateLimit-Remaining": "0",
+                                "X-HubSpot-RateLimit-Interval-Milliseconds": "10000"})
+            raise err
+        self.burst_log.append(now)
+        return self.burst_limit - len(self.burst_log)
 
     def _authenticate(self, headers: dict[str, str]) -> Token:
         auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
@@ -1544,6 +1573,10 @@ class HubSpotEmulator:
         for f in filters:
             self._fields(f, ("highValue", "propertyName", "values", "value", "operator"),
                          "Filter", ("propertyName", "operator"))
+            if f["propertyName"] not in self.properties[t]:
+                raise validation(f"There was a problem with the request: {f['propertyName']} "
+                                 f"is not a property of {t}",
+                                 context={"propertyName": [f["propertyName"]]})
             if f["operator"] not in self.OPERATORS:
                 raise validation(f"Unknown filter operator {f['operator']}")
             if f["operator"] in ("IN", "NOT_IN") and not isinstance(f.get("values"), list):
@@ -1567,10 +1600,11 @@ class HubSpotEmulator:
                     raise validation(f"Unknown sort direction {s['direction']}")
                 sort_key = (s["propertyName"], s.get("direction") == "DESCENDING")
         key = (t, json.dumps([groups, sort_key, body.get("query")], sort_keys=True))
-        ids = self.query_cache.get(key)
+        ids = None if self.search_lag else self.query_cache.get(key)
         if ids is None:
             ids = self._query(t, groups, sort_key, body.get("query"))
-            self.query_cache[key] = ids
+            if not self.search_lag:
+                self.query_cache[key] = ids
         page_ids = ids[after:after + limit]
         props = body.get("properties") or None
         results = []
@@ -1604,7 +1638,10 @@ class HubSpotEmulator:
                             for g in groups for f in g.get("filters") or []) \
             and (sort_key is None or sort_key[0] in (mod, "hs_object_id")) and not text
         rows: list[tuple[Any, int]] = []
+        cutoff = now_ms() - int(self.search_lag * 1000) if self.search_lag else None
         for oid in self._all_ids(t):
+            if cutoff is not None and self._modified_of(t, oid) > cutoff:
+                continue  # written too recently: not in the search index yet
             if only_modified:  # answered from the modified-date column: no materialising
                 if oid in self.records[t] and self.records[t][oid].archived:
                     continue

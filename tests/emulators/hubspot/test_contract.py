@@ -778,3 +778,32 @@ def test_an_over_long_uri_is_414(emu: HubSpotEmulator) -> None:
     status, _ = status_of(lambda: client(emu).crm.deals.basic_api.get_page(properties=names))
     assert status == 414
     assert client(emu).crm.deals.basic_api.get_page(properties=names[:50]).results == []
+
+
+def test_ten_secondly_burst_limit_counts_down(emu: HubSpotEmulator) -> None:
+    emu.burst_limit = 3
+    api = client(emu)
+    answers = [raw(api, emu, "GET", "/crm/v3/objects/deals") for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert [a.headers["X-HubSpot-RateLimit-Remaining"] for a in answers] == ["2", "1", "0", "0"]
+    assert answers[3].json()["policyName"] == "TEN_SECONDLY_ROLLING"
+    assert "Retry-After" not in answers[3].headers
+
+
+def test_search_index_lags_writes_when_asked(emu: HubSpotEmulator) -> None:
+    emu.search_per_second = None
+    emu.add("deals", {"dealname": "old"}, modified=dt.datetime(2025, 1, 1))
+    api = client(emu)
+    emu.search_lag = 0.3
+    api.crm.deals.basic_api.create({"properties": {"dealname": "fresh"}})
+
+    def total() -> int:
+        return int(api.crm.deals.search_api.do_search(
+            public_object_search_request={"limit": 10}).total)
+    assert total() == 1
+    time.sleep(0.35)
+    assert total() == 2
+    status, body = status_of(lambda: api.crm.deals.search_api.do_search(
+        public_object_search_request={"filterGroups": [{"filters": [
+            {"propertyName": "no_such", "operator": "EQ", "value": "1"}]}]}))
+    assert status == 400 and body["context"]["propertyName"] == ["no_such"]
