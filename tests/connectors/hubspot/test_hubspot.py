@@ -422,3 +422,20 @@ def test_a_property_renamed_under_us_is_provisioned_again_and_written() -> None:
     assert res.ok
     assert h.read_back(target, FIELDS) == "slips 9 days"
     assert "learnloop_insight" in h.emu.properties["deals"]
+
+
+def test_a_stalled_answer_times_out_and_is_retried_later() -> None:
+    h = HubSpotHarness(n=1)
+    conn = _connector(h, timeout_seconds=0.5, max_retries=1)
+    conn.install()
+    h.emu.stall("POST /crm/v3/objects/deals/batch/update")
+    try:
+        (res,) = conn.deliver([Intent(1, f"deal:{h.ids['deals'][0]}", FIELDS,
+                                      {"risk": "low"})])
+    finally:
+        h.emu.unstall.set()
+    assert not res.ok and not res.permanent
+    assert "did not answer" in (res.error or "") and "\n" not in (res.error or "")
+    h.emu.reset_faults()
+    (again,) = conn.deliver([Intent(2, f"deal:{h.ids['deals'][0]}", FIELDS, {"risk": "low"})])
+    assert again.ok
