@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from core.model import utcnow
 from webapp import charts, insight_data, item_data
 from webapp.deps import CurrentUser, SessionDep
 from webapp.routes.params import RowId
@@ -57,17 +59,54 @@ def overview(request: Request, session: SessionDep, user: CurrentUser) -> Respon
         ("scatter", insight_data.scatter_points), ("spread", insight_data.segment_spread),
         ("calibration", insight_data.calibration_cycles), ("gap", insight_data.gap),
         ("counts", insight_data.counts))}
-    return render(request, "overview.html", data=data, svg=overview_charts(data))
+    return render(request, "overview.html", data=data, svg=overview_charts(data),
+                  off_target=off_target(data["calibration"]["overall"]))
+
+
+def off_target(overall: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each quantile whose coverage interval excludes its target (P50 50%, P80 80%...)."""
+    out = []
+    for level, target in (("p50", 0.5), ("p80", 0.8), ("p90", 0.9)):
+        row = overall.get(level) or {}
+        interval = row.get("interval_90")
+        if row.get("coverage") is None or not interval:
+            continue
+        if not interval[0] <= target <= interval[1]:
+            out.append({"level": level.upper(), "coverage": row["coverage"], "low": interval[0],
+                        "high": interval[1], "n": row["n"], "target": target})
+    return out
 
 
 @router.get("/items", response_class=HTMLResponse)
 def items(request: Request, session: SessionDep, user: CurrentUser,
           status: Annotated[str | None, Query(max_length=20)] = None,
           q: Annotated[str | None, Query(max_length=200)] = None,
+          connection: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+          kind: Annotated[str | None, Query(max_length=50)] = None,
+          overdue: Annotated[bool, Query()] = False,
+          sort: Annotated[str, Query(max_length=20)] = "newest",
           page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> Response:
-    rows, more = item_data.page(session, status=status, q=q, page=page)
-    return render(request, "items.html", rows=rows, more=more, page=page, status=status or "",
-                  q=q or "")
+    segments = {k[4:]: v[:200] for k, v in request.query_params.items()
+                if k.startswith("seg_") and 4 < len(k) <= 64 and v}
+    filters = item_data.Filters(status=status or None, q=q or None, connection=connection,
+                                kind=kind or None, overdue=overdue, segments=segments,
+                                sort=sort if sort in item_data.SORTS else "newest")
+    now = utcnow()
+    rows, more = item_data.page(session, page=page, filters=filters, now=now)
+    total = item_data.total(session, filters, now)
+    family = filters.kind
+    columns = [h for h, _ in item_data.KINDS.get(family or "", ())] if family else None
+    shown = [{"item": item, "conn": name, "family": item_data.family_of(item.kind),
+              "cells": item_data.cells(item, p80, family),
+              "heads": [h for h, _ in item_data.KINDS.get(
+                  family or item_data.family_of(item.kind), item_data.KINDS["task"])],
+              "overdue": item_data.overdue_days(item, now)} for item, name, p80 in rows]
+    pages = max(1, -(-total // item_data.PAGE_SIZE))
+    return render(request, "items.html", rows=shown, more=more, page=page, pages=pages,
+                  total=total, filters=filters, columns=columns,
+                  facets=insight_data.cached(session, "item_facets", item_data.facets),
+                  sorts=list(item_data.SORTS), query=urlencode(filters.query()),
+                  sort_query=urlencode([p for p in filters.query()]))
 
 
 @router.get("/items/{item_id}", response_class=HTMLResponse)
