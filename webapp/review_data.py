@@ -53,6 +53,8 @@ def fmt(value: Any) -> str:
             return "-"
         if value == 0:
             return "0"
+        if abs(value) < 0.001:  # a p- or q-value: its size, not its digits, is what counts
+            return "<0.001" if value > 0 else "-0.000"
         if abs(value) >= 100:
             return f"{value:,.0f}"
         digits = max(0, 1 - math.floor(math.log10(abs(value))))
@@ -106,7 +108,8 @@ def story(proposal: Proposal, finding: Finding | None) -> str | None:
         typical = (f"The typical one of the {who} took {fmt(finding.effect)}x its estimate "
                    f"({level} confidence interval {fmt(finding.interval_low)}-"
                    f"{fmt(finding.interval_high)}x)")
-        sure = f"n={finding.n:,} finished items, q={fmt(finding.q_value)}"
+        q = fmt(finding.q_value)
+        sure = f"n={finding.n:,} finished items, q{'' if q.startswith('<') else '='}{q}"
     elif isinstance(p50, (int, float)):
         typical = f"The typical one of the {who} took {fmt(p50)}x its estimate"
         sure = f"n={n:,} finished items" if isinstance(n, int) else "n unknown"
