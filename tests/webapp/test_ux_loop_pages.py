@@ -3,8 +3,6 @@ decimals, and every link answers 200 or a redirect."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
@@ -13,7 +11,6 @@ from tests.webapp.accounts_helpers import login
 from tests.webapp.ux_loop_demo import build_demo, crawl, problems
 from webapp.app import create_app
 from webapp.demo import DEMO_PASSWORD, DEMO_PEOPLE
-
 
 INSTALL_PAGES = "/admin/connections"
 """The pages that install a tool: issue 16 point 4 (run history, form defaults), fixed on its
@@ -66,4 +63,4 @@ def test_the_checker_catches_what_it_looks_for() -> None:
             "<input value=\"0.0002777777777777778\"><p>n=30, 1.25x, 2025-01-02 10:00</p>")
     found = problems("/x", page)
     assert any("a dict" in f for f in found) and any("more than four" in f for f in found)
-    assert problems("/x", "<p>P80 1.8x (90% CI 1.6–2.0x), n=1,200, q=0.0031</p>") == []
+    assert problems("/x", "<p>P80 1.8x (90% CI 1.6-2.0x), n=1,200, q=0.0031</p>") == []
