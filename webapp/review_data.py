@@ -41,7 +41,8 @@ def detail(session: Session, proposal_id: int) -> dict[str, Any]:
 
 
 def fmt(value: Any) -> str:
-    """A number for people: two significant decimals, thousands separated; never a repr."""
+    """A number for people: two decimals (two significant digits below 1), thousands
+    separated; never a repr."""
     if value is None:
         return "-"
     if isinstance(value, bool):
@@ -57,8 +58,10 @@ def fmt(value: Any) -> str:
             return "<0.001" if value > 0 else "-0.000"
         if abs(value) >= 100:
             return f"{value:,.0f}"
-        digits = max(0, 1 - math.floor(math.log10(abs(value))))
-        return f"{value:,.{digits}f}"
+        if abs(value) >= 1:  # two decimals, trailing zeros dropped: 1.49, 2.68, 1.5
+            return f"{value:,.2f}".rstrip("0").rstrip(".")
+        digits = 1 - math.floor(math.log10(abs(value)))  # two significant digits: 0.0031
+        return f"{value:.{digits}f}"
     if isinstance(value, (list, tuple)):
         if len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
             return f"{fmt(value[0])}-{fmt(value[1])}"
