@@ -40,6 +40,9 @@ def detail(session: Session, proposal_id: int) -> dict[str, Any]:
             "progress": progress(proposal, writes, lists), "waiting": waiting}
 
 
+DASH = "\u2013"  # an en dash between the ends of a range
+
+
 def fmt(value: Any) -> str:
     """A number for people: two decimals (two significant digits below 1), thousands
     separated; never a repr."""
@@ -64,7 +67,7 @@ def fmt(value: Any) -> str:
         return f"{value:.{digits}f}"
     if isinstance(value, (list, tuple)):
         if len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
-            return f"{fmt(value[0])}-{fmt(value[1])}"
+            return f"{fmt(value[0])}{DASH}{fmt(value[1])}"
         return ", ".join(fmt(v) for v in value)
     if isinstance(value, dict):
         return "; ".join(f"{str(k).replace('_', ' ')} {fmt(v)}" for k, v in value.items())
@@ -89,7 +92,7 @@ def evidence_rows(evidence: dict[str, Any] | None) -> list[tuple[str, str]]:
                 and not isinstance(value, bool):
             vals = value if isinstance(value, (list, tuple)) else [value]
             if all(isinstance(v, (int, float)) and abs(v) <= 10 for v in vals):
-                shown = "-".join(f"{100 * float(v):.0f}%" for v in vals)
+                shown = DASH.join(f"{100 * float(v):.0f}%" for v in vals)
                 rows.append((label, shown))
                 continue
         rows.append((label, fmt(value)))
@@ -109,7 +112,7 @@ def story(proposal: Proposal, finding: Finding | None) -> str | None:
     if finding is not None and finding.measure == "effort":
         level = f"{finding.interval_level:.0%}"
         typical = (f"The typical one of the {who} took {fmt(finding.effect)}x its estimate "
-                   f"({level} confidence interval {fmt(finding.interval_low)}-"
+                   f"({level} confidence interval {fmt(finding.interval_low)}{DASH}"
                    f"{fmt(finding.interval_high)}x)")
         q = fmt(finding.q_value)
         sure = f"n={finding.n:,} finished items, q{'' if q.startswith('<') else '='}{q}"
