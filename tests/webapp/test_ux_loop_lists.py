@@ -150,10 +150,10 @@ def test_proposal_tells_one_story_with_formatted_evidence(site: Any) -> None:
     assert story is not None
     assert html.unescape(story.group(1)) == (
         "The typical one of the team PAY items took 1.5x its estimate (90% confidence "
-        "interval 1.4–1.6x); plan for 1.7x the estimate to finish 80% of them within it "
+        "interval 1.4\u20131.6x); plan for 1.7x the estimate to finish 80% of them within it "
         "(P80); the rule's own median is 1.5x. How sure: n=15 finished items, q=0.0031.")
     evidence = " | ".join(_rows(page, "evidence"))
-    assert "interval 80 1–2.68" in evidence.replace("1.0", "1")
+    assert "interval 80 1\u20132.68" in evidence.replace("1.0", "1")
     assert "p-value 0.0031" in evidence and "logged exactly the estimate 30%" in evidence
     assert "{" not in evidence and "2.6798" not in evidence
 
