@@ -188,3 +188,17 @@ def calibration_cycles(session: Session) -> dict[str, Any]:
 def gap(session: Session) -> dict[str, Any]:
     """The gap between plan and actual per month finished, and whether it narrows."""
     return gap_by_cycle(session)
+
+
+def off_target(overall: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each quantile whose coverage interval excludes its target (P50 50%, P80 80%...)."""
+    out = []
+    for level, target in (("p50", 0.5), ("p80", 0.8), ("p90", 0.9)):
+        row = overall.get(level) or {}
+        interval = row.get("interval_90")
+        if row.get("coverage") is None or not interval:
+            continue
+        if not interval[0] <= target <= interval[1]:
+            out.append({"level": level.upper(), "coverage": row["coverage"], "low": interval[0],
+                        "high": interval[1], "n": row["n"], "target": target})
+    return out

@@ -89,9 +89,12 @@ class FileConnector:
                                        "delivery; your file is never modified)"])
 
     def uninstall(self) -> InstallReport:
-        """Delete the write-back copy, if learnloop wrote it; any other file there is kept."""
-        removed, kept = writeback.remove_copy(self.config)
-        return InstallReport(removed=[removed] if removed else [], problems=[kept] if kept else [])
+        """Delete the write-back copy and the templates table, if learnloop wrote them; any
+        other file there is kept."""
+        results = [writeback.remove_copy(self.config),
+                   writeback.remove_copy(self.config, writeback.templates_path(self.config))]
+        return InstallReport(removed=[r for r, _ in results if r],
+                             problems=[k for _, k in results if k])
 
     def discover_fields(self) -> list[FieldInfo]:
         """The header's columns, each with a guessed type (date, number or string).

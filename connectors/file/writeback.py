@@ -145,13 +145,13 @@ def deliver_templates(config: FileConfig, intents: Sequence[Intent]) -> list[Del
     return results
 
 
-def remove_copy(config: FileConfig) -> tuple[str | None, str | None]:
-    """Delete the copy when learnloop wrote it.
+def remove_copy(config: FileConfig, out: Path | None = None) -> tuple[str | None, str | None]:
+    """Delete the copy (or `out`, e.g. the templates table) when learnloop wrote it.
 
     Returns:
         The path removed (or None), and why a file there was kept (or None).
     """
-    out = output_path(config)
+    out = out or output_path(config)
     if not out.exists() and not out.is_symlink():
         return None, None
     with _locked(out.parent):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import json
 import re
 from typing import Any
 
@@ -184,3 +185,11 @@ def test_decisions_from_the_cli_reach_the_trail_and_activity(site: Any, cli: Cli
     assert "p80 1.6" in page and "1.7 → 1.6" in page
     activity = client.get("/activity").text
     assert "cli@example.com" in activity and f"proposal {ids['proposal']}" in activity
+
+
+def test_the_cli_flags_the_off_target_forecast_too(site: Any, cli: CliRun) -> None:
+    code, out, err = cli("findings")
+    assert code == 0, err
+    assert "OFF TARGET: P80 covered 60% of actuals" in out and "excludes the target 80%" in out
+    code, out, _ = cli("findings", "--json")
+    assert "P80" in [o["level"] for o in json.loads(out)["off_target"]]

@@ -216,8 +216,11 @@ def findings(
         cal = ledger.report(s)
         win = ledger.report(s, "win")
         gap = gap_by_cycle(s)
+    from webapp.insight_data import off_target
+
     if as_json:
-        emit_json({"findings": rows, "calibration": cal, "win_calibration": win, "gap": gap})
+        emit_json({"findings": rows, "calibration": cal, "win_calibration": win, "gap": gap,
+                   "off_target": off_target(cal["overall"])})
         return
     if not rows:
         out.print("no findings yet: sync some connections and run `learnloop learn`")
@@ -229,6 +232,10 @@ def findings(
         out.print(f"forecast ledger: {overall['n']} effort forecasts scored; P80 covered "
                   f"{p80['coverage']:.0%} of actuals (90% interval {p80['interval_90'][0]:.0%}-"
                   f"{p80['interval_90'][1]:.0%}; target 80%)")
+        for o in off_target(overall):
+            out.print(f"OFF TARGET: {o['level']} covered {o['coverage']:.0%} of actuals, its 90% "
+                      f"interval {o['low']:.0%}-{o['high']:.0%} excludes the target "
+                      f"{o['target']:.0%} (n={o['n']}); the next runs recalibrate")
     if win["overall"]["n"]:
         out.print(f"forecast ledger: {ledger.in_words(win['overall'])}")
     if gap["cycles"]:

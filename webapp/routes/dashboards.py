@@ -60,21 +60,8 @@ def overview(request: Request, session: SessionDep, user: CurrentUser) -> Respon
         ("calibration", insight_data.calibration_cycles), ("gap", insight_data.gap),
         ("counts", insight_data.counts))}
     return render(request, "overview.html", data=data, svg=overview_charts(data),
-                  off_target=off_target(data["calibration"]["overall"]))
+                  off_target=insight_data.off_target(data["calibration"]["overall"]))
 
-
-def off_target(overall: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each quantile whose coverage interval excludes its target (P50 50%, P80 80%...)."""
-    out = []
-    for level, target in (("p50", 0.5), ("p80", 0.8), ("p90", 0.9)):
-        row = overall.get(level) or {}
-        interval = row.get("interval_90")
-        if row.get("coverage") is None or not interval:
-            continue
-        if not interval[0] <= target <= interval[1]:
-            out.append({"level": level.upper(), "coverage": row["coverage"], "low": interval[0],
-                        "high": interval[1], "n": row["n"], "target": target})
-    return out
 
 
 @router.get("/items", response_class=HTMLResponse)
