@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -123,6 +124,23 @@ def page(session: Session, *, status: str | None = None, q: str | None = None,
             if value is not None:
                 p80[item_id] = value
     return [(item, name, p80.get(item.id)) for item, name in rows], more
+
+
+def listing(session: Session, filters: Filters, page_no: int) -> dict[str, Any]:
+    """One page of the item list as the page shows it: rows with their kind's cells and
+    overdue days, the total, the page count and the query of the filters (for links)."""
+    now = utcnow()
+    rows, more = page(session, page=page_no, filters=filters, now=now)
+    count = total(session, filters, now)
+    family = filters.kind
+    shown = [{"item": item, "conn": name, "family": family_of(item.kind),
+              "cells": cells(item, p80, family),
+              "heads": [h for h, _ in KINDS.get(family or family_of(item.kind), KINDS[TASK])],
+              "overdue": overdue_days(item, now)} for item, name, p80 in rows]
+    return {"rows": shown, "more": more, "page": page_no, "total": count,
+            "pages": max(1, -(-count // PAGE_SIZE)), "filters": filters,
+            "columns": [h for h, _ in KINDS.get(family, ())] if family else None,
+            "sorts": list(SORTS), "query": urlencode(filters.query())}
 
 
 def total(session: Session, filters: Filters, now: dt.datetime | None = None) -> int:

@@ -216,11 +216,8 @@ def findings(
         cal = ledger.report(s)
         win = ledger.report(s, "win")
         gap = gap_by_cycle(s)
-    from webapp.insight_data import off_target
-
     if as_json:
-        emit_json({"findings": rows, "calibration": cal, "win_calibration": win, "gap": gap,
-                   "off_target": off_target(cal["overall"])})
+        emit_json({"findings": rows, "calibration": cal, "win_calibration": win, "gap": gap})
         return
     if not rows:
         out.print("no findings yet: sync some connections and run `learnloop learn`")
@@ -232,6 +229,8 @@ def findings(
         out.print(f"forecast ledger: {overall['n']} effort forecasts scored; P80 covered "
                   f"{p80['coverage']:.0%} of actuals (90% interval {p80['interval_90'][0]:.0%}-"
                   f"{p80['interval_90'][1]:.0%}; target 80%)")
+        from webapp.insight_data import off_target
+
         for o in off_target(overall):
             out.print(f"OFF TARGET: {o['level']} covered {o['coverage']:.0%} of actuals, its 90% "
                       f"interval {o['low']:.0%}-{o['high']:.0%} excludes the target "

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from core.model import utcnow
 from webapp import charts, insight_data, item_data
 from webapp.deps import CurrentUser, SessionDep
 from webapp.routes.params import RowId
@@ -63,7 +61,6 @@ def overview(request: Request, session: SessionDep, user: CurrentUser) -> Respon
                   off_target=insight_data.off_target(data["calibration"]["overall"]))
 
 
-
 @router.get("/items", response_class=HTMLResponse)
 def items(request: Request, session: SessionDep, user: CurrentUser,
           status: Annotated[str | None, Query(max_length=20)] = None,
@@ -78,22 +75,8 @@ def items(request: Request, session: SessionDep, user: CurrentUser,
     filters = item_data.Filters(status=status or None, q=q or None, connection=connection,
                                 kind=kind or None, overdue=overdue, segments=segments,
                                 sort=sort if sort in item_data.SORTS else "newest")
-    now = utcnow()
-    rows, more = item_data.page(session, page=page, filters=filters, now=now)
-    total = item_data.total(session, filters, now)
-    family = filters.kind
-    columns = [h for h, _ in item_data.KINDS.get(family or "", ())] if family else None
-    shown = [{"item": item, "conn": name, "family": item_data.family_of(item.kind),
-              "cells": item_data.cells(item, p80, family),
-              "heads": [h for h, _ in item_data.KINDS.get(
-                  family or item_data.family_of(item.kind), item_data.KINDS["task"])],
-              "overdue": item_data.overdue_days(item, now)} for item, name, p80 in rows]
-    pages = max(1, -(-total // item_data.PAGE_SIZE))
-    return render(request, "items.html", rows=shown, more=more, page=page, pages=pages,
-                  total=total, filters=filters, columns=columns,
-                  facets=insight_data.cached(session, "item_facets", item_data.facets),
-                  sorts=list(item_data.SORTS), query=urlencode(filters.query()),
-                  sort_query=urlencode([p for p in filters.query()]))
+    return render(request, "items.html", **item_data.listing(session, filters, page),
+                  facets=insight_data.cached(session, "item_facets", item_data.facets))
 
 
 @router.get("/items/{item_id}", response_class=HTMLResponse)
