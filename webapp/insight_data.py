@@ -22,6 +22,7 @@ from core.learning.gap import gap_by_cycle
 from core.learning.run import current_findings
 from core.measures import ALIASES, ENROLLMENT
 from core.model import Deviation, Finding, Item, JobRun, LearningRun, Proposal
+from webapp import review_data
 
 SCATTER_POINTS = 1500
 SEGMENT_ROWS = 20_000
@@ -88,7 +89,9 @@ def finding_rows(session: Session) -> list[dict[str, Any]]:
         link = None
         if segs and len(segs) == len(f.segment or {}):
             link = "/items?" + urlencode([(f"seg_{k}", v) for k, v in sorted(segs.items())])
-        rows.append({"finding": f, "proposal": proposals.get(f.id), "items_link": link})
+        prop = proposals.get(f.id)
+        rows.append({"finding": f, "proposal": prop, "items_link": link,
+                     "story": review_data.story(prop, f) if prop is not None else None})
     return rows
 
 

@@ -136,6 +136,7 @@ def test_findings_leave_out_no_difference_and_link_items_and_proposal(site: Any)
     page = client.get("/findings").text
     assert "team PAY items took 1.5x" in page and "team WEB items took 1.0x" not in page
     assert 'href="/items?seg_team=PAY"' in page
+    assert "plan for 1.7x the estimate to finish 80% of them within it (P80)" in page
     assert f'href="/proposals/{ids["proposal"]}"' in page
     overview = client.get("/").text
     assert re.search(r'<a href="/findings">1</a>', overview)
