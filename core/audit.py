@@ -36,6 +36,8 @@ from sqlalchemy import Select, and_, case, distinct, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.errors import ConfigError
+from core.learning import ledger
+from core.measures import ALIASES, ENROLLMENT
 from core.model import (
     Audit,
     Connection,
@@ -133,8 +135,13 @@ def _result(checks: list[tuple[bool, str]], n: int, figures: dict[str, float | i
     return Measured(1 + sum(ok for ok, _ in checks), " ".join(s for _, s in checks), n, figures)
 
 
+ENROLLMENT_KINDS = tuple(k for k, family in ALIASES.items() if family == ENROLLMENT)
+
+
 def _signal(s: Session, now: dt.datetime) -> Measured:
-    live = Item.deleted.is_(False)
+    # An enrollment's plan is its arm, not a figure: it is judged by the experiments, and
+    # counting it here would drag the capture of tasks and deals down.
+    live = and_(Item.deleted.is_(False), func.lower(Item.kind).not_in(ENROLLMENT_KINDS))
     plan = or_(Item.planned_estimate.is_not(None), Item.planned_due.is_not(None),
                Item.planned_amount.is_not(None), Item.expected_outcome.is_not(None))
     actual = or_(Item.actual_effort.is_not(None), Item.actual_end.is_not(None),
@@ -143,7 +150,7 @@ def _signal(s: Session, now: dt.datetime) -> Measured:
         func.count(Item.id), func.count(case((Item.status == "done", Item.id))),
         func.count(case((and_(Item.status == "done", plan, actual), Item.id))),
     ).where(live)).one())
-    events = _n(s, select(func.count(Event.id)))
+    events = _n(s, select(func.count(Event.id)).join(Item, Item.id == Event.item_id).where(live))
     conns, fresh = (int(v or 0) for v in s.execute(select(
         func.count(Connection.id),
         func.count(case((Connection.last_sync_at >= now - dt.timedelta(days=7), Connection.id))),
@@ -195,17 +202,17 @@ def _feedback(s: Session, now: dt.datetime) -> Measured:
 def _planned_vs_actual(s: Session, now: dt.datetime) -> Measured:
     deviations = _n(s, select(func.count(func.distinct(Deviation.item_id)))
                     .where(Deviation.against == "committed"))
-    scored, covered = (int(v or 0) for v in s.execute(select(
-        func.count(Forecast.id), func.count(case((Forecast.actual <= Forecast.p80, Forecast.id))),
-    ).where(Forecast.scored_at >= now - dt.timedelta(days=180),
-            Forecast.actual.is_not(None), Forecast.p80.is_not(None))).one())
+    # The same figure as the overview's: the effort P80 coverage of every scored forecast.
+    p80 = ledger.report(s, "effort")["overall"]["p80"]
+    scored = int(p80["n"])
+    covered = round((p80["coverage"] or 0.0) * scored)
     findings = _n(s, select(func.count(Finding.id)).where(
         Finding.created_at >= now - dt.timedelta(days=90), Finding.n >= 10))
     coverage = covered / scored if scored else 0.0
     gap = abs(coverage - 0.8) * 100
-    cover = (f"P80 forecasts covered the actual in {_pct(covered, scored, 'cases')} in the "
-             f"last 180 days (target 80%, {gap:.0f} points off; 30 needed to judge)." if scored else
-             "No forecast has been scored in the last 180 days.")
+    cover = (f"P80 effort forecasts covered the actual in {_pct(covered, scored, 'cases')} "
+             f"(target 80%, {gap:.0f} points off; 30 needed to judge)." if scored else
+             "No effort forecast has been scored yet.")
     return _result([
         (bool(deviations or scored), f"{deviations:,} items have a plan-vs-actual deviation "
                                      f"computed and {scored:,} forecasts were scored."),
@@ -213,7 +220,7 @@ def _planned_vs_actual(s: Session, now: dt.datetime) -> Measured:
         (scored >= 30 and gap <= 5, "Within 5 points of 80% counts as calibrated."),
         (findings > 0, f"{findings:,} findings with at least 10 items of evidence in the "
                        "last 90 days."),
-    ], scored, {"deviations": deviations, "scored_180d": scored, "p80_covered": covered,
+    ], scored, {"deviations": deviations, "scored": scored, "p80_covered": covered,
                 "p80_coverage": round(coverage, 4), "findings_90d": findings},
         None if deviations or scored or findings else
         "No plan has been compared with its actual yet.")

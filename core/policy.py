@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from core import bounds, outbox
 from core.contract import TEMPLATE, TemplatePayload
 from core.errors import ConfigError, LearnloopError, NotFoundError
-from core.model import Policy, Proposal, Rule, Template, WriteIntent, utcnow
+from core.model import Activity, Policy, Proposal, Rule, Template, WriteIntent, utcnow
+from core.secrets import redact, redact_value
 
 GLOBAL_KEY = "effort:all"
 CHANGE_THRESHOLD = 0.10  # relative move of the P80 multiplier that is worth a proposal
@@ -241,8 +242,12 @@ def accept(session: Session, proposal_id: int, by: str, note: str | None = None,
         change["new"] = {**change["new"], **params}
     if not change["rule_key"].startswith("playbook:"):
         check_params(change["new"])
+    edited = {k: {"proposed": proposal.change["new"].get(k), "accepted": v}
+              for k, v in (params or {}).items() if proposal.change["new"].get(k) != v}
     if params is not None:
         proposal.change = change
+        if edited:  # the diff shows what was accepted, not what was first proposed
+            proposal.diff = change_diff(session, change)
     old = current_policy(session)
     before = active_rules(session)
     new = Policy(version=old.version + 1, created_by=by,
@@ -288,8 +293,20 @@ def accept(session: Session, proposal_id: int, by: str, note: str | None = None,
                                                       template.version + 1))
     proposal.status, proposal.decided_by, proposal.decided_at = "accepted", by, utcnow()
     proposal.decision_note, proposal.policy_version = note, new.version
+    record_decision(session, proposal, "accepted", by, note, edited=edited)
     session.flush()
     return new
+
+
+def record_decision(session: Session, proposal: Proposal, decision: str, by: str,
+                    note: str | None, **detail: Any) -> None:
+    """The decision in the activity trail, wherever it was made (web, CLI, demo)."""
+    session.add(Activity(actor=by, action=f"{decision} the proposal", subject_type="proposal",
+                         subject_id=str(proposal.id),
+                         note=None if note is None else redact(note),
+                         detail=redact_value({"title": proposal.title,
+                                              "policy_version": proposal.policy_version,
+                                              **detail})))
 
 
 def template_write_key(connection_id: int, name: str, version: int) -> str:
@@ -337,4 +354,5 @@ def reject(session: Session, proposal_id: int, by: str, note: str | None = None)
     _decidable(proposal)
     proposal.status, proposal.decided_by, proposal.decided_at = "rejected", by, utcnow()
     proposal.decision_note = note
+    record_decision(session, proposal, "rejected", by, note)
     return proposal

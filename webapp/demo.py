@@ -7,7 +7,7 @@ import datetime as dt
 import shutil
 from pathlib import Path
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from connectors import registry, runtime
 from core import policy
@@ -46,9 +46,12 @@ def run_demo(items: int = 1200, serve: bool = True) -> None:
     first, second = today - dt.timedelta(days=60), today
     done, opened = write_snapshot(tasks, first, plan)
     with unit_of_work(engine) as s:
-        add_connection(s, registry.get("file"), "demo-plan",
-                       {"path": str(plan), "dayfirst": True}, MAPPING)
-        s.add(Template(name="PAY bug fix", kind="project", body={"tasks": TEMPLATE_TASKS}))
+        conn = add_connection(s, registry.get("file"), "demo-plan",
+                              {"path": str(plan), "dayfirst": True}, MAPPING)
+        # The template lives with the plan: an accepted proposal is written back into
+        # plan.learnloop-templates.csv, and the proposal becomes applied once delivered.
+        s.add(Template(name="PAY bug fix", kind="project", connection_id=conn.id,
+                       external_id="PAY bug fix", body={"tasks": TEMPLATE_TASKS}))
 
     out.print(f"\n1. Sync the plan as of {first}: {done} done, {opened} open tasks")
     report = runtime.sync(engine, "demo-plan")
@@ -155,10 +158,10 @@ def _outreach(engine: Engine, home: Path, today: dt.date) -> None:
     out.print("\n7. Outreach: 3,000 GENERATED enrollments of a randomised "
               f"two-angle sequence, in {path}")
     with unit_of_work(engine) as s:
-        add_connection(s, registry.get("file"), "demo-outreach", {"path": str(path)},
-                       OUTREACH_MAPPING)
-        s.add(Template(name="Outbound Q1 sequence", kind="sequence",
-                       body={"test": "Outbound Q1"}))
+        conn = add_connection(s, registry.get("file"), "demo-outreach", {"path": str(path)},
+                              OUTREACH_MAPPING)
+        s.add(Template(name="Outbound Q1 sequence", kind="sequence", connection_id=conn.id,
+                       external_id="Outbound Q1 sequence", body={"test": "Outbound Q1"}))
     runtime.sync(engine, "demo-outreach")
     learned = runtime.learn(engine)
     for t in learned.experiments.get("tests", []):
@@ -175,6 +178,12 @@ def _outreach(engine: Engine, home: Path, today: dt.date) -> None:
             out.print(f"   proposal #{playbook.id}: {playbook.title}; accepted:")
             out.print(playbook.diff)
             policy.accept(s, playbook.id, "demo template owner", "accepted in the demo")
+    done = runtime.deliver(engine)
+    with unit_of_work(engine) as s:
+        policy.settle_accepted(s)
+        applied = s.scalar(select(func.count(Proposal.id)).where(Proposal.status == "applied"))
+    out.print(f"   write-back: {done.delivered} delivered; {applied} accepted proposals are "
+              "applied (their templates written beside the files)")
 
 
 def _show_copy(path: object) -> None:

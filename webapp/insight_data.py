@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 import numpy as np
 from sqlalchemy import Engine, func, select
@@ -19,7 +20,9 @@ from core.insights import FindingIndex
 from core.learning import ledger
 from core.learning.gap import gap_by_cycle
 from core.learning.run import current_findings
+from core.measures import ALIASES, ENROLLMENT
 from core.model import Deviation, Finding, Item, JobRun, LearningRun, Proposal
+from webapp import review_data
 
 SCATTER_POINTS = 1500
 SEGMENT_ROWS = 20_000
@@ -54,8 +57,42 @@ def cached(session: Session, name: str, compute: Callable[[Session], T]) -> T:
 
 
 def findings(session: Session) -> list[Finding]:
-    """The latest learning run's findings (loaded once per run, read by many pages)."""
-    return current_findings(session)
+    """The latest learning run's findings that show a difference (loaded once per run, read by
+    many pages): a segment whose items took what the other items took is not a finding."""
+    return [f for f in current_findings(session) if is_difference(f)]
+
+
+def is_difference(finding: Finding) -> bool:
+    """False when the finding's own interval holds the other items' figure, or when the two
+    read the same once rounded as shown ("took 1.0x ... other items 1.0x")."""
+    rest = (finding.evidence or {}).get("rest")
+    if not isinstance(rest, (int, float)) or isinstance(rest, bool):
+        return True
+    if finding.interval_low <= rest <= finding.interval_high:
+        return False
+    digits = 1 if finding.measure == "effort" else 2
+    return round(finding.effect, digits) != round(float(rest), digits)
+
+
+def finding_rows(session: Session) -> list[dict[str, Any]]:
+    """Each finding with its proposal (if any) and a link to the items it is about."""
+    found = cached(session, "findings", findings)
+    ids = [f.id for f in found]
+    proposals: dict[int, Proposal] = {}
+    if ids:
+        for p in session.scalars(select(Proposal).where(Proposal.finding_id.in_(ids))
+                                 .order_by(Proposal.id)):
+            proposals[p.finding_id] = p  # type: ignore[index]
+    rows = []
+    for f in found:
+        segs = {k: v for k, v in (f.segment or {}).items() if isinstance(v, str)}
+        link = None
+        if segs and len(segs) == len(f.segment or {}):
+            link = "/items?" + urlencode([(f"seg_{k}", v) for k, v in sorted(segs.items())])
+        prop = proposals.get(f.id)
+        rows.append({"finding": f, "proposal": prop, "items_link": link,
+                     "story": review_data.story(prop, f) if prop is not None else None})
+    return rows
 
 
 def finding_index(session: Session) -> FindingIndex:
@@ -65,17 +102,27 @@ def finding_index(session: Session) -> FindingIndex:
 
 def counts(session: Session) -> dict[str, int]:
     """Items by status, pending proposals and findings of the latest run."""
+    kinds = [k for k, fam in ALIASES.items() if fam == ENROLLMENT]
     by_status = dict(session.execute(select(Item.status, func.count()).where(
-        Item.deleted.is_(False)).group_by(Item.status)).all())
+        Item.deleted.is_(False), func.lower(Item.kind).not_in(kinds))
+        .group_by(Item.status)).all())
     latest = session.scalar(select(func.max(LearningRun.id)).where(LearningRun.status == "ok"))
     return {
         "items": sum(by_status.values()), "done": by_status.get("done", 0),
         "open": by_status.get("open", 0),
         "pending_proposals": session.scalar(select(func.count()).where(
             Proposal.status == "pending").select_from(Proposal)) or 0,
-        "findings": session.scalar(select(func.count()).where(
-            Finding.run_id == latest).select_from(Finding)) or 0 if latest else 0,
+        "findings": len(cached(session, "findings", findings)) if latest else 0,
+        **_enrollments(session),
     }
+
+
+def _enrollments(session: Session) -> dict[str, int]:
+    """Enrollments apart: they are experiment units, not planned work."""
+    kinds = [k for k, fam in ALIASES.items() if fam == ENROLLMENT]
+    n = session.scalar(select(func.count(Item.id)).where(
+        Item.deleted.is_(False), func.lower(Item.kind).in_(kinds))) or 0
+    return {"enrollments": int(n)}
 
 
 def scatter_points(session: Session) -> dict[str, Any]:
@@ -144,3 +191,17 @@ def calibration_cycles(session: Session) -> dict[str, Any]:
 def gap(session: Session) -> dict[str, Any]:
     """The gap between plan and actual per month finished, and whether it narrows."""
     return gap_by_cycle(session)
+
+
+def off_target(overall: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each quantile whose coverage interval excludes its target (P50 50%, P80 80%...)."""
+    out = []
+    for level, target in (("p50", 0.5), ("p80", 0.8), ("p90", 0.9)):
+        row = overall.get(level) or {}
+        interval = row.get("interval_90")
+        if row.get("coverage") is None or not interval:
+            continue
+        if not interval[0] <= target <= interval[1]:
+            out.append({"level": level.upper(), "coverage": row["coverage"], "low": interval[0],
+                        "high": interval[1], "n": row["n"], "target": target})
+    return out

@@ -14,6 +14,7 @@ from connectors.file.mapping import MAPPING_FIELDS
 from core.contract import (
     FIELD_TYPES,
     FIELDS,
+    TEMPLATE,
     Batch,
     Delivery,
     FieldInfo,
@@ -39,9 +40,11 @@ class FileConnector:
     config_model: ClassVar[type[BaseModel]] = FileConfig
     # The copy with learnloop's columns *is* the table learnloop writes: one FIELDS intent
     # per row, so each row is an upsert of its own and nothing else is queued.
-    targets: ClassVar[tuple[WriteTarget, ...]] = tuple(
+    targets: ClassVar[tuple[WriteTarget, ...]] = (*tuple(
         WriteTarget(key, FIELD_TYPES[key], FIELDS, f"column '{title}' of the copy")
-        for key, title in COLUMNS.items())
+        for key, title in COLUMNS.items()), WriteTarget(
+        "templates table", "project", TEMPLATE, "a template's rows in "
+        "<copy>-templates.csv beside the copy, replaced by each new version"))
     capabilities: ClassVar[frozenset[str]] = surfaces_of(targets)
     mapping_fields: ClassVar[tuple[MappingField, ...]] = MAPPING_FIELDS
 
@@ -86,9 +89,12 @@ class FileConnector:
                                        "delivery; your file is never modified)"])
 
     def uninstall(self) -> InstallReport:
-        """Delete the write-back copy, if learnloop wrote it; any other file there is kept."""
-        removed, kept = writeback.remove_copy(self.config)
-        return InstallReport(removed=[removed] if removed else [], problems=[kept] if kept else [])
+        """Delete the write-back copy and the templates table, if learnloop wrote them; any
+        other file there is kept."""
+        results = [writeback.remove_copy(self.config),
+                   writeback.remove_copy(self.config, writeback.templates_path(self.config))]
+        return InstallReport(removed=[r for r, _ in results if r],
+                             problems=[k for _, k in results if k])
 
     def discover_fields(self) -> list[FieldInfo]:
         """The header's columns, each with a guessed type (date, number or string).
@@ -111,9 +117,13 @@ class FileConnector:
         return sync.pull(self.config, self.mapping, cursor)
 
     def deliver(self, intents: Sequence[Intent]) -> list[Delivery]:
-        """Write the field values into the copy, one row per id, as an upsert."""
+        """Write the field values into the copy, one row per id, as an upsert; templates into
+        the templates table beside it."""
         valid, failed = split_valid(intents)
-        return failed + writeback.deliver(self.config, self.mapping, valid)
+        templates = [i for i in valid if i.surface == TEMPLATE]
+        rest = [i for i in valid if i.surface != TEMPLATE]
+        return (failed + (writeback.deliver(self.config, self.mapping, rest) if rest else [])
+                + (writeback.deliver_templates(self.config, templates) if templates else []))
 
 
 __all__ = ["FileConfig", "FileConnector"]

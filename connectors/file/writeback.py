@@ -17,7 +17,7 @@ from connectors.file import owned
 from connectors.file.client import Table, is_xlsx, parse, read_source, read_workbook
 from connectors.file.config import FileConfig
 from connectors.file.sync import header_of, load
-from core.contract import FIELDS, Delivery, FieldsPayload, Intent
+from core.contract import FIELDS, TEMPLATE, Delivery, FieldsPayload, Intent, TemplatePayload
 from core.errors import LearnloopError
 from core.tabular import cell_text
 from core.tabular.written import (
@@ -32,7 +32,12 @@ from core.tabular.written import (
 
 FINGERPRINT = owned.FINGERPRINT
 
-__all__ = ["COLUMNS", "deliver", "output_path", "remove_copy"]
+__all__ = ["COLUMNS", "deliver", "deliver_templates", "output_path", "remove_copy",
+           "templates_path"]
+
+TEMPLATE_COLUMNS = ("Template", "Version", "Kind", "Task", "Estimate", "Plan P50", "Plan P80",
+                    "Rule", "Variant", "Why")
+"""The header of the templates table learnloop writes beside its copy."""
 
 
 def output_path(config: FileConfig) -> Path:
@@ -81,7 +86,10 @@ def deliver(config: FileConfig, mapping: Mapping[str, Any],
         written, fingerprint = _read_copy(out, config, id_name, titles, table.delimiter)
         results = []
         for intent in intents:
-            if intent.surface != FIELDS:
+            if intent.surface == TEMPLATE:
+                results.append(Delivery(intent.id, ok=False, permanent=True, error=(
+                    "a template goes to deliver_templates, not into the copy")))
+            elif intent.surface != FIELDS:
                 results.append(Delivery(intent.id, ok=False, permanent=True, error=(
                     f"the file connector writes fields, not {intent.surface}")))
             elif intent.target not in rows_of:
@@ -105,13 +113,45 @@ def deliver(config: FileConfig, mapping: Mapping[str, Any],
     return results
 
 
-def remove_copy(config: FileConfig) -> tuple[str | None, str | None]:
-    """Delete the copy when learnloop wrote it.
+def templates_path(config: FileConfig) -> Path:
+    """Where templates go: `<copy stem>-templates.csv` beside the copy."""
+    out = output_path(config)
+    return out.with_name(f"{out.stem}-templates.csv")
+
+
+def deliver_templates(config: FileConfig, intents: Sequence[Intent]) -> list[Delivery]:
+    """Write each template version into the templates table beside the copy: the rows of a
+    template are replaced by its newest version (one template, one block of rows)."""
+    out = templates_path(config)
+    with _locked(out.parent):
+        if not owned.created_by_learnloop(out):
+            return [Delivery(i.id, ok=False, error=owned.not_ours_message(out)) for i in intents]
+        rows: list[list[str]] = []
+        if out.exists():
+            with out.open(encoding="utf-8-sig", newline="") as fh:
+                rows = [r for r in csv.reader(fh)][1:]
+        results = []
+        for intent in intents:
+            t = TemplatePayload.from_json(intent.payload)
+            rows = [r for r in rows if not r or r[0] != intent.target]
+            body = [[cell_text(c) for c in (intent.target, t.version, t.kind, row.name,
+                                            row.estimate, row.plan_p50, row.plan_p80, row.rule,
+                                            row.variant, t.why)] for row in t.rendered]
+            rows += body or [[intent.target, str(t.version), t.kind, "", "", "", "", "", "",
+                              t.why]]
+            results.append(Delivery(intent.id, ok=True, tool_ref=f"{out.name}#{intent.target}"))
+        _write_csv([list(TEMPLATE_COLUMNS), *rows], ",", out)
+        owned.record(out)
+    return results
+
+
+def remove_copy(config: FileConfig, out: Path | None = None) -> tuple[str | None, str | None]:
+    """Delete the copy (or `out`, e.g. the templates table) when learnloop wrote it.
 
     Returns:
         The path removed (or None), and why a file there was kept (or None).
     """
-    out = output_path(config)
+    out = out or output_path(config)
     if not out.exists() and not out.is_symlink():
         return None, None
     with _locked(out.parent):

@@ -196,6 +196,11 @@ def _p_normal(z: float) -> float:
     return math.erfc(abs(z) / math.sqrt(2))
 
 
+def _rate(value: float) -> str:
+    """A rate as people read it: a share as a percentage (21.7%), else three digits."""
+    return f"{value:.1%}" if 0 <= value <= 1 else f"{value:.3g}"
+
+
 def segment_findings(test: Experiment, observational: bool = False,
                      fdr: float = FDR, dispersion: Dispersion = 1.0) -> list[dict[str, Any]]:
     """Segment policies: in segment S, arm A beats the runner-up B, with enough data, the
@@ -249,7 +254,7 @@ def segment_findings(test: Experiment, observational: bool = False,
             "segment": c.segment, "metric": c.metric, "best_arm": c.best,
             "compared_to": c.runner_up, "kind": kind,
             "statement": (f"{c.segment}: {c.best} beats {c.runner_up} on {c.metric} "
-                          f"({c.rates[0]:.4g} vs {c.rates[1]:.4g}, n={c.n[0]}/{c.n[1]}, lift "
+                          f"({_rate(c.rates[0])} vs {_rate(c.rates[1])}, n={c.n[0]}/{c.n[1]}, lift "
                           f"{c.lift:+.0%}, 95% CI {c.ci[0]:+.0%} to {c.ci[1]:+.0%}, shrunk "
                           f"{c.shrunk:+.0%}; q={qw:.2g}, differs from the rest q={qi:.2g})"
                           + (" - observational: a hypothesis to test, not a policy"

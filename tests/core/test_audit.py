@@ -60,7 +60,8 @@ def _rich_store(s: Session, covered: int = 32) -> None:
     for n, item in enumerate(items[:40]):
         s.add(Forecast(item_id=item.id, run_id=run.id, measure="effort", model_version="m1",
                        p50=4.0, p80=6.0 if n < covered else 4.5, p90=7.0, actual=5.0,
-                       issued_at=NOW - 50 * DAY, scored_at=NOW - 10 * DAY, score={}))
+                       issued_at=NOW - 50 * DAY, scored_at=NOW - 10 * DAY,
+                       score={"covered": {"p50": False, "p80": n < covered, "p90": True}}))
     for n in range(20):
         s.add(WriteIntent(connection_id=conn.id, item_id=items[n].id, target=f"T-{n}",
                           surface="fields", idempotency_key=f"k{n}", payload_hash="h",
@@ -97,8 +98,10 @@ def test_well_run_store_scores_high_with_numbers_in_the_evidence(engine: Engine)
         measured = audit.measure(s, NOW)
     assert {k: m.score for k, m in measured.items()} == dict.fromkeys(audit.KEYS, 5), {
         k: m.evidence for k, m in measured.items()}
-    assert "52 of 52 finished items (100%) have both a plan and an actual" in \
+    # the 12 enrollments are experiment units: they neither help nor drag signal capture
+    assert "40 of 40 finished items (100%) have both a plan and an actual" in \
         measured["signal_capture"].evidence
+    assert "40 events were captured for 40 items" in measured["signal_capture"].evidence
     assert "32 of 40 cases (80%)" in measured["planned_vs_actual"].evidence
     assert measured["planned_vs_actual"].figures["p80_coverage"] == pytest.approx(0.8)
     assert measured["experimentation_cadence"].figures["started_6m"] == 6
@@ -181,4 +184,4 @@ def test_record_round_trips(engine: Engine) -> None:
                                                "quadrant": "Learning organisation",
                                                "team": 5.0, "org": 5.0}
     signal = got.measured_scores["signal_capture"]
-    assert signal["score"] == 5 and signal["n"] == 52 and "plan and an actual" in signal["evidence"]
+    assert signal["score"] == 5 and signal["n"] == 40 and "plan and an actual" in signal["evidence"]

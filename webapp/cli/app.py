@@ -229,6 +229,12 @@ def findings(
         out.print(f"forecast ledger: {overall['n']} effort forecasts scored; P80 covered "
                   f"{p80['coverage']:.0%} of actuals (90% interval {p80['interval_90'][0]:.0%}-"
                   f"{p80['interval_90'][1]:.0%}; target 80%)")
+        from webapp.insight_data import off_target
+
+        for o in off_target(overall):
+            out.print(f"OFF TARGET: {o['level']} covered {o['coverage']:.0%} of actuals, its 90% "
+                      f"interval {o['low']:.0%}-{o['high']:.0%} excludes the target "
+                      f"{o['target']:.0%} (n={o['n']}); the next runs recalibrate")
     if win["overall"]["n"]:
         out.print(f"forecast ledger: {ledger.in_words(win['overall'])}")
     if gap["cycles"]:

@@ -57,17 +57,26 @@ def overview(request: Request, session: SessionDep, user: CurrentUser) -> Respon
         ("scatter", insight_data.scatter_points), ("spread", insight_data.segment_spread),
         ("calibration", insight_data.calibration_cycles), ("gap", insight_data.gap),
         ("counts", insight_data.counts))}
-    return render(request, "overview.html", data=data, svg=overview_charts(data))
+    return render(request, "overview.html", data=data, svg=overview_charts(data),
+                  off_target=insight_data.off_target(data["calibration"]["overall"]))
 
 
 @router.get("/items", response_class=HTMLResponse)
 def items(request: Request, session: SessionDep, user: CurrentUser,
           status: Annotated[str | None, Query(max_length=20)] = None,
           q: Annotated[str | None, Query(max_length=200)] = None,
+          connection: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+          kind: Annotated[str | None, Query(max_length=50)] = None,
+          overdue: Annotated[bool, Query()] = False,
+          sort: Annotated[str, Query(max_length=20)] = "newest",
           page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> Response:
-    rows, more = item_data.page(session, status=status, q=q, page=page)
-    return render(request, "items.html", rows=rows, more=more, page=page, status=status or "",
-                  q=q or "")
+    segments = {k[4:]: v[:200] for k, v in request.query_params.items()
+                if k.startswith("seg_") and 4 < len(k) <= 64 and v}
+    filters = item_data.Filters(status=status or None, q=q or None, connection=connection,
+                                kind=kind or None, overdue=overdue, segments=segments,
+                                sort=sort if sort in item_data.SORTS else "newest")
+    return render(request, "items.html", **item_data.listing(session, filters, page),
+                  facets=insight_data.cached(session, "item_facets", item_data.facets))
 
 
 @router.get("/items/{item_id}", response_class=HTMLResponse)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from core import audit, policy
 from core.errors import ConfigError, LearnloopError
-from core.model import Activity, Proposal
+from core.model import Activity, Finding, Proposal
 from webapp import insight_data, review_data, services
 from webapp.deps import CurrentAdmin, CurrentTemplateOwner, CurrentUser, SessionDep
 from webapp.routes.params import RowId
@@ -20,19 +20,57 @@ router = APIRouter()
 STATUSES = ("pending", "accepted", "applied", "rejected", "failed", "superseded")
 
 
+FINDING_SORTS = {"impact": lambda r: -r["finding"].impact, "n": lambda r: -r["finding"].n,
+                 "effect": lambda r: -abs(r["finding"].effect - 1)
+                 if r["finding"].measure == "effort" else -abs(r["finding"].effect),
+                 "q": lambda r: r["finding"].q_value}
+
+
 @router.get("/findings", response_class=HTMLResponse)
-def findings(request: Request, session: SessionDep, user: CurrentUser) -> Response:
-    return render(request, "findings.html", findings=insight_data.cached(session, "findings", insight_data.findings))
+def findings(request: Request, session: SessionDep, user: CurrentUser,
+             kind: Annotated[str | None, Query(max_length=40)] = None,
+             q: Annotated[str | None, Query(max_length=200)] = None,
+             sort: Annotated[str, Query(max_length=20)] = "impact") -> Response:
+    rows = insight_data.finding_rows(session)
+    kinds = sorted({r["finding"].kind for r in rows})
+    if kind:
+        rows = [r for r in rows if r["finding"].kind == kind]
+    if q:
+        rows = [r for r in rows if q.strip().lower() in r["finding"].statement.lower()]
+    sort = sort if sort in FINDING_SORTS else "impact"
+    rows.sort(key=FINDING_SORTS[sort])
+    return render(request, "findings.html", rows=rows, kinds=kinds, kind=kind or "", q=q or "",
+                  sort=sort, sorts=list(FINDING_SORTS))
+
+
+PROPOSAL_SORTS = {"newest": (Proposal.id.desc(),), "oldest": (Proposal.id.asc(),),
+                  "decided": (Proposal.decided_at.is_(None), Proposal.decided_at.desc())}
 
 
 @router.get("/proposals", response_class=HTMLResponse)
 def proposals(request: Request, session: SessionDep, user: CurrentUser,
-              status: Annotated[str, Query(max_length=20)] = "pending") -> Response:
-    query = select(Proposal).order_by(Proposal.id.desc()).limit(200)
+              status: Annotated[str, Query(max_length=20)] = "pending",
+              kind: Annotated[str | None, Query(max_length=40)] = None,
+              q: Annotated[str | None, Query(max_length=200)] = None,
+              sort: Annotated[str, Query(max_length=20)] = "newest") -> Response:
+    sort = sort if sort in PROPOSAL_SORTS else "newest"
+    query = select(Proposal).order_by(*PROPOSAL_SORTS[sort]).limit(200)
     if status != "all":
         query = query.where(Proposal.status == status)
-    return render(request, "proposals.html", proposals=session.scalars(query).all(),
-                  status=status, statuses=STATUSES)
+    if kind:
+        query = query.where(Proposal.kind == kind)
+    if q:
+        query = query.where(Proposal.title.ilike(f"%{q.strip()}%"))
+    found = session.scalars(query).all()
+    findings_of = {f.id: f for f in session.scalars(select(Finding).where(
+        Finding.id.in_([p.finding_id for p in found if p.finding_id])))} if found else {}
+    rows = [{"proposal": p, "finding": findings_of.get(p.finding_id or 0),
+             "summary": review_data.effect_summary(p, findings_of.get(p.finding_id or 0))}
+            for p in found]
+    kinds = list(session.scalars(select(Proposal.kind).distinct().order_by(Proposal.kind)))
+    return render(request, "proposals.html", rows=rows, status=status, statuses=STATUSES,
+                  kinds=kinds, kind=kind or "", q=q or "", sort=sort,
+                  sorts=list(PROPOSAL_SORTS))
 
 
 @router.get("/proposals/{proposal_id}", response_class=HTMLResponse)

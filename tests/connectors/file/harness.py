@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.file.writeback import COLUMNS
-from core.contract import FIELDS
+from core.contract import FIELDS, TEMPLATE
 
 HEADER = ["Key", "Summary", "Type", "Estimate", "Spent", "Due", "Done", "Status"]
 
@@ -43,8 +43,17 @@ class FileHarness:
                 "status": "Status", "segments": ["Type"]}
 
     def targets(self, surface: str = FIELDS) -> list[str]:
-        """Ids present in the plan: done and open ones (the file connector writes fields)."""
+        """Ids present in the plan: done and open ones; for templates, two template names."""
+        if surface == TEMPLATE:
+            return ["bugfix", "release"]
         return ["T-1", "T-4", "T-20"]
+
+    def _templates(self) -> list[list[str]]:
+        path = self.output.with_name(f"{self.output.stem}-templates.csv")
+        if not path.exists():
+            return []
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            return list(csv.reader(fh))[1:]
 
     def _copy(self) -> tuple[list[str], list[list[str]]]:
         if not self.output.exists():
@@ -56,6 +65,8 @@ class FileHarness:
     def count(self, target: str, surface: str) -> int:
         """Cells of `target` under every column of the copy headed like learnloop's P80
         column: a second column or a second row of the item counts twice."""
+        if surface == TEMPLATE:  # one version's block of rows per template
+            return len({tuple(r[:2]) for r in self._templates() if r and r[0] == target})
         header, rows = self._copy()
         title = COLUMNS["forecast_p80"]
         cols = [i for i, name in enumerate(header) if name.startswith(title)]
@@ -63,7 +74,9 @@ class FileHarness:
                    if i < len(r) and r[i] != "")
 
     def read_back(self, target: str, surface: str) -> str:
-        """The insight cells of `target`'s rows in the copy."""
+        """The insight cells of `target`'s rows in the copy (a template's reasons)."""
+        if surface == TEMPLATE:
+            return " | ".join(r[-1] for r in self._templates() if r and r[0] == target)
         header, rows = self._copy()
         cols = [i for i, name in enumerate(header) if name.startswith(COLUMNS["insight"])]
         return " | ".join(r[i] for r in rows if r and r[0] == target for i in cols
