@@ -50,14 +50,31 @@ async def create_connection(request: Request, session: SessionDep, admin: Curren
                             schedule: Annotated[str, Form()] = "") -> Response:
     factory = registry.get(kind)
     form = dict(await request.form())
+    untested = str(form.get("untested") or "") in ("on", "1", "true")
+
+    def again(problem: str, offer_untested: bool = False) -> Response:
+        session.rollback()  # nothing is saved
+        return render(request, "connection_new.html", status_code=422, kind=kind,
+                      factory=factory, fields=fields_of(factory.config_model, form),
+                      values=form, problem=problem, offer_untested=offer_untested)
+
     try:
         conn = admin_ops.install(session, admin, factory, name, form, schedule)
     except ConfigError as exc:
-        return render(request, "connection_new.html", status_code=422, kind=kind,
-                      factory=factory, fields=fields_of(factory.config_model, form),
-                      values=form, error=str(exc))
+        return again(str(exc))
+    if untested:
+        conn.health = "untested"
+        session.commit()
+        return _back(request, conn.id, f"{conn.name} saved untested: run \"Test connection\" "
+                                       "before its first sync, then map its fields")
+    health = admin_ops.try_connection(conn)  # tested before it is saved
+    if not health.ok:
+        return again(f"Connection failed, so {name.strip()} was not saved: {health.message}",
+                     offer_untested=True)
+    conn.health, conn.last_error = "ok", None
     session.commit()
-    return _back(request, conn.id, f"{conn.name} installed; test it, then map its fields")
+    return _back(request, conn.id, f"{conn.name} installed; connection works: {health.message}. "
+                                   "Next, map its fields")
 
 
 @router.get("/connections/{conn_id}", response_class=HTMLResponse)
@@ -84,7 +101,7 @@ def connection(request: Request, session: SessionDep, admin: CurrentAdmin,
                   outbox=outbox, runs=runs, quarantined=quarantined, write_errors=errors,
                   history=history, fields=fields_of(factory.config_model, conn.config),
                   discovered=admin_ops.discovered(conn), schedule=admin_ops.schedule_text(conn),
-                  job_summary=jobs.summary,
+                  job_summary=jobs.summary, run_rows=[admin_ops.run_row(r) for r in runs],
                   reenter=repair_message(missing) if missing else None)
 
 
@@ -105,6 +122,8 @@ async def act(request: Request, session: SessionDep, admin: CurrentAdmin, conn_i
     session.commit()
     if action == "delete":
         return _back(request, None, message)
+    if action == "test" and not message.startswith("Connection works"):
+        return _back(request, conn_id, err=message)
     return _back(request, conn_id, message)
 
 
