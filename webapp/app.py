@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import urllib.parse
 
 from fastapi import FastAPI, Request
@@ -66,12 +67,11 @@ DOCS_PAGE = """<!doctype html>
 
 
 def _api_docs(app: FastAPI) -> None:
-    """Swagger UI at /api/docs from the swagger-ui-bundle package: no CDN, and no inline script,
-    so the app's own Content-Security-Policy allows it and a closed network does not matter."""
-    import swagger_ui_bundle
-
-    app.mount("/api/docs/assets", StaticFiles(directory=str(swagger_ui_bundle.swagger_ui_path)),
-              name="api-docs-assets")
+    """Swagger UI at /api/docs from the files the fastapi-offline package ships (Swagger UI 5,
+    which reads OpenAPI 3.1): no CDN, and no inline script, so the app's own
+    Content-Security-Policy allows it and a closed network does not matter."""
+    assets = importlib.resources.files("fastapi_offline") / "static"
+    app.mount("/api/docs/assets", StaticFiles(directory=str(assets)), name="api-docs-assets")
 
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> RedirectResponse:
