@@ -19,6 +19,7 @@ from core.model import Connection, JobRun, User
 from core.schedule import parse_schedule
 from webapp import jobs, services
 from webapp.forms import check_urls, config_from_form
+from webapp.plain import plain
 
 ACTIONS = ("test", "install", "uninstall", "deliver")  # "sync" is queued: see sync_now
 ACTION_PATH = Path(pattern="^(" + "|".join(ACTIONS) + ")$")
@@ -197,8 +198,6 @@ def run_row(run: JobRun) -> dict[str, Any]:
     took = "-" if seconds is None else (f"{seconds:,.0f} s" if seconds < 120
                                         else f"{seconds / 60:,.0f} min")
     if run.error:
-        from webapp.plain import plain
-
         result = plain(run.error).headline
     elif run.job == "sync_now":
         result = jobs.summary(run)

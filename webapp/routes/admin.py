@@ -16,6 +16,7 @@ from core.model import Activity, Connection, JobRun, QuarantinedRow, WriteIntent
 from webapp import admin_ops, jobs
 from webapp.deps import CurrentAdmin, SessionDep
 from webapp.forms import fields_of
+from webapp.plain import plain
 from webapp.routes.params import RowId
 from webapp.views import redirect, render
 
@@ -131,5 +132,8 @@ async def act(request: Request, session: SessionDep, admin: CurrentAdmin, conn_i
 def job(request: Request, session: SessionDep, admin: CurrentAdmin, job_id: RowId) -> Response:
     run = admin_ops.get_job(session, job_id)
     conn = session.get(Connection, run.connection_id) if run.connection_id else None
-    return render(request, "job.html", run=run, conn=conn, summary=jobs.summary(run),
+    summary = jobs.summary(run)
+    if run.error:  # the tool's raw error is folded away below, its plain words here
+        summary = summary.replace(run.error, plain(run.error).headline)
+    return render(request, "job.html", run=run, conn=conn, summary=summary,
                   seconds=jobs.elapsed(run), active=run.status in jobs.ACTIVE)
