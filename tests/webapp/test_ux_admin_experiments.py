@@ -9,16 +9,25 @@ import datetime as dt
 import re
 from pathlib import Path
 
+import pytest
 from sqlalchemy.engine import Engine
 
 from connectors import registry, runtime
 from core.connections import add_connection
 from core.store import unit_of_work
 from tests.webapp.accounts_helpers import people, signed_in
+from webapp import insight_data
 from webapp.demo import OUTREACH_MAPPING
 from webapp.demo_data import write_outreach
 
 END = dt.date(2026, 11, 20)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_page_cache() -> None:
+    """The pages' aggregate cache is keyed by store URL and the latest run ids, which repeat
+    when a test's PostgreSQL store is emptied for the next test: start each test without it."""
+    insight_data._cache.clear()
 
 
 def seed_outreach(engine: Engine, folder: Path, drop_accounts_of: str | None = None) -> None:
