@@ -21,6 +21,13 @@ from webapp.routes.params import RowId
 from webapp.views import redirect, render
 
 router = APIRouter(prefix="/admin")
+TOOL_NAMES = {"jira": "Jira Cloud", "gsheets": "Google Sheets", "file": "a CSV or XLSX file",
+              "hubspot": "HubSpot", "salesforce": "Salesforce"}
+
+
+def tool_name(kind: str) -> str:
+    """A connector's tool as people call it."""
+    return TOOL_NAMES.get(kind, kind)
 
 
 def _back(request: Request, conn_id: int | None, msg: str | None = None,
@@ -35,13 +42,14 @@ def connections(request: Request, session: SessionDep, admin: CurrentAdmin) -> R
         select(Connection, func.count(QuarantinedRow.id))
         .outerjoin(QuarantinedRow, QuarantinedRow.connection_id == Connection.id)
         .group_by(Connection.id).order_by(Connection.name)).all()
-    return render(request, "connections.html", rows=rows, kinds=sorted(registry.available()))
+    return render(request, "connections.html", rows=rows, kinds=sorted(registry.available()),
+                  tool_name=tool_name)
 
 
 @router.get("/connections/new", response_class=HTMLResponse)
 def new_connection(request: Request, admin: CurrentAdmin, kind: str) -> Response:
     factory = registry.get(kind)
-    return render(request, "connection_new.html", kind=kind, factory=factory,
+    return render(request, "connection_new.html", kind=kind, factory=factory, tool=tool_name(kind),
                   fields=fields_of(factory.config_model), values={})
 
 
@@ -56,6 +64,7 @@ async def create_connection(request: Request, session: SessionDep, admin: Curren
     def again(problem: str, offer_untested: bool = False) -> Response:
         session.rollback()  # nothing is saved
         return render(request, "connection_new.html", status_code=422, kind=kind,
+                      tool=tool_name(kind),
                       factory=factory, fields=fields_of(factory.config_model, form),
                       values=form, problem=problem, offer_untested=offer_untested)
 
