@@ -13,12 +13,13 @@ from sqlalchemy.orm import Session, object_session
 from connectors import registry, runtime
 from core import secrets
 from core.connections import add_connection, merge_secrets, validate_config, validate_mapping
-from core.contract import ConnectorFactory, FieldInfo
+from core.contract import ConnectorFactory, FieldInfo, Health
 from core.errors import ConfigError, NotFoundError
 from core.model import Connection, JobRun, User
 from core.schedule import parse_schedule
 from webapp import jobs, services
-from webapp.forms import config_from_form
+from webapp.forms import check_urls, config_from_form
+from webapp.plain import plain
 
 ACTIONS = ("test", "install", "uninstall", "deliver")  # "sync" is queued: see sync_now
 ACTION_PATH = Path(pattern="^(" + "|".join(ACTIONS) + ")$")
@@ -67,6 +68,7 @@ def install(session: Session, user: User, factory: ConnectorFactory, name: str,
         ConfigError: naming what is wrong.
     """
     config = config_from_form(factory.config_model, form) if from_form else dict(form)
+    check_urls(factory.config_model, config)
     conn = add_connection(session, factory, name.strip(), config, mapping or {},
                           check_schedule(schedule), confined=True)
     services.log(session, user, "installed a connection", "connection", conn.id,
@@ -84,6 +86,7 @@ def update_config(session: Session, user: User, conn: Connection,
     factory = registry.get(conn.kind)
     given = config_from_form(factory.config_model, values, keep_secrets=True) \
         if from_form else dict(values)
+    check_urls(factory.config_model, given)
     model = validate_config(factory, merge_secrets(conn, factory, given), confined=True)
     plain, secret_values = secrets.split_config(model)
     conn.config, conn.secrets = plain, secrets.encrypt(secret_values)
@@ -167,6 +170,43 @@ def get_job(session: Session, job_id: int) -> JobRun:
     if run is None:
         raise NotFoundError(f"there is no job #{job_id}")
     return run
+
+
+def try_connection(conn: Connection) -> Health:
+    """Check a connection not saved yet against its tool (a new connector, not the store's)."""
+    try:
+        health = runtime.connector_for(conn).check()
+    except Exception as exc:  # a connector that raises instead of reporting: still one message
+        health = Health(ok=False, message=str(exc))
+    health.message = secrets.redact_stored(health.message, conn.secrets)
+    return health
+
+
+_RUN_NAMES = {"sync_now": "Sync now", "sync": "Scheduled sync", "learn": "Learning run",
+              "deliver": "Write-back"}
+_COUNTS = (("created", "new"), ("updated", "updated"), ("unchanged", "unchanged"),
+           ("deleted", "deleted"), ("quarantined", "quarantined"), ("events", "events"))
+
+
+def run_row(run: JobRun) -> dict[str, Any]:
+    """One row of a connection's run history, in words: what ran, when, how long, what it did."""
+    st = run.stats or {}
+    counts = ", ".join(f"{int(st[k]):,} {word}" for k, word in _COUNTS
+                       if isinstance(st.get(k), int | float) and not isinstance(st.get(k), bool)
+                       and (st[k] or k in ("created", "updated")))
+    seconds = jobs.elapsed(run) if run.finished_at or run.status in jobs.ACTIVE else None
+    took = "-" if seconds is None else (f"{seconds:,.0f} s" if seconds < 120
+                                        else f"{seconds / 60:,.0f} min")
+    if run.error:
+        result = plain(run.error).headline
+    elif run.job == "sync_now":
+        result = jobs.summary(run)
+    else:
+        result = counts or run.status
+    return {"id": run.id, "name": _RUN_NAMES.get(run.job, run.job.replace("_", " ")),
+            "link": f"/admin/jobs/{run.id}" if run.job == "sync_now" else None,
+            "started": run.started_at, "took": took, "status": run.status,
+            "counts": counts or "-", "result": result}
 
 
 def run_action(session: Session, user: User, conn: Connection, action: str,

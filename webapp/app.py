@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import urllib.parse
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -39,7 +40,46 @@ def _problem(request: Request, status: int, message: str) -> Response:
     if _is_api(request):
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return JSONResponse({"detail": message}, status_code=status, headers=headers)
-    return render(request, "error.html", status_code=status, status=status, message=message)
+    return render(request, "error.html", status_code=status, status=status, message=message,
+                  back=_back_link(request))
+
+
+def _back_link(request: Request) -> str:
+    """Where "Back" leads on an error page: the page that sent the person here, when it is one
+    of this app's (a plain link: the CSP allows no `javascript:` URL), else the overview."""
+    referer = urllib.parse.urlsplit(request.headers.get("referer", ""))
+    if referer.netloc != request.url.netloc or not referer.path.startswith("/"):
+        return "/"
+    target = referer.path + (f"?{referer.query}" if referer.query else "")
+    return "/" if target == request.url.path or target.startswith("//") else target
+
+
+DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>learnloop API</title>
+<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
+<link rel="stylesheet" href="/api/docs/assets/swagger-ui.css">
+</head><body><div id="swagger-ui"></div>
+<script src="/api/docs/assets/swagger-ui-bundle.js"></script>
+<script src="/static/api-docs.js"></script>
+</body></html>"""
+
+
+def _api_docs(app: FastAPI) -> None:
+    """Swagger UI at /api/docs from the files the fastapi-offline package ships (Swagger UI 5,
+    which reads OpenAPI 3.1): no CDN, and no inline script, so the app's own
+    Content-Security-Policy allows it and a closed network does not matter."""
+    assets = importlib.resources.files("fastapi_offline") / "static"
+    app.mount("/api/docs/assets", StaticFiles(directory=str(assets)), name="api-docs-assets")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> RedirectResponse:
+        return RedirectResponse("/static/favicon.svg", status_code=301)
+
+    @app.get("/api/docs", include_in_schema=False)
+    def api_docs() -> HTMLResponse:
+        return HTMLResponse(DOCS_PAGE)
 
 
 def create_app(engine: Engine | None = None) -> FastAPI:
@@ -47,12 +87,13 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app = FastAPI(title="learnloop", version="0.1.0",
                   description="Plans vs actuals, learned and written back into your tools. "
                               "Authenticate with `Authorization: Bearer <API token>`.",
-                  docs_url="/api/docs", redoc_url=None, openapi_url="/openapi.json")
+                  docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     app.state.engine = engine if engine is not None else open_store()
     remember_store(app.state.engine)  # what the store's connections hold is never shown
     app.add_middleware(RejectNul)
     app.add_middleware(LimitBody)  # outside RejectNul, which reads the whole body
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    _api_docs(app)
     for module in (auth, dashboards, review, checklists, admin, people):
         app.include_router(module.router, include_in_schema=False)
     app.include_router(api.router)

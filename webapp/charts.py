@@ -131,10 +131,13 @@ def _line(
     )
 
 
-def _svg(title: str, height: float, body: Iterable[str]) -> str:
+def _svg(title: str, height: float, body: Iterable[str], width: float | None = None) -> str:
+    """The chart's frame: scaled to its box, or drawn at `width` px (never wider than its box,
+    so its text keeps the page's size instead of growing with a wide screen)."""
     t = escape(title)
+    size = 'width="100%"' + ("" if width is None else f' style="max-width:{_n(width)}px"')
     return (
-        f'<svg xmlns="{SVG_NS}" class="chart" viewBox="0 0 {WIDTH} {_n(height)}" width="100%"'
+        f'<svg xmlns="{SVG_NS}" class="chart" viewBox="0 0 {_n(width or WIDTH)} {_n(height)}" {size}'
         f' role="img" aria-label="{t}" {FONT}><title>{t}</title>'
         + _text(8, 20, title, "chart-title", extra=' font-weight="bold" font-size="14"')
         + "".join(body)
@@ -299,16 +302,28 @@ def scatter(
 
 
 def _row_frame(
-    n_rows: int, ticks: Sequence[float], log: bool, x_label: str, fmt: Fmt
+    n_rows: int, ticks: Sequence[float], log: bool, x_label: str, fmt: Fmt,
+    left: float = ROW_LABEL_WIDTH, right: float = WIDTH - ROW_VALUE_WIDTH,
 ) -> tuple[_Scale, list[str], float]:
     bot = MARGIN_TOP + ROW_HEIGHT * n_rows
-    sc = _Scale(ticks[0], ticks[-1], ROW_LABEL_WIDTH, WIDTH - ROW_VALUE_WIDTH, log)
+    sc = _Scale(ticks[0], ticks[-1], left, right, log)
     return sc, _x_axis(sc, ticks, MARGIN_TOP, bot, x_label, fmt), bot + MARGIN_BOTTOM
 
 
-def _row_label(i: int, label: str, n: int | None) -> str:
-    text = _clip(label) + (f" (n={n:,})" if n is not None else "")
-    return _text(ROW_LABEL_WIDTH - 8, _row_y(i) + 4, text, "row-label", "end")
+CHAR_WIDTH = 7.0  # px per character of 12 px system-ui text, a little generous
+
+
+def _text_width(s: str) -> float:
+    return CHAR_WIDTH * len(s)
+
+
+def _row_text(label: str, n: int | None, clip: int = 30) -> str:
+    return _clip(label, clip) + (f" (n={n:,})" if n is not None else "")
+
+
+def _row_label(i: int, label: str, n: int | None, left: float = ROW_LABEL_WIDTH,
+               clip: int = 30) -> str:
+    return _text(left - 8, _row_y(i) + 4, _row_text(label, n, clip), "row-label", "end")
 
 
 def _row_y(i: int) -> float:
@@ -400,8 +415,15 @@ def forest(
         return _empty(title, empty)
     fmt, tick_fmt = (_pct, _pct_tick) if percent else (_fmt, _fmt)
     vals = [v for r in keep for v in (r.value, r.lo, r.hi)] + ([zero] if _finite(zero) else [])
+    # Laid out at a fixed scale: the label and value columns are as wide as their longest
+    # text (nothing clipped), the plot keeps its width, and the chart is drawn at that size.
+    left = max(ROW_LABEL_WIDTH, 16 + max(_text_width(_row_text(r.label, r.n, 60)) for r in keep))
+    values = [fmt(r.value) + (f" {r.note}" if r.note else "") for r in keep]
+    plot = WIDTH - ROW_LABEL_WIDTH - ROW_VALUE_WIDTH
+    width = left + plot + max(ROW_VALUE_WIDTH, 16 + max(_text_width(v) for v in values))
+    width = max(width, _text_width(title) * 14 / 12 + 16)
     sc, body, height = _row_frame(
-        len(keep), nice_ticks(min(vals), max(vals)), False, x_label, tick_fmt
+        len(keep), nice_ticks(min(vals), max(vals)), False, x_label, tick_fmt, left, left + plot
     )
     if _finite(zero):
         body.append(_line(sc(zero), MARGIN_TOP, sc(zero), height - MARGIN_BOTTOM, "zero", INK))
@@ -410,13 +432,13 @@ def forest(
         tip = f"{r.label}: {fmt(r.value)} [{fmt(r.lo)}, {fmt(r.hi)}]"
         tip += (f", n={r.n:,}" if r.n is not None else "") + (f" ({r.note})" if r.note else "")
         body += [
-            _row_label(i, r.label, r.n),
+            _row_label(i, r.label, r.n, left, 60),
             _line(sc(r.lo), cy, sc(r.hi), cy, "ci", PALETTE[0], ' stroke-width="2"'),
             f'<circle class="est" cx="{_n(sc(r.value))}" cy="{_n(cy)}" r="4"'
             f' fill="{PALETTE[0]}">{_tip(tip)}</circle>',
-            _text(sc.b + 8, cy + 4, fmt(r.value) + (f" {r.note}" if r.note else ""), "val"),
+            _text(sc.b + 8, cy + 4, values[i], "val"),
         ]
-    return _svg(title, height, body)
+    return _svg(title, height, body, width)
 
 
 def _band(run: list[tuple[float, float, float]], color: str, k: int) -> str:

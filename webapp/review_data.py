@@ -165,6 +165,10 @@ def decide(session: Session, user: User, proposal_id: int, decision: str, note: 
         LearnloopError: when the proposal is not pending; ConfigError for a bad decision.
     """
     note = (note or "").strip() or None
+    if decision == "reject" and note is None \
+            and policy.get_proposal(session, proposal_id).status == "pending":
+        raise ConfigError("say why you reject it: the reason is kept with the proposal, so "
+                          "whoever reads it later knows what was wrong")
     if decision == "accept":
         policy.accept(session, proposal_id, user.email, note, params or None)
     elif decision == "reject":

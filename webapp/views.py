@@ -15,6 +15,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from core.secrets import redact
+from webapp.plain import plain
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -43,6 +44,7 @@ def _shown(value: Any) -> Any:
 
 
 templates.env.filters.update(when=_when, num=_num, pct=_pct, svg=Markup)
+templates.env.globals["plain_error"] = plain  # a tool's error in plain words
 templates.env.finalize = _shown  # before any template is compiled
 
 

@@ -222,7 +222,8 @@ def _forecast_open(s: Session, run: LearningRun, measure: registry.Measure,
     if isinstance(model, RateModel):
         probabilities = [model.predict(smp.segments)[0] for _, smp in pairs]
         return _issue(s, run, forecast_measure, model.version, pairs,
-                      [{"probability": p} for p in probabilities], [None] * len(pairs), report)
+                      [{"probability": p} for p in probabilities], [None] * len(pairs), report,
+                      as_of)
     preds = model.predict([smp for _, smp in pairs])
     levels = sorted(preds)
     grid = np.column_stack([preds[q] for q in levels])
@@ -251,15 +252,19 @@ def _forecast_open(s: Session, run: LearningRun, measure: registry.Measure,
     forecasts = [dict(zip(names, (float(v) for v in values[j]), strict=True))
                  for j in range(len(pairs))]
     return _issue(s, run, forecast_measure, model.version, pairs, forecasts,
-                  [float(v) for v in planned], report)
+                  [float(v) for v in planned], report, as_of)
 
 
 def _issue(s: Session, run: LearningRun, measure: str, version: str,
            pairs: list[tuple[Item, Any]], forecasts: list[dict[str, float]],
-           planned: list[float | None], report: RunReport) -> dict[int, SimpleNamespace]:
-    """Write the forecasts that do not repeat the item's previous one into the ledger."""
+           planned: list[float | None], report: RunReport,
+           as_of: dt.datetime | None = None) -> dict[int, SimpleNamespace]:
+    """Write the forecasts that do not repeat the item's previous one into the ledger, stamped
+    with the time they are made as of (a run as of an earlier date is not stamped now)."""
     previous = ledger.latest(s, [i.id for i, _ in pairs], measure)
-    now = utcnow()
+    if as_of is not None and as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=dt.UTC)
+    now = utcnow() if as_of is None else min(utcnow(), as_of)
     rows: list[dict[str, Any]] = []
     current: dict[int, SimpleNamespace] = {}
     for (item, _), forecast, plan in zip(pairs, forecasts, planned, strict=True):

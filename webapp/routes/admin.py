@@ -16,10 +16,18 @@ from core.model import Activity, Connection, JobRun, QuarantinedRow, WriteIntent
 from webapp import admin_ops, jobs
 from webapp.deps import CurrentAdmin, SessionDep
 from webapp.forms import fields_of
+from webapp.plain import plain
 from webapp.routes.params import RowId
 from webapp.views import redirect, render
 
 router = APIRouter(prefix="/admin")
+TOOL_NAMES = {"jira": "Jira Cloud", "gsheets": "Google Sheets", "file": "a CSV or XLSX file",
+              "hubspot": "HubSpot", "salesforce": "Salesforce"}
+
+
+def tool_name(kind: str) -> str:
+    """A connector's tool as people call it."""
+    return TOOL_NAMES.get(kind, kind)
 
 
 def _back(request: Request, conn_id: int | None, msg: str | None = None,
@@ -34,13 +42,14 @@ def connections(request: Request, session: SessionDep, admin: CurrentAdmin) -> R
         select(Connection, func.count(QuarantinedRow.id))
         .outerjoin(QuarantinedRow, QuarantinedRow.connection_id == Connection.id)
         .group_by(Connection.id).order_by(Connection.name)).all()
-    return render(request, "connections.html", rows=rows, kinds=sorted(registry.available()))
+    return render(request, "connections.html", rows=rows, kinds=sorted(registry.available()),
+                  tool_name=tool_name)
 
 
 @router.get("/connections/new", response_class=HTMLResponse)
 def new_connection(request: Request, admin: CurrentAdmin, kind: str) -> Response:
     factory = registry.get(kind)
-    return render(request, "connection_new.html", kind=kind, factory=factory,
+    return render(request, "connection_new.html", kind=kind, factory=factory, tool=tool_name(kind),
                   fields=fields_of(factory.config_model), values={})
 
 
@@ -50,14 +59,32 @@ async def create_connection(request: Request, session: SessionDep, admin: Curren
                             schedule: Annotated[str, Form()] = "") -> Response:
     factory = registry.get(kind)
     form = dict(await request.form())
+    untested = str(form.get("untested") or "") in ("on", "1", "true")
+
+    def again(problem: str, offer_untested: bool = False) -> Response:
+        session.rollback()  # nothing is saved
+        return render(request, "connection_new.html", status_code=422, kind=kind,
+                      tool=tool_name(kind),
+                      factory=factory, fields=fields_of(factory.config_model, form),
+                      values=form, problem=problem, offer_untested=offer_untested)
+
     try:
         conn = admin_ops.install(session, admin, factory, name, form, schedule)
     except ConfigError as exc:
-        return render(request, "connection_new.html", status_code=422, kind=kind,
-                      factory=factory, fields=fields_of(factory.config_model, form),
-                      values=form, error=str(exc))
+        return again(str(exc))
+    if untested:
+        conn.health = "untested"
+        session.commit()
+        return _back(request, conn.id, f"{conn.name} saved untested: run \"Test connection\" "
+                                       "before its first sync, then map its fields")
+    health = admin_ops.try_connection(conn)  # tested before it is saved
+    if not health.ok:
+        return again(f"Connection failed, so {name.strip()} was not saved: {health.message}",
+                     offer_untested=True)
+    conn.health, conn.last_error = "ok", None
     session.commit()
-    return _back(request, conn.id, f"{conn.name} installed; test it, then map its fields")
+    return _back(request, conn.id, f"{conn.name} installed; connection works: {health.message}. "
+                                   "Next, map its fields")
 
 
 @router.get("/connections/{conn_id}", response_class=HTMLResponse)
@@ -84,7 +111,7 @@ def connection(request: Request, session: SessionDep, admin: CurrentAdmin,
                   outbox=outbox, runs=runs, quarantined=quarantined, write_errors=errors,
                   history=history, fields=fields_of(factory.config_model, conn.config),
                   discovered=admin_ops.discovered(conn), schedule=admin_ops.schedule_text(conn),
-                  job_summary=jobs.summary,
+                  job_summary=jobs.summary, run_rows=[admin_ops.run_row(r) for r in runs],
                   reenter=repair_message(missing) if missing else None)
 
 
@@ -105,6 +132,8 @@ async def act(request: Request, session: SessionDep, admin: CurrentAdmin, conn_i
     session.commit()
     if action == "delete":
         return _back(request, None, message)
+    if action == "test" and not message.startswith("Connection works"):
+        return _back(request, conn_id, err=message)
     return _back(request, conn_id, message)
 
 
@@ -112,5 +141,8 @@ async def act(request: Request, session: SessionDep, admin: CurrentAdmin, conn_i
 def job(request: Request, session: SessionDep, admin: CurrentAdmin, job_id: RowId) -> Response:
     run = admin_ops.get_job(session, job_id)
     conn = session.get(Connection, run.connection_id) if run.connection_id else None
-    return render(request, "job.html", run=run, conn=conn, summary=jobs.summary(run),
+    summary = jobs.summary(run)
+    if run.error:  # the tool's raw error is folded away below, its plain words here
+        summary = summary.replace(run.error, plain(run.error).headline)
+    return render(request, "job.html", run=run, conn=conn, summary=summary,
                   seconds=jobs.elapsed(run), active=run.status in jobs.ACTIVE)

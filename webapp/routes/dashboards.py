@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from webapp import charts, insight_data, item_data
+from webapp import charts, experiment_data, insight_data, item_data
 from webapp.deps import CurrentUser, SessionDep
 from webapp.routes.params import RowId
 from webapp.views import render
@@ -87,13 +87,14 @@ def item(request: Request, session: SessionDep, user: CurrentUser, item_id: RowI
 
 @router.get("/experiments", response_class=HTMLResponse)
 def experiments(request: Request, session: SessionDep, user: CurrentUser) -> Response:
-    tests = insight_data.cached(session, "experiments", item_data.experiments)
+    tests = insight_data.cached(session, "experiment_page", experiment_data.experiments)
     svgs = {}
     for t in tests:
         rows = [charts.Estimate(label=r["segment"], value=r["lift"], lo=r["ci"][0], hi=r["ci"][1],
-                                n=r["n"], note=r["arm"]) for r in t["segments"]]
+                                n=sum(r["n"]), note=f"{r['best']} vs {r['other']}")
+                for r in t["segments"]]
         svgs[t["name"]] = charts.forest(
             rows, title=f"{t['name']}: lift per segment (95% interval)",
-            x_label="relative lift in reply rate vs the rest",
+            x_label=f"relative lift in {t['metric']} rate, best variant vs the runner-up",
             empty="No segment differs clearly from the rest yet")
     return render(request, "experiments.html", tests=tests, svgs=svgs)
