@@ -155,7 +155,7 @@ def test_learn_findings_and_proposals(cli, tmp_path: Path) -> None:
     assert code == 0 and result["group"] == {"Type": "Bug"} and result["open_items"] == 10
     assert result["bottom_up"]["p50"] <= result["bottom_up"]["p90"]
     code, text, _ = cli("forecast")
-    assert code == 0 and "bottom_up" in text and "throughput" in text
+    assert code == 0 and "bottom-up" in text and "throughput" in text
     proposals = json.loads(cli("proposals", "list", "--json")[1])
     assert proposals
     pid = str(proposals[0]["id"])
