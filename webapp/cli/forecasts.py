@@ -22,7 +22,7 @@ horizon) get a sentence saying why."""
 def _close(word: str, choices: list[str]) -> str:
     """ (did you mean X?) for the choices that look like `word`, or nothing."""
     lower = {c.lower(): c for c in choices}
-    near = difflib.get_close_matches(word.lower(), list(lower), n=3, cutoff=0.5)
+    near = difflib.get_close_matches(word.lower(), list(lower), n=3, cutoff=0.6)
     return f" (did you mean {' or '.join(lower[n] for n in near)}?)" if near else ""
 
 
