@@ -102,9 +102,12 @@ def group_forecast(session: Session, selector: Mapping[str, str], as_of: dt.date
     elif not items:
         out["bottom_up"] = {"note": "nothing open in this group"}
     else:
+        from core.learning.run import MIN_TRAIN
+
         out["bottom_up"] = {"note": f"none of the {len(items)} open items has a finish-date "
-                            "forecast yet (they need a due date, and `learnloop learn` to "
-                            "have run)"}
+                            f"forecast yet (an item needs a due date, and at least {MIN_TRAIN} "
+                            "finished items with a due date to learn from, then `learnloop "
+                            "learn`)"}
     since = as_of - dt.timedelta(days=WINDOW_DAYS)
     ends = [e for e, segs in session.execute(
         select(Item.actual_end, Item.segments).where(

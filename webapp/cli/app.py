@@ -304,7 +304,8 @@ def forecast(
         emit_json(result)
         return
     name = ", ".join(f"{k}={v}" for k, v in selector.items()) or "everything open"
-    out.print(f"{name}: {result['open_items']} open items ({result['trials']} trials)")
+    n = result["open_items"]
+    out.print(f"{name}: {n} open item{'' if n == 1 else 's'} ({result['trials']:,} trials)")
     for line in group_lines(result):
         out.print(f"  {line}")
 
