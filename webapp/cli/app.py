@@ -14,9 +14,9 @@ from connectors import runtime
 from core.connections import get_connection
 from core.errors import LearnloopError
 from core.learning import ledger
+from core.learning.findings import MIN_N
 from core.learning.gap import gap_by_cycle
 from core.learning.montecarlo import group_forecast
-from core.learning.findings import MIN_N
 from core.learning.run import ALPHA, MIN_TRAIN, current_findings
 from core.model import Connection, Item, LearningRun, QuarantinedRow, utcnow
 from core.scheduler import LEARN_LOCK, drop_claim, sync_lock
@@ -24,7 +24,6 @@ from core.settings import get_settings
 from core.store import unit_of_work
 from webapp import jobs
 from webapp.cli import backtest, bench, connections, experiments, items, proposals
-from webapp.cli.forecasts import group_lines, resolve_group
 from webapp.cli.common import (
     JSON_HELP,
     emit_json,
@@ -35,6 +34,7 @@ from webapp.cli.common import (
     progress,
     store,
 )
+from webapp.cli.forecasts import group_lines, resolve_group
 from webapp.cli.serve import create_first_admin, serve
 from webapp.cli.worker import worker
 
