@@ -121,7 +121,7 @@ def _run(engine: Engine, home: Path, items: int, serve: bool) -> None:
         shown = pending[:5]
         _step(f"Proposals: {len(pending)} pending" + (
             f", the first {len(shown)} (all: {_command()} proposals list):"
-            if len(shown) < len(pending) else ":"))
+            if len(shown) < len(pending) else ":" if shown else ""))
         for prop in shown:
             out.print(f"   #{prop.id} {prop.title}")
         if chosen is not None:

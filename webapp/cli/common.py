@@ -177,7 +177,10 @@ def store_in_use(marker: Path) -> bool:
     """Whether a process holds the in-use lock of a store (its marker file)."""
     if fcntl is None or not marker.exists():
         return False
-    fd = os.open(marker, os.O_RDWR)
+    try:
+        fd = os.open(marker, os.O_RDWR)
+    except OSError:  # a marker this user cannot open: treated as not in use
+        return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
