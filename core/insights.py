@@ -63,6 +63,14 @@ def matching_finding(item: Item, findings: Sequence[Finding], measure: str) -> F
     return FindingIndex(findings, measure).match(item)
 
 
+def policy_words(rule: Rule) -> str:
+    """The policy rule an item falls under, with the values in force (edits included)."""
+    who = " and ".join(f"{k} {v}" for k, v in sorted(rule.selector.items())) or "every item"
+    by = f", accepted by {rule.owner}" if rule.owner else ""
+    return (f"policy for {who}: plan for {float(rule.params['p80']):.2f}x the estimate "
+            f"(P80{by})")
+
+
 def risk_band(item: Item, effort: ForecastLike | None,
               finish: ForecastLike | None) -> Risk | None:
     """An open item's risk: its effort P80 against the estimate, and its P80 finish against
@@ -88,6 +96,8 @@ def for_item(item: Item, effort: ForecastLike | None, finish: ForecastLike | Non
     fields: dict[str, Any] = {
         "unit": unit, "delta": None, "forecast_p50": None, "forecast_p80": None,
         "forecast_p90": None, "forecast_finish_p80": None,
+        # The factor is that of the P80 written beside it (P80 = factor x estimate); the
+        # policy's own multiplier when the item has no effort forecast.
         "effort_factor": _num(float(rule.params["p80"]), 2) if rule else None,
         "risk": risk_band(item, effort, finish),
     }
@@ -107,6 +117,7 @@ def for_item(item: Item, effort: ForecastLike | None, finish: ForecastLike | Non
             fields["forecast_p80"] = _num(effort.p80)
             fields["forecast_p90"] = _num(effort.p90)
             factor = effort.p80 / item.planned_estimate
+            fields["effort_factor"] = _num(factor, 2)
             parts.append(
                 f"P80 for this item: {effort.p80:.1f} {unit} ({factor:.1f}x the estimate of "
                 f"{item.planned_estimate:g})"
@@ -119,8 +130,8 @@ def for_item(item: Item, effort: ForecastLike | None, finish: ForecastLike | Non
     summary = "; ".join(parts)
     if finding is not None:
         parts.append(finding.statement)
-    if rule is not None and rule.hypothesis:
-        parts.append(f"policy: {rule.hypothesis}")
+    if rule is not None and "p80" in rule.params:
+        parts.append(policy_words(rule))
     fields["insight"] = "; ".join(parts) if parts else None
     crossed = (
         item.status != "done" and effort is not None and item.planned_estimate

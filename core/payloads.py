@@ -66,7 +66,8 @@ class FieldsPayload(Payload):
     forecast_p80: float | None = None
     forecast_p90: float | None = None
     forecast_finish_p80: dt.date | None = None
-    effort_factor: float | None = Field(None, description="the policy's P80 multiplier")
+    effort_factor: float | None = Field(None, description="the P80 over the estimate (the "
+                                        "policy's P80 multiplier when there is no forecast)")
     risk: Risk | None = Field(None, description="band of the P80 against the plan")
     insight: str | None = None
 

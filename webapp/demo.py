@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import shutil
+import sys
 from pathlib import Path
 
 from sqlalchemy import Engine, func, select
@@ -12,6 +13,7 @@ from sqlalchemy import Engine, func, select
 from connectors import registry, runtime
 from core import policy
 from core.connections import add_connection
+from core.errors import LearnloopError
 from core.learning import ledger
 from core.learning.gap import gap_by_cycle
 from core.learning.montecarlo import group_forecast
@@ -19,7 +21,8 @@ from core.learning.run import queue_writeback
 from core.model import Finding, Proposal, Template
 from core.settings import get_settings
 from core.store import open_store, unit_of_work
-from webapp.cli.common import out
+from webapp.cli.common import out, store_in_use, using_store
+from webapp.cli.forecasts import group_lines
 from webapp.demo_data import TEMPLATE_TASKS, generate, write_outreach, write_snapshot
 
 MAPPING = {
@@ -32,16 +35,63 @@ MAPPING = {
 
 
 def run_demo(items: int = 1200, serve: bool = True) -> None:
-    """Build the demo workspace from scratch and run two cycles of the loop on it."""
+    """Build the demo workspace from scratch and run two cycles of the loop on it.
+
+    Raises:
+        LearnloopError: when a server or a worker is using the demo's store (nothing deleted).
+    """
     home = get_settings().home / "demo"
+    db = home / "learnloop.db"
+    if store_in_use(db.with_name(db.name + ".in-use")):
+        raise LearnloopError(f"a learnloop server or worker is using the demo store {db}: stop "
+                             "it (Ctrl+C in its terminal), then run the demo again; nothing "
+                             "was deleted")
+    _STEPS.clear()
+    out.print(f"learnloop demo: building a sample workspace in {home} (deleted and rebuilt on "
+              "every run; set LEARNLOOP_HOME to put it elsewhere)")
     if home.exists():
         shutil.rmtree(home)
     home.mkdir(parents=True)
-    engine = open_store(f"sqlite:///{home / 'learnloop.db'}")
+    engine = open_store(f"sqlite:///{db}")
+    with using_store(engine):
+        _run(engine, home, items, serve)
+
+
+_STEPS: list[int] = []
+
+
+def _step(title: str) -> None:
+    """Print the next numbered step's title."""
+    _STEPS.append(len(_STEPS) + 1)
+    out.print(f"\n{_STEPS[-1]}. {title}")
+
+
+def _block(text: str, indent: str = "     ") -> None:
+    """Print a multi-line text (a diff, JSON) indented under its step."""
+    for line in str(text).splitlines():
+        out.print(f"{indent}{line}")
+
+
+def _command() -> str:
+    """How to run `learnloop` from here, as this demo was run (`.venv/bin/learnloop` when
+    the virtual environment is not activated)."""
+    exe = Path(sys.executable).parent / "learnloop"
+    found = shutil.which("learnloop")
+    if found and exe.exists() and Path(found).resolve() == exe.resolve():
+        return "learnloop"
+    if not exe.exists():
+        return "learnloop"
+    try:
+        return str(exe.relative_to(Path.cwd()))
+    except ValueError:
+        return str(exe)
+
+
+def _run(engine: Engine, home: Path, items: int, serve: bool) -> None:
     plan = home / "plan.csv"
     today = dt.datetime.now(dt.UTC).date()
     tasks = generate(items, today)
-    out.print("learnloop demo: the data below is GENERATED (not real): "
+    out.print("the data below is GENERATED (not real): "
               f"{items} tasks of three teams over 18 months, in {plan}")
     first, second = today - dt.timedelta(days=60), today
     done, opened = write_snapshot(tasks, first, plan)
@@ -53,14 +103,14 @@ def run_demo(items: int = 1200, serve: bool = True) -> None:
         s.add(Template(name="PAY bug fix", kind="project", connection_id=conn.id,
                        external_id="PAY bug fix", body={"tasks": TEMPLATE_TASKS}))
 
-    out.print(f"\n1. Sync the plan as of {first}: {done} done, {opened} open tasks")
+    _step(f"Sync the plan as of {first}: {done} done, {opened} open tasks")
     report = runtime.sync(engine, "demo-plan")
     out.print(f"   stored {report.created} items; {report.quarantined} rows quarantined "
               "(deliberately broken rows, kept aside with their reason):")
     for p in report.problems:
         out.print(f"   - {p}")
 
-    out.print("\n2. Learn from the deviations")
+    _step("Learn from the deviations")
     then = dt.datetime.combine(first, dt.time(18), tzinfo=dt.UTC)
     learned = runtime.learn(engine, as_of=then)
     for f in learned.findings[:5]:
@@ -71,23 +121,26 @@ def run_demo(items: int = 1200, serve: bool = True) -> None:
         pending = s.scalars(select(Proposal).where(Proposal.status == "pending")
                             .order_by(Proposal.finding_id.is_(None), Proposal.id)).all()
         chosen = pending[0] if pending else None
-        out.print(f"\n3. Proposals: {len(pending)} pending")
-        for prop in pending[:5]:
+        shown = pending[:5]
+        _step(f"Proposals: {len(pending)} pending" + (
+            f", the first {len(shown)} (all: {_command()} proposals list):"
+            if len(shown) < len(pending) else ":" if shown else ""))
+        for prop in shown:
             out.print(f"   #{prop.id} {prop.title}")
         if chosen is not None:
-            out.print(f"\n4. Accept #{chosen.id} as the template owner:")
-            out.print(chosen.diff)
+            _step(f"Accept #{chosen.id} as the template owner; what changes:")
+            _block(chosen.diff)
             version = policy.accept(s, chosen.id, "demo template owner", "accepted in the demo")
             queued = queue_writeback(s, runtime.targets())
             out.print(f"   policy is now version {version.version}; {queued} writes queued")
 
-    out.print("\n5. Write-back through the outbox")
+    _step("Write-back through the outbox")
     delivered = runtime.deliver(engine)
     copy = home / "plan.learnloop.csv"
     out.print(f"   {delivered.delivered} delivered, {delivered.dead} failed -> {copy}")
     _show_copy(copy)
 
-    out.print(f"\n6. Two months later ({second}): sync again, score the forecasts")
+    _step(f"Two months later ({second}): sync again, score the forecasts")
     write_snapshot(tasks, second, plan)
     again = runtime.sync(engine, "demo-plan")
     out.print(f"   {again.created} new, {again.updated} updated items")
@@ -103,14 +156,18 @@ def run_demo(items: int = 1200, serve: bool = True) -> None:
                   f"covered {p80['coverage']:.0%} of actuals (n={p80['n']}, 90% interval "
                   f"{p80['interval_90'][0]:.0%}-{p80['interval_90'][1]:.0%}, target 80%)")
     out.print(f"   plan-vs-actual gap over {len(gap['cycles'])} months: {gap['trend']['verdict']}")
-    for method in ("bottom_up", "throughput"):
-        r = group[method]
-        when = r.get("note") or f"P50 {r['p50']}, P80 {r['p80']}, P90 {r['p90']}"
-        out.print(f"   team PAY's {group['open_items']} open tasks done by ({method}): {when}")
+    out.print(f"   when team PAY's {group['open_items']} open tasks will be done:")
+    for line in group_lines(group):
+        out.print(f"     {line}")
     _outreach(engine, home, today)
-    out.print(f"\nDemo workspace: {home} (rebuilt on every run). Explore it with:\n"
-              f"   LEARNLOOP_DATABASE_URL=sqlite:///{home / 'learnloop.db'} learnloop findings")
-    _people(engine)
+    cmd = _command()
+    out.print(f"\nDemo workspace: {home}. Explore it from this directory, in another terminal:")
+    out.print(f"   export LEARNLOOP_DATABASE_URL=sqlite:///{home / 'learnloop.db'}")
+    for args in ("findings", "proposals list", "forecast --group team=PAY"):
+        out.print(f"   {cmd} {args}")
+    if cmd != "learnloop":
+        out.print(f"   (or `source {Path(cmd).parent / 'activate'}` once, then plain `learnloop`)")
+    _people(engine, shown=serve)
     if serve:
         _serve(engine)
 
@@ -120,13 +177,17 @@ DEMO_PEOPLE = (("admin@demo.learnloop", "admin"), ("owner@demo.learnloop", "temp
 DEMO_PASSWORD = "learnloop-demo"  # noqa: S105 - a sample workspace on this machine only
 
 
-def _people(engine: Engine) -> None:
+def _people(engine: Engine, shown: bool = True) -> None:
     from webapp import security
 
     with unit_of_work(engine) as s:
         for email, role in DEMO_PEOPLE:
             security.create_user(s, email, DEMO_PASSWORD, role)
-    out.print("\n7. The web app: sign in as "
+    if not shown:
+        out.print("\nThe web app is not started (--no-serve); `learnloop demo` without it "
+                  "serves this workspace and prints how to sign in.")
+        return
+    _step("The web app: sign in as "
               + ", ".join(f"{email} ({role.replace('_', ' ')})" for email, role in DEMO_PEOPLE)
               + f", password {DEMO_PASSWORD!r} (demo only)")
 
@@ -155,8 +216,8 @@ def _outreach(engine: Engine, home: Path, today: dt.date) -> None:
     """The go-to-market half: an outreach test, a segment policy, the sequence template."""
     path = home / "outreach.csv"
     write_outreach(path, today)
-    out.print("\n7. Outreach: 3,000 GENERATED enrollments of a randomised "
-              f"two-angle sequence, in {path}")
+    _step("Outreach: 3,000 GENERATED enrollments of a randomised "
+          f"two-angle sequence, in {path}")
     with unit_of_work(engine) as s:
         conn = add_connection(s, registry.get("file"), "demo-outreach", {"path": str(path)},
                               OUTREACH_MAPPING)
@@ -175,8 +236,8 @@ def _outreach(engine: Engine, home: Path, today: dt.date) -> None:
         playbook = s.scalars(select(Proposal).where(Proposal.dedupe_key.like("playbook:%"),
                                                     Proposal.status == "pending")).first()
         if playbook is not None:
-            out.print(f"   proposal #{playbook.id}: {playbook.title}; accepted:")
-            out.print(playbook.diff)
+            out.print(f"   proposal #{playbook.id}: {playbook.title}; accepted, what changes:")
+            _block(playbook.diff)
             policy.accept(s, playbook.id, "demo template owner", "accepted in the demo")
     done = runtime.deliver(engine)
     with unit_of_work(engine) as s:

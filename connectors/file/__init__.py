@@ -80,6 +80,17 @@ class FileConnector:
         return Health(ok=True, message=f"{table.path.name} is readable: {found}; learnloop "
                       f"writes its columns into {out.name}")
 
+    def preflight(self) -> str | None:
+        """What is wrong with the file or the mapping, found when the connection is added:
+        the file is missing or unreadable, or a mapped column is not in its header."""
+        try:
+            table = sync.load(self.config)
+            if self.mapping:
+                sync.header_of(table, self.config, self.mapping)
+        except LearnloopError as exc:
+            return str(exc)
+        return None
+
     def install(self) -> InstallReport:
         """Nothing to provision: learnloop writes into a copy of the table that it owns."""
         out = writeback.output_path(self.config)

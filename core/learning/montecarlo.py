@@ -99,8 +99,15 @@ def group_forecast(session: Session, selector: Mapping[str, str], as_of: dt.date
         done_at = np.maximum(latest_finish(curves, levels, rng, trials), now)
         out["bottom_up"] = {**_dates(done_at), "items_forecast": len(forecast),
                             "assumes": "items progress in parallel, finish dates independent"}
+    elif not items:
+        out["bottom_up"] = {"note": "nothing open in this group"}
     else:
-        out["bottom_up"] = {"note": "no open item has a finish-date forecast (no due dates?)"}
+        from core.learning.run import MIN_TRAIN
+
+        out["bottom_up"] = {"note": f"none of the {len(items)} open items has a finish-date "
+                            f"forecast yet (an item needs a due date, and at least {MIN_TRAIN} "
+                            "finished items with a due date to learn from, then `learnloop "
+                            "learn`)"}
     since = as_of - dt.timedelta(days=WINDOW_DAYS)
     ends = [e for e, segs in session.execute(
         select(Item.actual_end, Item.segments).where(

@@ -187,7 +187,21 @@ def conditional_many(levels: list[float], values: np.ndarray[Any, Any],
     out = np.empty_like(values)
     for j, p in enumerate(levels):
         out[:, j] = np.maximum(_interp_rows(f0 + p * (1 - f0), ps, xs), floors)
-    return np.where((f0 > 0)[:, None], out, values)
+    out = np.where((f0 > 0)[:, None], out, values)
+    if values.shape[1] < 2:
+        return out
+    # Past the last predicted quantile the curve says nothing more: an exponential tail fitted
+    # to its last two levels (memoryless: the wait still ahead does not shrink with the wait
+    # so far) counts from `floor`, so an item long overdue is forecast from today onwards,
+    # never "80% chance to finish by today".
+    scale = np.maximum(tail[:, 0] / math.log((1 - levels[-2]) / (1 - levels[-1])), MIN_TAIL_DAYS)
+    ahead = floors[:, None] + np.outer(scale, -np.log1p(-np.asarray(levels)))
+    past = floors >= values[:, -1]
+    return np.where(past[:, None], ahead, out)
+
+
+MIN_TAIL_DAYS = 1.0
+"""The scale of the tail beyond an overdue item's last predicted quantile is at least a day."""
 
 
 def _recal_factor(segments: Mapping[str, Any], recal: Mapping[str, Mapping[str, float]]) -> float:

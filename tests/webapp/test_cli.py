@@ -130,7 +130,13 @@ def test_wrong_encoding_is_named(cli, tmp_path: Path) -> None:
                      .encode("cp1252"))
     code, _, err = cli("connections", "add", "file", "plan", "--set", f"path={plan}",
                        "--set", "encoding=utf-8", "--map", "id=Key")
+    assert code == 2 and "utf-8" in err and err.count("\n") == 1  # checked when added
+    plan.write_text(HEADER + _rows(3), encoding="utf-8")
+    code, _, err = cli("connections", "add", "file", "plan", "--set", f"path={plan}",
+                       "--set", "encoding=utf-8", "--map", "id=Key")
     assert code == 0, err
+    plan.write_bytes((HEADER + "T-1,Caf\xe9 \u2013 fix,Bug,A,4,5,2025-01-02,2025-01-03,Done\n")
+                     .encode("cp1252"))
     code, _, err = cli("sync")
     assert code == 2 and "utf-8" in err and err.count("\n") == 1
 
@@ -155,7 +161,7 @@ def test_learn_findings_and_proposals(cli, tmp_path: Path) -> None:
     assert code == 0 and result["group"] == {"Type": "Bug"} and result["open_items"] == 10
     assert result["bottom_up"]["p50"] <= result["bottom_up"]["p90"]
     code, text, _ = cli("forecast")
-    assert code == 0 and "bottom_up" in text and "throughput" in text
+    assert code == 0 and "bottom-up" in text and "throughput" in text
     proposals = json.loads(cli("proposals", "list", "--json")[1])
     assert proposals
     pid = str(proposals[0]["id"])

@@ -2,26 +2,39 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 import typer
 from rich.progress import TaskID
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from connectors import runtime
 from core.connections import get_connection
 from core.errors import LearnloopError
 from core.learning import ledger
+from core.learning.findings import MIN_N
 from core.learning.gap import gap_by_cycle
 from core.learning.montecarlo import group_forecast
-from core.learning.run import current_findings
-from core.model import Connection, QuarantinedRow, utcnow
+from core.learning.run import ALPHA, MIN_TRAIN, current_findings
+from core.model import Connection, Item, LearningRun, QuarantinedRow, utcnow
 from core.scheduler import LEARN_LOCK, drop_claim, sync_lock
 from core.settings import get_settings
 from core.store import unit_of_work
 from webapp import jobs
 from webapp.cli import backtest, bench, connections, experiments, items, proposals
-from webapp.cli.common import JSON_HELP, emit_json, error_line, out, parse_pairs, progress, store
+from webapp.cli.common import (
+    JSON_HELP,
+    emit_json,
+    error_line,
+    fmt_time,
+    out,
+    parse_pairs,
+    progress,
+    store,
+)
+from webapp.cli.forecasts import group_lines, resolve_group
 from webapp.cli.serve import create_first_admin, serve
 from webapp.cli.worker import worker
 
@@ -66,10 +79,11 @@ def sync(
     """Pull plans, actuals and events from connections into the store.
 
     Rows that cannot be read are quarantined with their reason and counted; good rows are
-    kept. The exit code is 1 when anything was quarantined, 2 when a sync failed or a sync of
-    one of them is already running (a worker's, a "Sync now" or another `learnloop sync`;
-    then none is synced). With --json every connection's result (or its "error") is printed
-    as JSON, failed ones too.
+    kept. Every connection's result is printed by name, failed ones too (on stderr), and the
+    others are synced all the same. The exit code is 1 when anything was quarantined, 2 when a
+    sync failed or a sync of one of them is already running (a worker's, a "Sync now" or
+    another `learnloop sync`; that one is left alone). With --json every connection's result
+    (or its "error") is printed as JSON.
     """
     engine = store()
     targets = names or runtime.connection_names(engine)
@@ -92,8 +106,6 @@ def sync(
                                                    f"a sync of {name} is already running",
                                                    cid), token)
             except LearnloopError as exc:
-                if not as_json:
-                    raise
                 failed.append({"connection": name, "error": str(exc)})
         with progress() as bar:
             for name in targets:
@@ -112,8 +124,6 @@ def sync(
                                      if k != "problems")
                     reports.append(report)
                 except LearnloopError as exc:
-                    if not as_json:
-                        raise
                     failed.append({"connection": name, "error": str(exc)})
     finally:
         for run_id, _ in claims.values():  # not started: given back
@@ -138,8 +148,23 @@ def sync(
                 if len(r.problems) > 3 else ""
             error_line(f"{r.connection}: {len(r.problems)} rows quarantined, good rows kept: "
                        f"{shown}{more}")
+    for f in sorted(failed, key=lambda f: targets.index(f["connection"])):
+        error_line(_named(f["connection"], f["error"]))
+    if failed and len(targets) > 1:
+        rest = len(targets) - len(failed)
+        error_line(f"{len(failed)} of {len(targets)} connections failed "
+                   f"({', '.join(f['connection'] for f in failed)}); "
+                   + (f"the other {rest} synced" if rest else "none synced"))
+    if failed:
+        raise typer.Exit(2)
     if any(r.problems for r in reports):
         raise typer.Exit(1)
+
+
+def _named(name: str, message: str) -> str:
+    """`message` about connection `name`, naming it (once)."""
+    return message if re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", message) \
+        else f"{name}: {message}"
 
 
 @app.command()
@@ -216,11 +241,12 @@ def findings(
         cal = ledger.report(s)
         win = ledger.report(s, "win")
         gap = gap_by_cycle(s)
+        empty = None if rows else _no_findings(s)
     if as_json:
         emit_json({"findings": rows, "calibration": cal, "win_calibration": win, "gap": gap})
         return
-    if not rows:
-        out.print("no findings yet: sync some connections and run `learnloop learn`")
+    if empty:
+        out.print(empty)
     for r in rows:
         out.print(f"- {r['statement']} (q={r['q_value']:.2g})")
     overall = cal["overall"]
@@ -244,6 +270,30 @@ def findings(
                   f"{len(gap['cycles'])} months: {gap['trend']['verdict']}")
 
 
+def _no_findings(s: Session) -> str:
+    """Why there is no finding, in the words of what happened so far."""
+    run = s.scalars(select(LearningRun).where(LearningRun.status == "ok")
+                    .order_by(LearningRun.id.desc()).limit(1)).first()
+    if run is None:
+        if s.scalar(select(func.count()).select_from(Connection)) == 0:
+            return ("no findings yet: add a connection (learnloop connections add ...), then "
+                    "run `learnloop sync` and `learnloop learn`")
+        if s.scalar(select(func.count()).select_from(Item)) == 0:
+            return "no findings yet: nothing synced so far; run `learnloop sync`"
+        return "no findings yet: no learning run so far; run `learnloop learn`"
+    outputs = run.outputs or {}
+    finished = max((int(v) for v in (outputs.get("finished") or {}).values()
+                    if isinstance(v, int | float)), default=0)
+    when = fmt_time(run.finished_at)
+    text = (f"no findings: learning run #{run.id} ({when}) looked at {finished} finished "
+            f"items and {outputs.get('examined', 0)} segments, and no segment of at least "
+            f"{MIN_N} items differs from the rest with confidence (q <= {ALPHA:g})")
+    if finished < MIN_TRAIN:
+        text += (f"; at least {MIN_TRAIN} finished items with a plan are needed before "
+                 "learnloop forecasts")
+    return text
+
+
 @app.command()
 def forecast(
     group: Annotated[list[str] | None, typer.Option(
@@ -252,20 +302,18 @@ def forecast(
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """When will a group be done? Bottom-up Monte Carlo and throughput resampling."""
-    selector = parse_pairs(group, "--group")
+    asked = parse_pairs(group, "--group")
     with unit_of_work(store()) as s:
+        selector = resolve_group(s, asked)
         result = group_forecast(s, selector, utcnow())
     if as_json:
         emit_json(result)
         return
     name = ", ".join(f"{k}={v}" for k, v in selector.items()) or "everything open"
-    out.print(f"{name}: {result['open_items']} open items ({result['trials']} trials)")
-    for method in ("bottom_up", "throughput"):
-        r = result[method]
-        if "note" in r:
-            out.print(f"  {method}: {r['note']}")
-        else:
-            out.print(f"  {method}: P50 {r['p50']}, P80 {r['p80']}, P90 {r['p90']}")
+    n = result["open_items"]
+    out.print(f"{name}: {n} open item{'' if n == 1 else 's'} ({result['trials']:,} trials)")
+    for line in group_lines(result):
+        out.print(f"  {line}")
 
 
 @app.command()

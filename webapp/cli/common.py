@@ -7,11 +7,15 @@ escapes, so data from a tool can never drive the terminal.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import getpass
 import json
+import os
 import re
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, TextIO
 
 from rich.console import Console
@@ -20,6 +24,11 @@ from sqlalchemy import Engine
 
 from core.secrets import redact, remember_store
 from core.store import open_store
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no in-use lock
+    fcntl = None  # type: ignore[assignment]
 
 # C0 and C1 controls except tab and newline, DEL, and the bidirectional overrides that
 # reorder what a terminal shows.
@@ -127,3 +136,55 @@ def parse_pairs(values: list[str] | None, option: str) -> dict[str, str]:
 def fmt_time(value: dt.datetime | None) -> str:
     """A short, readable UTC time."""
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else "never"
+
+
+def _sqlite_file(engine: Engine) -> Path | None:
+    """The file of a SQLite store (None for another database or an in-memory one)."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    name = url.database.removeprefix("file:").split("?")[0]
+    return Path(name).expanduser().absolute()
+
+
+def in_use_marker(engine: Engine) -> Path | None:
+    """The file a process serving or working on this SQLite store holds a shared lock on."""
+    path = _sqlite_file(engine)
+    return path.with_name(path.name + ".in-use") if path is not None else None
+
+
+@contextlib.contextmanager
+def using_store(engine: Engine) -> Iterator[None]:
+    """Mark the store as in use while the block runs (a shared lock on its marker file), so
+    `learnloop demo` never deletes a store a server or a worker is using (POSIX only)."""
+    marker = in_use_marker(engine)
+    if marker is None or fcntl is None:
+        yield
+        return
+    try:
+        fd = os.open(marker, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:  # a read-only directory: nothing can delete the store from there either
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
+def store_in_use(marker: Path) -> bool:
+    """Whether a process holds the in-use lock of a store (its marker file)."""
+    if fcntl is None or not marker.exists():
+        return False
+    try:
+        fd = os.open(marker, os.O_RDWR)
+    except OSError:  # a marker this user cannot open: treated as not in use
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False

@@ -15,6 +15,7 @@ from connectors.runtime import test_connection
 from core import secrets
 from core.connections import (
     add_connection,
+    build_connector,
     env_overrides,
     get_connection,
     merge_secrets,
@@ -98,6 +99,12 @@ def add(
         scope["kind_map"] = dict(parse_pairs(kind_map, "--kind-map"))
     with unit_of_work(store()) as s:
         conn = add_connection(s, factory, name, config, mapping, schedule, scope)
+        # What can be checked without reaching a remote tool (the file is there, the mapped
+        # columns are in its header): a problem is one line and nothing is stored.
+        preflight = getattr(build_connector(conn, factory), "preflight", None)
+        problem = preflight() if callable(preflight) else None
+        if problem:
+            raise ConfigError(f"{kind} connection {name} not added: {problem}")
         result = {"name": conn.name, "kind": conn.kind, "id": conn.id}
     if as_json:
         emit_json(result)

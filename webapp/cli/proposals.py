@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 import typer
@@ -63,8 +64,12 @@ def show(
         return
     out.print(f"#{row['id']} [{row['status']}] {row['title']}")
     out.print(f"hypothesis: {row['hypothesis']}")
-    out.print(f"evidence: {row['evidence']}")
-    out.print(row["diff"])
+    out.print("evidence:")
+    for line in json.dumps(row["evidence"], indent=2, sort_keys=True, default=str).splitlines():
+        out.print(f"  {line}")
+    out.print("what changes:")
+    for line in str(row["diff"]).splitlines():
+        out.print(f"  {line}")
     if row["decided_by"]:
         out.print(f"decided by {row['decided_by']} at {row['decided_at']}: {row['note'] or ''}")
 

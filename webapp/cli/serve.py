@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from core.store import unit_of_work
-from webapp.cli.common import out, store
+from webapp.cli.common import out, store, using_store
 
 PASSWORD_ENV = "LEARNLOOP_ADMIN_PASSWORD"  # noqa: S105 - the name of a variable
 
@@ -26,10 +26,12 @@ def serve(
     engine = store()
     out.print(f"learnloop on http://{host}:{port}/ (store: "
               f"{engine.url.render_as_string(hide_password=True)}); Ctrl+C stops it")
-    if workers > 1:
-        uvicorn.run("webapp.asgi:app", host=host, port=port, workers=workers, log_level="warning")
-    else:
-        uvicorn.run(create_app(engine), host=host, port=port, log_level="warning")
+    with using_store(engine):
+        if workers > 1:
+            uvicorn.run("webapp.asgi:app", host=host, port=port, workers=workers,
+                        log_level="warning")
+        else:
+            uvicorn.run(create_app(engine), host=host, port=port, log_level="warning")
 
 
 def create_first_admin(email: str, password: str | None) -> str:

@@ -10,7 +10,7 @@ import typer
 
 from core.errors import ConfigError
 from core.redaction import install_logging
-from webapp.cli.common import JSON_HELP, emit_json, error_line, out, store
+from webapp.cli.common import JSON_HELP, emit_json, error_line, out, store, using_store
 
 
 def _print_once(summary: dict[str, Any]) -> None:
@@ -83,7 +83,9 @@ def worker(
         for noisy in ("apscheduler", "alembic"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     install_logging()  # every line redacted, the client libraries' too
-    summary = run_worker(store(), once=once, run_for=run_for, deliver_every=deliver_every)
+    engine = store()
+    with using_store(engine):
+        summary = run_worker(engine, once=once, run_for=run_for, deliver_every=deliver_every)
     if as_json:
         emit_json(summary)
     elif once:
