@@ -96,8 +96,6 @@ def _pages_of(demo: Engine, email: str) -> list[str]:
     return [p for p in walked if not p.startswith("/api")]
 
 
-@pytest.mark.xfail(strict=False, reason="issue 16 point 10: the small-screen CSS (tables that "
-                   "scroll, one-column cards) is on h/ux-web2; with it every page fits 390 px")
 @pytest.mark.parametrize(("email", "role"), DEMO_PEOPLE)
 def test_no_page_is_wider_than_a_phone(demo: Engine, browser: Any, email: str,
                                        role: str) -> None:

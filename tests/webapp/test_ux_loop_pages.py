@@ -44,8 +44,6 @@ def test_every_page_reads_plainly_and_every_link_answers(demo: Engine, email: st
     assert any(p.startswith("/proposals/") for p in walked)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 16 point 4: the install pages print the run "
-                   "history's dict and a raw float default until that fix is merged")
 def test_the_install_pages_read_plainly_too(demo: Engine) -> None:
     client = TestClient(create_app(demo))
     assert login(client, DEMO_PEOPLE[0][0], DEMO_PASSWORD) == 303
