@@ -535,7 +535,7 @@ def run_learning(engine: Engine, capabilities: TargetSpec | None = None,
         engine: the store.
         capabilities: write targets per connector kind (a bare surface name stands for all
             its standard targets); writes are queued only for these.
-        progress: called with the name of each step as it starts.
+        progress: called with the name of each step as it starts (the last is "commit").
         as_of: the time forecasts are made at (default: now); open items already past their
             due date get finish forecasts conditional on not being done by then.
 
@@ -551,13 +551,15 @@ def run_learning(engine: Engine, capabilities: TargetSpec | None = None,
         s.flush()
         run_id = run.id
     report = RunReport(run_id)
+    progress = progress or (lambda _: None)
     try:
         with unit_of_work(engine) as s:
             run = s.get_one(LearningRun, run_id)
-            _steps(s, run, report, capabilities, progress or (lambda _: None), as_of or utcnow())
+            _steps(s, run, report, capabilities, progress, as_of or utcnow())
             run.status, run.finished_at = "ok", utcnow()
             run.outputs, run.timings = report.as_dict(), report.timings
             run.inputs = {"finished": report.finished, "open": report.open_items}
+            progress("commit")
     except BaseException as exc:
         status = "error" if isinstance(exc, Exception) else runs.INTERRUPTED  # Ctrl-C
         with unit_of_work(engine) as s:
