@@ -451,12 +451,12 @@ def queue_writeback(s: Session, targets: TargetSpec,
     Returns:
         How many intents must now be written.
     """
-    conns = {c.id: c for c in s.scalars(select(Connection))}
+    kinds = {c.id: c.kind for c in s.scalars(select(Connection))}
     plans = {kind: _Plan.of(spec) for kind, spec in targets.items()}
     if items is None:
         items = writeback_items(s, as_of)
-    items = [i for i in items if conns[i.connection_id].kind in plans
-             and plans[conns[i.connection_id].kind].per_item()]
+    items = [i for i in items if kinds[i.connection_id] in plans
+             and plans[kinds[i.connection_id]].per_item()]
     index = insights.FindingIndex(current_findings(s) if findings is None else findings, "effort")
     rules = policy.active_rules(s)
     if forecasts is None:
@@ -464,11 +464,11 @@ def queue_writeback(s: Session, targets: TargetSpec,
         forecasts = {m: ledger.latest(s, open_ids, m) for m in ("effort", "finish")}
     effort, finish = forecasts.get("effort", {}), forecasts.get("finish", {})
     notes = _last_notes(s, [i.id for i in items
-                            if NOTE in plans[conns[i.connection_id].kind].surfaces])
+                            if NOTE in plans[kinds[i.connection_id]].surfaces])
     writes: list[Write] = []
     for item in items:
         try:
-            writes += _writes_of(item, plans[conns[item.connection_id].kind], effort, finish,
+            writes += _writes_of(item, plans[kinds[item.connection_id]], effort, finish,
                                  rules, index, notes)
         except Exception as exc:
             if left_out is None:
