@@ -278,4 +278,5 @@ class MetadataApi:
                             "</fieldPermissions>" for n, (r, e) in ps["fields"].items())
             return (f'<records xsi:type="PermissionSet"><fullName>{escape(full)}</fullName>'
                     f'{perms}<label>{escape(ps["label"])}</label></records>')
-        return ""
+        # Salesforce answers a name it does not know with an empty record (no fullName).
+        return f'<records xsi:type="{escape(kind)}"/>' if kind == "CustomField" else ""

@@ -327,7 +327,7 @@ class Parser:
             return lambda get: (self.key(path.field, get(path)) == target) == eq
         if value is None:
             raise self.fail("null can only be used with = or !=", "INVALID_FIELD")
-        if path.field.type == "boolean" or path.field.type in ("id", "reference"):
+        if path.field.type == "boolean":
             raise self.fail(f"invalid operator on {path.field.type} field: {op}", "INVALID_FIELD")
         cmp = {"<": lambda a: a < target, "<=": lambda a: a <= target,
                ">": lambda a: a > target, ">=": lambda a: a >= target}[op]
