@@ -90,7 +90,8 @@ message, times): that record's write fails in a collection, e.g. `UNABLE_TO_LOCK
 matches), `sales_engagement`, `variant_testing`, `soap_login_enabled`,
 `delete_field(sobject, name)` (a field deleted under a running sync), `bulk.fail_next` (the next
 N Bulk jobs end `Failed`), `bulk.unsupported` (objects Bulk refuses with `INVALIDENTITY`),
-`bulk.polls`; `connected_app(consumer_key=, consumer_secret=, certificate_pem=, username=)`
+`bulk.polls`, `metadata.denied` (the API user lacks Modify Metadata: every Metadata API call
+is an `INSUFFICIENT_ACCESS` fault); `connected_app(consumer_key=, consumer_secret=, certificate_pem=, username=)`
 registers a test's own connected app. `reset()` empties the org (same server and keys).
 
 Request log: `calls` holds one `Call(method, path, status, records)` per request (records =
