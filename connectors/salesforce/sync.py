@@ -19,6 +19,7 @@ import csv
 import datetime as dt
 import functools
 import io
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -92,12 +93,26 @@ class Reader:
         self.config, self.mapping, self.org = config, dict(mapping), org
         self.version = config.api_version
         self.variants: dict[str, dict[str, Any]] = {}
+        self.dropped: set[str] = set()
         self.steps: dict[str, list[dict[str, Any]]] = {}
 
     def fields(self, stream: Stream) -> tuple[str, ...]:
         if stream.name == "opportunities":
-            return tuple(m.opportunity_fields(self.mapping))
+            return tuple(f for f in m.opportunity_fields(self.mapping)
+                         if f not in self.dropped)
         return stream.fields
+
+    def drop(self, stream: Stream, exc: SalesforceError) -> Problem | None:
+        """A mapped field deleted under us: read on without it (a problem says so); None
+        when the field is not one the mapping added."""
+        gone = exc.fields[0] if exc.code == "INVALID_FIELD" and exc.fields else None
+        if stream.name != "opportunities" or gone is None or gone in m.OPPORTUNITY or \
+                gone in self.dropped:
+            return None
+        self.dropped.add(gone)
+        return Problem(f"Opportunity.{gone}", f"the mapped field {gone} no longer exists in "
+                       "Salesforce (deleted or hidden from learnloop's user); opportunities "
+                       "are read without it until the mapping is changed")
 
     def composite(self, what: str, queries: dict[str, tuple[str, bool]]
                   ) -> dict[str, dict[str, Any] | SalesforceError]:
@@ -124,10 +139,13 @@ class Reader:
                     raise SalesforceError(f"Salesforce answered HTTP {status} ({code}) to a "
                                           f"query while trying to {what}", int(status or 0),
                                           code)
+                said = str(first.get("message") or "")
+                column = re.search(r"No such column '(\w+)'", said)
                 out[str(ref)] = SalesforceError(
                     f"Salesforce refused the query for {ref}: {code}: "
-                    f"{str(first.get('message') or '')[:200]}", int(status or 0), code,
-                    permanent=True)
+                    f"{said.strip().splitlines()[-1][:200] if said.strip() else ''}",
+                    int(status or 0), code, permanent=True,
+                    fields=(column.group(1),) if column else ())
         return out
 
     def pages(self, first: dict[str, Any], what: str) -> Iterator[list[dict[str, Any]]]:
@@ -297,11 +315,19 @@ def pull(config: SalesforceConfig, mapping: Mapping[str, Any], cursor: Mapping[s
         reader.lookups(answers.get("variants"))
         for s in STREAMS:
             answer = answers.get(s.name)
-            if isinstance(answer, SalesforceError):
+            while isinstance(answer, SalesforceError):
                 if s.sales_engagement and answer.code in ("INVALID_TYPE", "NOT_FOUND"):
-                    continue  # no Sales Engagement in this org: nothing to read
-                raise answer
-            assert answer is not None
+                    break  # no Sales Engagement in this org: nothing to read
+                problem = reader.drop(s, answer)
+                if problem is None:
+                    raise answer
+                yield Batch(problems=[problem])
+                text = select(reader.fields(s), s.sobject, bound(state.get(s.name, {}),
+                                                                 lookback), "SystemModstamp, Id")
+                answer = reader.composite(f"read {s.sobject} records", {s.name: (text, False)})[
+                    s.name]
+            if not isinstance(answer, dict):
+                continue
             yield from stream_batches(reader, s, answer, state)
             gone = answers.get(f"{s.name}_deleted")
             if isinstance(gone, dict):
@@ -334,9 +360,10 @@ def stream_batches(reader: Reader, s: Stream, answer: dict[str, Any],
         # The lookback reads the newest records of the last sync again: those unchanged
         # since (same id and SystemModstamp) are skipped, so an idle sync writes nothing.
         rows = [r for r in page if seen.get(str(r.get("Id"))) != r.get("SystemModstamp")]
+        after = dict(st)
         if page:
             last = page[-1]
-            st.update(stamp=last.get("SystemModstamp"), id=last.get("Id"), done=False)
+            after.update(stamp=last.get("SystemModstamp"), id=last.get("Id"), done=False)
             newest = m.parse_time(last.get("SystemModstamp"))
             if newest is not None:
                 floor = newest - lookback
@@ -345,11 +372,12 @@ def stream_batches(reader: Reader, s: Stream, answer: dict[str, Any],
                 recent.update({str(r["Id"]): str(r["SystemModstamp"]) for r in page
                                if (m.parse_time(r.get("SystemModstamp")) or floor) >= floor})
         if not rows:
+            st.update(after)
             continue
         changed = True
-        batch = records_batch(reader, s, rows)
+        batch = records_batch(reader, s, rows)  # may stop (quota): the cursor stays before it
         _enrollments_unique(batch)
-        st["recent"] = recent if len(recent) <= RECENT else {}
+        st.update(after, recent=recent if len(recent) <= RECENT else {})
         batch.cursor = {"streams": {k: dict(v) for k, v in state.items()}}
         yield batch
     st["done"] = True

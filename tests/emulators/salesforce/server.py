@@ -550,8 +550,13 @@ class SalesforceEmulator:
         return f
 
     def delete_field(self, sobject: str, name: str) -> None:
-        """An admin deleted the field: queries and writes naming it now fail."""
+        """An admin deleted the field: queries and writes naming it now fail, the Metadata
+        API no longer reads it and permission sets lose their grant of it."""
         self.schema[sobject].fields[name].visible = False
+        full = f"{sobject}.{name}"
+        self.metadata.fields.pop(full, None)
+        for ps in self.metadata.permission_sets.values():
+            ps["fields"].pop(full, None)
 
     def enabled(self, obj: sch.SObject) -> bool:
         return self.sales_engagement or not obj.sales_engagement
