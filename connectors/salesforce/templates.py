@@ -77,8 +77,24 @@ def _template_by(org: Org, variant: str) -> dict[str, Any] | None:
         where = f"Id = {quote(variant)}"
     else:
         where = f"Name = {quote(variant)} OR DeveloperName = {quote(variant)}"
+    fields = ["Id", "Name", "Subject", "Body", "HtmlValue"]
     rows = org.call("read the recommended email template", lambda sf: sf.query(soql(
-        ["Id", "Name", "Subject", "Body", "HtmlValue"], "EmailTemplate", where)))["records"]
+        fields, "EmailTemplate", where)))["records"]
+    if rows or where.startswith("Id"):
+        return rows[0] if rows else None
+    try:  # a cadence step variant's name: the email template it sends
+        used = org.call("read the recommended cadence variant", lambda sf: sf.query(soql(
+            ["TemplateId"], "ActionCadenceStepVariant",
+            f"Name = {quote(variant)} AND TemplateId != null")))["records"]
+    except SalesforceError as exc:
+        if exc.code in ("INVALID_TYPE", "NOT_FOUND"):  # no Sales Engagement in this org
+            return None
+        raise
+    if not used:
+        return None
+    tid = str(used[0]["TemplateId"])
+    rows = org.call("read the recommended email template", lambda sf: sf.query(soql(
+        fields, "EmailTemplate", f"Id = {quote(tid)}")))["records"]
     return rows[0] if rows else None
 
 
