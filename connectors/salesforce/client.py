@@ -309,8 +309,10 @@ class Org:
             text = f"the Metadata API refused to {what}: {_line(message)}"
         else:
             text = f"Salesforce did not answer while trying to {what}: {type(exc).__name__}"
-        permanent = status in (400, 403, 404) or (status == 0 and code not in ("",)
-                                                  and "SERVER_UNAVAILABLE" not in code)
+        # A refusal (bad request, no access, no such record, a Metadata API fault) stays one
+        # on retry; a 5xx, a 429 or no answer may not.
+        permanent = status in (400, 403, 404) or (status == 0 and bool(code)
+                                                  and code != "SERVER_UNAVAILABLE")
         retry = self._retry_after if status == 429 else None
         return SalesforceError(self.redacted(text), status, code, retry_after=retry,
                                permanent=permanent, fields=fields)

@@ -158,3 +158,17 @@ def test_a_field_deleted_under_us(engine: Engine) -> None:
     assert report.created == 3 + 4 * 4
     assert [p.locator for p in report.problems] == ["Opportunity.Region__c"]
     assert h.unexpected() == []
+
+
+def test_an_expired_query_locator_is_read_again_from_the_last_stored_record() -> None:
+    h = SalesforceHarness(n=1)
+    h.emu.seed_pipeline(4500, accounts=5, histories=1, modstamp="2026-02-01T00:00:00Z")
+    seen: list[str] = []
+    for batch in _connector(h).pull(None):
+        got = [i.external_id for i in batch.items if i.kind == "opportunity"]
+        if got and not seen:
+            h.emu.cursors.clear()  # the next page's locator is gone (INVALID_QUERY_LOCATOR)
+        seen += got
+    assert len(seen) == len(set(seen)) == 4501
+    assert any(c.status == 400 and "/query/01g" in c.path for c in h.emu.calls)
+    assert h.unexpected() == []
