@@ -3,7 +3,9 @@ username, password and security token as a fallback on its way out."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 JWT, CLIENT_CREDENTIALS, PASSWORD = "jwt", "client_credentials", "password"
 RETIREMENT = ("Salesforce retires username/password sign-in (SOAP login() is gone from API "
@@ -68,6 +70,23 @@ class SalesforceConfig(BaseModel):
                                     "between retries.")
     bulk_poll_seconds: float = Field(default=2.0, gt=0, description="Wait between polls of "
                                      "a Bulk API 2.0 job.")
+
+    @field_validator("private_key")
+    @classmethod
+    def _pem(cls, value: SecretStr | None) -> SecretStr | None:
+        """A key pasted into a one-line form field (or an environment variable with `\\n`)
+        loses its line breaks: put them back, as PEM needs them."""
+        if value is None:
+            return None
+        text = value.get_secret_value().strip().replace("\\n", "\n")
+        found = re.fullmatch(r"(-----BEGIN [A-Z ]+-----)\s*(.+?)\s*(-----END [A-Z ]+-----)", text,
+                             re.S)
+        if found is None:
+            raise ValueError("private_key must be a PEM private key (-----BEGIN PRIVATE KEY----- "
+                             "...)")
+        body = "".join(found.group(2).split())
+        lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+        return SecretStr("\n".join([found.group(1), *lines, found.group(3)]) + "\n")
 
     @model_validator(mode="after")
     def _one_way_in(self) -> SalesforceConfig:

@@ -194,7 +194,13 @@ def test_a_refused_sign_in_is_plain_and_carries_no_secret() -> None:
     assert not health.ok and "refused learnloop's sign-in (JWT bearer)" in health.message
     assert "invalid assertion" in health.message and "PRIVATE KEY" not in health.message
     with pytest.raises(ValidationError, match="My Domain"):
-        SalesforceConfig(domain="https://.salesforce.com", private_key="k")
+        SalesforceConfig(domain="https://.salesforce.com", private_key=h.emu.keys.private_key_pem)
+    with pytest.raises(ValidationError, match="must be a PEM private key"):
+        SalesforceConfig(domain="acme.my", private_key="not a key", consumer_key="k",
+                         username="u")
+    pasted = " ".join(h.emu.keys.private_key_pem.split("\n"))  # a one-line form field
+    health = _connector(h, private_key=pasted).check()
+    assert health.ok, health.message
     with pytest.raises(ValidationError, match="client credentials need the org's My Domain"):
         SalesforceConfig(domain="login", consumer_key="k", consumer_secret="s")
 
