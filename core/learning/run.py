@@ -16,7 +16,7 @@ import numpy as np
 from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.orm import Session
 
-from core import insights, outbox, policy, runs, secrets
+from core import insights, links, outbox, policy, runs, secrets
 from core import measures as registry
 from core.contract import (
     COMMENT,
@@ -234,10 +234,13 @@ def _forecast_open(s: Session, run: LearningRun, measure: registry.Measure,
         return {}
     forecast_measure = measure.forecast or measure.name
     if isinstance(model, RateModel):
-        probabilities = [model.predict(smp.segments)[0] for _, smp in pairs]
-        return _issue(s, run, forecast_measure, model.version, pairs,
-                      [{"probability": p} for p in probabilities], [None] * len(pairs), report,
-                      as_of)
+        predicted = {item.id: model.predict(smp.segments) for item, smp in pairs}
+        issued = _issue(s, run, forecast_measure, model.version, pairs,
+                        [{"probability": predicted[i.id][0]} for i, _ in pairs],
+                        [None] * len(pairs), report, as_of)
+        for item_id, ns in issued.items():  # what the write-back shows beside the probability
+            _, ns.n, ns.low, ns.high = predicted[item_id]
+        return issued
     preds = model.predict([smp for _, smp in pairs])
     levels = sorted(preds)
     grid = np.column_stack([preds[q] for q in levels])
@@ -419,7 +422,8 @@ def queue_writeback(s: Session, targets: TargetSpec,
                     items: list[Item] | None = None, findings: list[Finding] | None = None,
                     as_of: dt.datetime | None = None,
                     forecasts: Mapping[str, Mapping[int, ledger.ForecastLike]] | None = None,
-                    left_out: list[str] | None = None) -> int:
+                    left_out: list[str] | None = None,
+                    variants: insights.VariantIndex | None = None) -> int:
     """Queue the write-back of `items` (default: `writeback_items`) with `forecasts` per
     measure (default: the ledger's), filling only the targets each connector kind declares.
 
@@ -435,6 +439,8 @@ def queue_writeback(s: Session, targets: TargetSpec,
         forecasts: the current forecasts per measure and item id.
         left_out: collects each item whose write-back could not be built, with the reason
             (the others are queued all the same).
+        variants: the recommended variants per segment (default: the active playbook rules
+            and the newest run's randomised test findings).
 
     Returns:
         How many intents must now be written.
@@ -445,19 +451,32 @@ def queue_writeback(s: Session, targets: TargetSpec,
         items = writeback_items(s, as_of)
     items = [i for i in items if conns[i.connection_id].kind in plans
              and plans[conns[i.connection_id].kind].per_item()]
-    index = insights.FindingIndex(current_findings(s) if findings is None else findings, "effort")
+    newest = current_findings(s) if findings is None or variants is None else []
+    index = insights.FindingIndex(newest if findings is None else findings, "effort")
     rules = policy.active_rules(s)
+    if variants is None:
+        variants = insights.VariantIndex(rules, newest)
     if forecasts is None:
         open_ids = [i.id for i in items if i.status == "open"]
-        forecasts = {m: ledger.latest(s, open_ids, m) for m in ("effort", "finish")}
+        forecasts = {m: ledger.latest(s, open_ids, m) for m in ("effort", "finish", "win")}
     effort, finish = forecasts.get("effort", {}), forecasts.get("finish", {})
+    win = forecasts.get("win", {})
     notes = _last_notes(s, [i.id for i in items
                             if NOTE in plans[conns[i.connection_id].kind].surfaces])
+    # The variant for an item's segment: its own segments completed through its links (a
+    # deal's contact's seniority, its company's industry), read only when one is known.
+    wanting = [i for i in items if "recommended_variant" in plans[conns[i.connection_id].kind]
+               .fields] if variants else []
+    segments = links.inherited_segments(s, [i.id for i in wanting],
+                                        known={i.id: i.segments for i in wanting}) \
+        if wanting else {}
     writes: list[Write] = []
     for item in items:
         try:
+            seg = segments.get(item.id)
+            rec = variants.match(seg) if seg is not None else None
             writes += _writes_of(item, plans[conns[item.connection_id].kind], effort, finish,
-                                 rules, index, notes)
+                                 rules, index, notes, win.get(item.id), rec)
         except Exception as exc:
             if left_out is None:
                 raise
@@ -471,10 +490,13 @@ Write = tuple[int, str, str, dict[str, Any], int | None]
 
 def _writes_of(item: Item, plan: _Plan, effort: Mapping[int, ledger.ForecastLike],
                finish: Mapping[int, ledger.ForecastLike], rules: Mapping[str, Rule],
-               index: insights.FindingIndex, notes: Mapping[int, NotePayload]) -> list[Write]:
+               index: insights.FindingIndex, notes: Mapping[int, NotePayload],
+               win: ledger.ForecastLike | None = None,
+               variant: insights.Recommendation | None = None) -> list[Write]:
     """What is written onto one item: its fields, comment, property, link and note."""
     writes: list[Write] = []
-    ins = insights.for_item(item, effort.get(item.id), finish.get(item.id), rules, index)
+    ins = insights.for_item(item, effort.get(item.id), finish.get(item.id), rules, index,
+                            win, variant)
     if not ins.fields.learned():
         return writes  # nothing learned about this item: write nothing
     where = (item.connection_id, item.external_id)
@@ -638,8 +660,11 @@ def _steps(s: Session, run: LearningRun, report: RunReport,
     close("experiments")
     timed("write-back")
     s.flush()
+    tested = list(s.scalars(select(Finding).where(Finding.run_id == run.id,
+                                                  Finding.kind == "experiment")))
     report.writes_queued = queue_writeback(
         s, capabilities, items=open_items + finished_recently(s, as_of), findings=rows,
-        as_of=as_of, forecasts=current, left_out=report.left_out)
+        as_of=as_of, forecasts=current, left_out=report.left_out,
+        variants=insights.VariantIndex(policy.active_rules(s), tested))
     report.writes_queued += queue_insights(s, capabilities, rows, as_of)
     close("write-back")
