@@ -43,18 +43,27 @@ class FindingIndex:
             key = frozenset((k, str(v)) for k, v in f.segment.items())
             if key not in self.best or f.impact > self.best[key].impact:
                 self.best[key] = f
+        self._pairs = frozenset(pair for key in self.best for pair in key)
+        """Every (dimension, value) some finding's segment names: the others match nothing."""
+        self._matched: dict[tuple[tuple[str, str], ...], Finding | None] = {}
 
     def match(self, item: Item) -> Finding | None:
         """The highest-impact finding whose segment (one or two dimensions) holds the item."""
         if not self.best:
             return None
-        pairs = [(k, str(v)) for k, v in item.segments.items()]
+        # Only the item's values that some finding names can make up a matching segment; an
+        # item's answer depends on those alone (in their order), so it is looked up once per
+        # distinct combination of them (a learning run matches a hundred thousand items).
+        pairs = tuple(p for k, v in item.segments.items() if (p := (k, str(v))) in self._pairs)
+        if pairs in self._matched:
+            return self._matched[pairs]
         found: Finding | None = None
         for i, a in enumerate(pairs):
             for key in (frozenset((a,)), *(frozenset((a, b)) for b in pairs[i + 1:])):
                 f = self.best.get(key)
                 if f is not None and (found is None or f.impact > found.impact):
                     found = f
+        self._matched[pairs] = found
         return found
 
 

@@ -227,6 +227,9 @@ def inherited_segments(session: Session, item_ids: Sequence[int],
             break
         levels.append(links)
         frontier = sorted({dst for targets in links.values() for _, dst in targets})
+    known = known or {}
+    if not levels and all(i in known for i in ids):
+        return {i: dict(known[i] or {}) for i in ids}
     reach = {i: [i] for i in ids}
     paths: dict[int, list[int]] = {i: [] for i in ids}
     for links in levels:
@@ -235,9 +238,6 @@ def inherited_segments(session: Session, item_ids: Sequence[int],
                    if dst != i and dst not in paths[i]]
             paths[i].extend(dict.fromkeys(nxt))
             reach[i] = list(dict.fromkeys(nxt))
-    known = known or {}
-    if not levels and all(i in known for i in ids):
-        return {i: dict(known[i] or {}) for i in ids}
     wanted = [*ids, *(d for p in paths.values() for d in p)]
     seg = {**_segments(session, [i for i in wanted if i not in known]),
            **{i: known[i] for i in wanted if i in known}}

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from types import SimpleNamespace
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 from sqlalchemy import Engine, or_, select, update
@@ -218,12 +218,13 @@ def _forecast_open(s: Session, run: LearningRun, measure: registry.Measure,
                    model: SegmentQuantileModel | RateModel, items: list[Item],
                    report: RunReport, as_of: dt.datetime,
                    recal: Mapping[str, Mapping[str, float]] | None = None,
-                   ) -> dict[int, SimpleNamespace]:
+                   texts: dict[int, str] | None = None) -> dict[int, SimpleNamespace]:
     """Issue forecasts for open items of the model's kind family (skipping repeats); returns
     every item's current one, keyed by item id.
 
     Effort P80 and above are multiplied by the ledger's recalibration factor of the item's
     segment when that segment's issued P80s kept failing. A rate model issues probabilities.
+    `texts` keeps each item's segments as the ledger stores them, for the next measure.
     """
     pairs = []
     for item in items:
@@ -237,7 +238,7 @@ def _forecast_open(s: Session, run: LearningRun, measure: registry.Measure,
         predicted = {item.id: model.predict(smp.segments) for item, smp in pairs}
         issued = _issue(s, run, forecast_measure, model.version, pairs,
                         [{"probability": predicted[i.id][0]} for i, _ in pairs],
-                        [None] * len(pairs), report, as_of)
+                        [None] * len(pairs), report, as_of, texts=texts)
         for item_id, ns in issued.items():  # what the write-back shows beside the probability
             _, ns.n, ns.low, ns.high = predicted[item_id]
         return issued
@@ -245,8 +246,8 @@ def _forecast_open(s: Session, run: LearningRun, measure: registry.Measure,
     levels = sorted(preds)
     grid = np.column_stack([preds[q] for q in levels])
     if measure.view == registry.LOG_RATIO:
-        planned = np.array([measure.size(registry.plan_of(i)) for i, _ in pairs],
-                           dtype=np.float64)
+        # The plan's size, as `open_sample` read it (`measure.size` of the item's plan).
+        planned = np.array([smp.size for _, smp in pairs], dtype=np.float64)
         values = planned[:, None] * np.exp(grid)
         if recal:
             upper = np.asarray([q >= 0.8 for q in levels])
@@ -266,33 +267,44 @@ def _forecast_open(s: Session, run: LearningRun, measure: registry.Measure,
         floors = ledger.to_days(as_of) - planned
         values = planned[:, None] + conditional_many(levels, grid, floors)
     names = [f"p{round(q * 100)}" for q in levels]
-    forecasts = [dict(zip(names, (float(v) for v in values[j]), strict=True))
-                 for j in range(len(pairs))]
+    forecasts = [dict(zip(names, row, strict=True)) for row in values.tolist()]
+    with np.errstate(invalid="ignore"):
+        in_range = (np.isfinite(values) & (np.abs(values) < ledger.MAX_VALUE)).all(axis=1)
     return _issue(s, run, forecast_measure, model.version, pairs, forecasts,
-                  [float(v) for v in planned], report, as_of)
+                  planned.tolist(), report, as_of, cast(list[bool], in_range.tolist()), texts)
 
 
 def _issue(s: Session, run: LearningRun, measure: str, version: str,
            pairs: list[tuple[Item, Any]], forecasts: list[dict[str, float]],
            planned: list[float | None], report: RunReport,
-           as_of: dt.datetime | None = None) -> dict[int, SimpleNamespace]:
+           as_of: dt.datetime | None = None, in_range: list[bool] | None = None,
+           texts: dict[int, str] | None = None) -> dict[int, SimpleNamespace]:
     """Write the forecasts that do not repeat the item's previous one into the ledger, stamped
-    with the time they are made as of (a run as of an earlier date is not stamped now)."""
+    with the time they are made as of (a run as of an earlier date is not stamped now).
+
+    `in_range` says per forecast whether all its values are finite and below MAX_VALUE
+    (default: checked here); `texts` caches the items' segments as stored, by item id."""
     previous = ledger.latest(s, [i.id for i, _ in pairs], measure)
     if as_of is not None and as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=dt.UTC)
     now = utcnow() if as_of is None else min(utcnow(), as_of)
     rows: list[dict[str, Any]] = []
     current: dict[int, SimpleNamespace] = {}
-    for (item, _), forecast, plan in zip(pairs, forecasts, planned, strict=True):
-        if not all(math.isfinite(v) and abs(v) < ledger.MAX_VALUE for v in forecast.values()):
+    if in_range is None:
+        in_range = [all(math.isfinite(v) and abs(v) < ledger.MAX_VALUE for v in f.values())
+                    for f in forecasts]
+    texts = {} if texts is None else texts
+    for (item, _), forecast, plan, ok in zip(pairs, forecasts, planned, in_range, strict=True):
+        if not ok:
             report.left_out.append(f"item {item.external_id}: its {measure} forecast is out of "
                                    "range (a plan far from every other); no forecast issued")
             continue
         current[item.id] = SimpleNamespace(model_version=version, actual=None, **forecast)
         if ledger.repeats(previous.get(item.id), forecast, version):
             continue
-        seg = ",".join(f"{k}={v}" for k, v in sorted(item.segments.items()))
+        seg = texts.get(item.id)
+        if seg is None:
+            seg = texts[item.id] = ",".join(f"{k}={v}" for k, v in sorted(item.segments.items()))
         rows.append({"item_id": item.id, "run_id": run.id, "measure": measure,
                      "model_version": version, "segment": seg[:300], "planned": plan,
                      "issued_at": now, "p50": None, "p80": None, "p90": None, "p95": None,
@@ -557,7 +569,7 @@ def run_learning(engine: Engine, capabilities: TargetSpec | None = None,
         engine: the store.
         capabilities: write targets per connector kind (a bare surface name stands for all
             its standard targets); writes are queued only for these.
-        progress: called with the name of each step as it starts.
+        progress: called with the name of each step as it starts (the last is "commit").
         as_of: the time forecasts are made at (default: now); open items already past their
             due date get finish forecasts conditional on not being done by then.
 
@@ -573,13 +585,15 @@ def run_learning(engine: Engine, capabilities: TargetSpec | None = None,
         s.flush()
         run_id = run.id
     report = RunReport(run_id)
+    progress = progress or (lambda _: None)
     try:
         with unit_of_work(engine) as s:
             run = s.get_one(LearningRun, run_id)
-            _steps(s, run, report, capabilities, progress or (lambda _: None), as_of or utcnow())
+            _steps(s, run, report, capabilities, progress, as_of or utcnow())
             run.status, run.finished_at = "ok", utcnow()
             run.outputs, run.timings = report.as_dict(), report.timings
             run.inputs = {"finished": report.finished, "open": report.open_items}
+            progress("commit")
     except BaseException as exc:
         status = "error" if isinstance(exc, Exception) else runs.INTERRUPTED  # Ctrl-C
         with unit_of_work(engine) as s:
@@ -633,6 +647,7 @@ def _steps(s: Session, run: LearningRun, report: RunReport,
     close("findings")
     # One model per (kind family, measure); each forecasts the open items of its family only.
     current: dict[str, dict[int, SimpleNamespace]] = {}
+    texts: dict[int, str] = {}  # open items' segments as the ledger stores them
     for key, o in obs.items():
         fam, name = dataset.split(key)
         spec = registry.lookup(fam, name)
@@ -644,7 +659,7 @@ def _steps(s: Session, run: LearningRun, report: RunReport,
             family = open_by_family.get(fam, [])
             got = _isolated(s, report, f"the forecasts of {key}", partial(
                 _forecast_open, s, run, spec, model, family, report, as_of,
-                recal if spec.name == "effort" else None))
+                recal if spec.name == "effort" else None, texts))
             current.setdefault(spec.forecast, {}).update(got or {})
             close(f"forecast {key}")
     for k, counts in left.items():
