@@ -349,9 +349,48 @@ def email_batch(reader: Reader, records: list[dict[str, Any]],
     return batch
 
 
+GROUP = 1000
+"""Records per batch handed to the store: pages are stored together, one transaction per
+1,000 records or so rather than one per page of 50 deals (the store's cost per transaction,
+not the requests, dominated a first sync). A crash loses at most the pages of one group, which
+the next pull reads again from the cursor of the last group stored."""
+
+
+def _size(batch: Batch) -> int:
+    return len(batch.items) + len(batch.deleted) + len(batch.problems)
+
+
+def _merge(into: Batch, batch: Batch) -> None:
+    into.items += batch.items
+    into.events += batch.events
+    into.problems += batch.problems
+    into.deleted += batch.deleted
+    into.links += batch.links
+    into.enrollments += batch.enrollments
+    into.cursor = batch.cursor if batch.cursor is not None else into.cursor
+
+
 def pull(config: HubSpotConfig, mapping: Mapping[str, Any], cursor: Mapping[str, Any] | None,
          hub: Hub) -> Iterator[Batch]:
-    """Batches of deals, contacts, companies and emails changed since the cursor.
+    """Batches of deals, contacts, companies and emails changed since the cursor, the pages
+    of `pages` grouped into batches of about GROUP records, each with the cursor after its
+    last page."""
+    group: Batch | None = None
+    for batch in pages(config, mapping, cursor, hub):
+        if group is None:
+            group = batch
+        else:
+            _merge(group, batch)
+        if _size(group) >= GROUP:
+            yield group
+            group = None
+    if group is not None:
+        yield group
+
+
+def pages(config: HubSpotConfig, mapping: Mapping[str, Any], cursor: Mapping[str, Any] | None,
+          hub: Hub) -> Iterator[Batch]:
+    """Deals, contacts, companies and emails changed since the cursor, one batch a page.
 
     The cursor: `{"deals": state, "emails": state, "people": state, "reconciled_ms": ms}`,
     a state being `{"list": after-token}` while the first listing runs, else

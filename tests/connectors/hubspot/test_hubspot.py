@@ -222,13 +222,18 @@ def test_a_bad_token_is_reported_in_words() -> None:
     assert not health.ok and "401" in health.message and "wrong" not in health.message
 
 
-def test_a_crash_between_pages_resumes_without_loss_or_duplicates(engine: Engine) -> None:
+def test_a_crash_between_pages_resumes_without_loss_or_duplicates(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from connectors.hubspot import sync
+
+    monkeypatch.setattr(sync, "GROUP", 60)  # 120 deals: batches of 60+ records
     h = HubSpotHarness(n=120)
     _add(engine, h)
     conn = _connector(h)
     pages = conn.pull(None)
     first = next(pages)
     assert first.cursor is not None and first.cursor["deals"].get("list")
+    assert len([i for i in first.items if i.external_id.startswith("deal:")]) == 100
     resumed = list(conn.pull(first.cursor))
     ids = [i.external_id for b in [first, *resumed] for i in b.items
            if i.external_id.startswith("deal:")]
