@@ -3,10 +3,12 @@ item noise, and optionally a planted effect or a diverging pre-trend for team A.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
 
+from core.contract import ItemRecord
 from core.process.did import Obs
 
 START_WEEK = 30  # weeks of history before the change
@@ -49,3 +51,23 @@ def teams(seed: int, effect: float = 0.0, diverge: float = 0.0, n_teams: int = 6
 def observations(items: list[Planted], treated: str = "A") -> list[Obs]:
     """The items as difference-in-differences observations, clustered by team."""
     return [Obs(i.team, i.team == treated, i.when, i.slip, i.begun) for i in items]
+
+
+CHANGE = dt.datetime(2025, 3, 3, tzinfo=dt.UTC)
+
+
+def records(items: list[Planted], epic: str | None = None) -> list[ItemRecord]:
+    """The items as finished tasks of a tool: due date, start and finish around CHANGE, so
+    each one's slip against its committed due date is the planted slip."""
+    out = []
+    for k, i in enumerate(items):
+        end = CHANGE + dt.timedelta(days=i.when)
+        out.append(ItemRecord(
+            external_id=f"P-{k}", title=f"task {k}", kind="Story",
+            segments={"team": i.team, "assignee": i.assignee}, status="done",
+            planned_start=CHANGE + dt.timedelta(days=i.begun),
+            planned_due=end - dt.timedelta(days=i.slip), planned_estimate=3.0,
+            estimated_at=CHANGE + dt.timedelta(days=i.begun),
+            actual_start=CHANGE + dt.timedelta(days=i.begun), actual_end=end,
+            actual_effort=3.0, raw={"epic": epic} if epic else {}))
+    return out
