@@ -3,11 +3,13 @@ worked, kept as negative results when they did not, written back on the epic."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from core import policy
+from core import audit, policy
 from core.errors import ConfigError
 from core.learning.run import run_learning
 from core.model import Finding, Proposal, WriteIntent
@@ -137,3 +139,29 @@ def test_the_verdict_is_written_on_the_epic_once_per_change_of_verdict(engine: E
         assert write.payload["text"].startswith(f"learnloop process experiment #{exp_id}: "
                                                 "2-week sprints (team A from 2025-03-03)")
         assert "Verdict (worked): 2-week sprints cut team A's slip" in write.payload["text"]
+
+
+def test_the_audit_counts_experiments_verdicts_and_policy_changes(engine: Engine) -> None:
+    load(engine, records(teams(7, effect=3.0, per_week=4)))
+    first = _declare(engine)
+    _declare(engine, name="no estimates", treated="team=B", start="2025-05-05")
+    now = CHANGE + dt.timedelta(days=120)
+    with unit_of_work(engine) as s:
+        evaluate.evaluate_all(s, None, permutations=199)
+        cadence = audit.measure(s, now)["experimentation_cadence"]
+        assert cadence.figures["process_experiments"] == 2
+        assert cadence.figures["process_started_6m"] == 2
+        assert cadence.figures["process_published"] >= 1
+        assert cadence.per_quarter[0] == {"quarter": "2025-Q1", "declared": 1, "published": 1}
+        assert cadence.per_quarter[1]["quarter"] == "2025-Q2"
+        assert "2 declared process experiments" in cadence.evidence
+        assert cadence.score == 3  # 1, +1 for having any, +1 for one started in 6 months
+        feedback = audit.measure(s, now)["feedback_loop_integrity"]
+        assert feedback.figures["changed_policy_process_experiments"] == 0
+        proposal_id = s.get_one(ProcessExperiment, first).proposal_id
+        assert proposal_id is not None
+        policy.accept(s, proposal_id, "owner@example.com")
+        feedback = audit.measure(s, now)["feedback_loop_integrity"]
+        assert feedback.figures["changed_policy_process_experiments"] == 1
+        assert "Changed the policy through an accepted proposal: 1 process experiments." \
+            in feedback.evidence
