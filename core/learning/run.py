@@ -644,6 +644,9 @@ def _steps(s: Session, run: LearningRun, report: RunReport,
         isolate=partial(_isolated, s, report))) or {}
     report.proposals += [{"id": p.id, "title": p.title} for p in s.scalars(select(Proposal).where(
         Proposal.id.in_(report.process_experiments.get("proposals", []))))]
+    judged = list(s.scalars(select(Finding).where(
+        Finding.id.in_(report.process_experiments.get("findings", [])))))
+    report.findings += [{"id": f.id, "statement": f.statement, "q": f.q_value} for f in judged]
     report.writes_queued += report.process_experiments.get("writes", 0)
     close("process experiments")
     timed("write-back")
@@ -651,5 +654,5 @@ def _steps(s: Session, run: LearningRun, report: RunReport,
     report.writes_queued += queue_writeback(
         s, capabilities, items=open_items + finished_recently(s, as_of), findings=rows,
         as_of=as_of, forecasts=current, left_out=report.left_out)
-    report.writes_queued += queue_insights(s, capabilities, rows, as_of)
+    report.writes_queued += queue_insights(s, capabilities, rows + judged, as_of)
     close("write-back")

@@ -122,11 +122,13 @@ def _propose(s: Session, run_id: int | None, exp: ProcessExperiment, pan: panel.
 
 def evaluate(s: Session, exp: ProcessExperiment, run_id: int | None = None,
              permutations: int = did.PERMUTATIONS, rows: list[Any] | None = None,
-             now: dt.datetime | None = None) -> tuple[Verdict, panel.Panel]:
+             now: dt.datetime | None = None
+             ) -> tuple[Verdict, panel.Panel, Finding | None]:
     """Judge one experiment on each of its measures (the first decides) and record it.
 
     Returns:
-        The verdict of the first measure, and its panel (who was on each side).
+        The verdict of the first measure, its panel (who was on each side) and the finding
+        stored for it (None without an estimate).
     """
     judged: dict[str, tuple[panel.Panel, did.Result, Verdict]] = {}
     for i, name in enumerate(exp.measures):
@@ -148,7 +150,7 @@ def evaluate(s: Session, exp: ProcessExperiment, run_id: int | None = None,
         exp.status = "failed"  # a published negative result: kept, shown, never deleted
     else:
         exp.status = "running"
-    return verdict, pan
+    return verdict, pan, finding
 
 
 def _write_target(s: Session, exp: ProcessExperiment, item_ids: list[int]
@@ -201,20 +203,24 @@ def evaluate_all(s: Session, run_id: int | None, targets: TargetSpec | None = No
     runs a step so that its failure is recorded and the others go on).
 
     Returns:
-        {"judged": n, "verdicts": {id: kind}, "proposals": [ids], "writes": n}
+        {"judged": n, "verdicts": {id: kind}, "findings": [ids], "proposals": [ids],
+        "writes": n}
     """
     experiments = list(s.scalars(select(ProcessExperiment).where(
         ProcessExperiment.status != "stopped").order_by(ProcessExperiment.id)))
-    summary: dict[str, Any] = {"judged": 0, "verdicts": {}, "proposals": [], "writes": 0}
+    summary: dict[str, Any] = {"judged": 0, "verdicts": {}, "findings": [], "proposals": [],
+                               "writes": 0}
     if not experiments:
         return summary
     rows = panel.finished_rows(s)
 
     def one(exp: ProcessExperiment) -> None:
         before, was = exp.proposal_id, exp.verdict
-        verdict, pan = evaluate(s, exp, run_id, permutations, rows, now)
+        verdict, pan, finding = evaluate(s, exp, run_id, permutations, rows, now)
         summary["judged"] += 1
         summary["verdicts"][str(exp.id)] = verdict.kind
+        if finding is not None:
+            summary["findings"].append(finding.id)
         if exp.proposal_id is not None and exp.proposal_id != before:
             summary["proposals"].append(exp.proposal_id)
         # A comment only when the verdict changes (the first one included), not every run.

@@ -34,7 +34,7 @@ def test_a_planted_change_is_judged_proposed_and_adopted_through_the_policy(
         engine: Engine) -> None:
     load(engine, records(teams(7, effect=3.0, per_week=4)))
     exp_id = _declare(engine)
-    report = run_learning(engine)
+    report = run_learning(engine, {"list": ["insights"]})
     assert report.process_experiments["verdicts"] == {str(exp_id): "worked"}
     with unit_of_work(engine) as s:
         exp = s.get_one(ProcessExperiment, exp_id)
@@ -50,6 +50,10 @@ def test_a_planted_change_is_judged_proposed_and_adopted_through_the_policy(
         proposal = s.get_one(Proposal, exp.proposal_id)
         assert proposal.title == "Extend 2-week sprints to team B or C or D or E or F"
         assert {"id": proposal.id, "title": proposal.title} in report.proposals
+        assert any(f["id"] == finding.id for f in report.findings)
+        (page,) = s.scalars(select(WriteIntent).where(WriteIntent.surface == "insights")).all()
+        assert [exp.statement] == [r[0] for r in page.payload["rows"]
+                                   if r[0].startswith("2-week sprints")]
         version = policy.current_policy(s).version
         policy.accept(s, proposal.id, "owner@example.com", "extend it")
         rule = policy.active_rules(s)[evaluate.rule_key(exp)]
