@@ -111,6 +111,8 @@ class CommentPayload(Payload):
 
     surface: ClassVar[str] = COMMENT
     text: str = Field(min_length=1)
+    topic: str | None = Field(default=None, max_length=100, description="what the comment is about "
+                              "when it is not the item's own learning (one comment per topic)")
 
 
 class LinkPayload(Payload):

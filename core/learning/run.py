@@ -51,6 +51,7 @@ from core.model import (
     WriteIntent,
     utcnow,
 )
+from core.process.evaluate import evaluate_all
 from core.settings import public_url
 from core.store import unit_of_work
 
@@ -74,6 +75,7 @@ class RunReport:
     findings_total: int = 0
     recalibrated: dict[str, Any] = field(default_factory=dict)
     experiments: dict[str, Any] = field(default_factory=dict)
+    process_experiments: dict[str, Any] = field(default_factory=dict)
     findings: list[dict[str, Any]] = field(default_factory=list)
     proposals: list[dict[str, Any]] = field(default_factory=list)
     forecasts_issued: int = 0
@@ -673,13 +675,24 @@ def _steps(s: Session, run: LearningRun, report: RunReport,
     report.experiments = _isolated(s, report, "the experiments",
                                    partial(learn_experiments, s, run.id)) or {}
     close("experiments")
+    timed("process experiments")
+    report.process_experiments = _isolated(s, report, "the process experiments", partial(
+        evaluate_all, s, run.id, capabilities, now=as_of,
+        isolate=partial(_isolated, s, report))) or {}
+    report.proposals += [{"id": p.id, "title": p.title} for p in s.scalars(select(Proposal).where(
+        Proposal.id.in_(report.process_experiments.get("proposals", []))))]
+    judged = list(s.scalars(select(Finding).where(
+        Finding.id.in_(report.process_experiments.get("findings", [])))))
+    report.findings += [{"id": f.id, "statement": f.statement, "q": f.q_value} for f in judged]
+    report.writes_queued += report.process_experiments.get("writes", 0)
+    close("process experiments")
     timed("write-back")
     s.flush()
     tested = list(s.scalars(select(Finding).where(Finding.run_id == run.id,
                                                   Finding.kind == "experiment")))
-    report.writes_queued = queue_writeback(
+    report.writes_queued += queue_writeback(
         s, capabilities, items=open_items + finished_recently(s, as_of), findings=rows,
         as_of=as_of, forecasts=current, left_out=report.left_out,
         variants=insights.VariantIndex(policy.active_rules(s), tested))
-    report.writes_queued += queue_insights(s, capabilities, rows, as_of)
+    report.writes_queued += queue_insights(s, capabilities, rows + judged, as_of)
     close("write-back")

@@ -16,6 +16,7 @@ from core.model.learning import Audit, Finding, Forecast, LearningRun
 from core.model.links import RELATIONS, Enrollment, ItemLink
 from core.model.ops import JobRun, WriteIntent
 from core.model.policy import Policy, Proposal, Rule, Template
+from core.model.process import ProcessExperiment
 from core.model.tracking import Connection, Deviation, Event, Item, QuarantinedRow
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "LearningRun",
     "LoginFailure",
     "Policy",
+    "ProcessExperiment",
     "Proposal",
     "QuarantinedRow",
     "Rule",
