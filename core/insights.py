@@ -89,8 +89,10 @@ def risk_band(item: Item, effort: ForecastLike | None,
 
 
 def for_item(item: Item, effort: ForecastLike | None, finish: ForecastLike | None,
-             rules: Mapping[str, Rule], findings: FindingIndex) -> ItemInsight:
-    """Build the write-back for one item from its newest forecasts, the policy and findings."""
+             rules: Mapping[str, Rule], findings: FindingIndex,
+             lessons: Sequence[str] = ()) -> ItemInsight:
+    """Build the write-back for one item from its newest forecasts, the policy, findings and
+    the status lines of the lessons that concern it (`core.lessons.status`)."""
     unit = item.unit or "hours"
     rule = rule_for(rules, item.segments)
     fields: dict[str, Any] = {
@@ -132,6 +134,7 @@ def for_item(item: Item, effort: ForecastLike | None, finish: ForecastLike | Non
         parts.append(finding.statement)
     if rule is not None and "p80" in rule.params:
         parts.append(policy_words(rule))
+    parts += lessons
     fields["insight"] = "; ".join(parts) if parts else None
     crossed = (
         item.status != "done" and effort is not None and item.planned_estimate

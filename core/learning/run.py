@@ -41,6 +41,8 @@ from core.learning.findings import CI_LEVEL, SegmentStat, describe, examine
 from core.learning.model import MODEL_VERSION, SegmentQuantileModel
 from core.learning.rates import Outcome, RateModel
 from core.learning.stats import benjamini_hochberg
+from core.lessons.evaluate import judge_all
+from core.lessons.status import LessonIndex
 from core.model import (
     Connection,
     Finding,
@@ -74,6 +76,7 @@ class RunReport:
     findings_total: int = 0
     recalibrated: dict[str, Any] = field(default_factory=dict)
     experiments: dict[str, Any] = field(default_factory=dict)
+    lessons: dict[str, Any] = field(default_factory=dict)
     findings: list[dict[str, Any]] = field(default_factory=list)
     proposals: list[dict[str, Any]] = field(default_factory=list)
     forecasts_issued: int = 0
@@ -453,11 +456,14 @@ def queue_writeback(s: Session, targets: TargetSpec,
     effort, finish = forecasts.get("effort", {}), forecasts.get("finish", {})
     notes = _last_notes(s, [i.id for i in items
                             if NOTE in plans[conns[i.connection_id].kind].surfaces])
+    lessons = LessonIndex.load(s)
+    kinds = {cid: registry.kind_map(c.scope) for cid, c in conns.items()}
     writes: list[Write] = []
     for item in items:
         try:
             writes += _writes_of(item, plans[conns[item.connection_id].kind], effort, finish,
-                                 rules, index, notes)
+                                 rules, index, notes,
+                                 lessons.for_item(item, kinds[item.connection_id]))
         except Exception as exc:
             if left_out is None:
                 raise
@@ -471,10 +477,12 @@ Write = tuple[int, str, str, dict[str, Any], int | None]
 
 def _writes_of(item: Item, plan: _Plan, effort: Mapping[int, ledger.ForecastLike],
                finish: Mapping[int, ledger.ForecastLike], rules: Mapping[str, Rule],
-               index: insights.FindingIndex, notes: Mapping[int, NotePayload]) -> list[Write]:
+               index: insights.FindingIndex, notes: Mapping[int, NotePayload],
+               lessons: list[str] | None = None) -> list[Write]:
     """What is written onto one item: its fields, comment, property, link and note."""
     writes: list[Write] = []
-    ins = insights.for_item(item, effort.get(item.id), finish.get(item.id), rules, index)
+    ins = insights.for_item(item, effort.get(item.id), finish.get(item.id), rules, index,
+                            lessons or ())
     if not ins.fields.learned():
         return writes  # nothing learned about this item: write nothing
     where = (item.connection_id, item.external_id)
@@ -636,6 +644,10 @@ def _steps(s: Session, run: LearningRun, report: RunReport,
     report.experiments = _isolated(s, report, "the experiments",
                                    partial(learn_experiments, s, run.id)) or {}
     close("experiments")
+    timed("lessons")
+    report.lessons = _isolated(s, report, "the lessons",
+                               partial(judge_all, s, run.id, report.leave_out)) or {}
+    close("lessons")
     timed("write-back")
     s.flush()
     report.writes_queued = queue_writeback(
