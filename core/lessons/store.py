@@ -170,4 +170,5 @@ def public(lesson: Lesson, connection: str | None = None) -> dict[str, Any]:
 
 def connection_names(session: Session) -> dict[int, str]:
     """Connection id -> name, for showing where imported lessons came from."""
-    return dict(session.execute(select(Connection.id, Connection.name)).tuples().all())
+    return {int(cid): str(name) for cid, name in
+            session.execute(select(Connection.id, Connection.name))}
