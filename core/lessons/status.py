@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -54,3 +55,31 @@ class LessonIndex:
         got = [self.lines[x.id] for x in self.lessons
                if x.kind == fam and matches(x.segment, item.segments or {})]
         return got[:MAX_LINES]
+
+
+def evidence_lines(ev: dict[str, Any]) -> list[str]:
+    """The latest test's numbers, one readable line each (rounded, with n and interval)."""
+    lines = []
+    change = ev.get("change")
+    if change:
+        what = "ratio" if "ratio" in change else "difference"
+        lines.append(f"deviation before {change['median_before']:g} (n={change['n_before']}), "
+                     f"since {change['median_after']:g} (n={change['n_after']}): {what} "
+                     f"{change[what]:g}, 90% interval {change['interval'][0]:g} to "
+                     f"{change['interval'][1]:g}; "
+                     + ("shrunk" if change["shrunk"] else "not shrunk"))
+    est = ev.get("estimates")
+    if est:
+        lines.append(f"estimates: median {est['median_before']:g} before (n={est['n_before']}), "
+                     f"{est['median_after']:g} since (n={est['n_after']}); "
+                     + ("rising" if est["rising"] else "not rising"))
+    pol = ev.get("policy")
+    if pol:
+        lines.append(f"policy: rule {pol['rule']} plans P80 {pol['p80']:g}x" + (
+            " (what the lesson asks for)" if pol["in_policy"] else " (not what it asks for)")
+            if pol["rule"] else "policy: no rule covers this segment")
+    rec = ev.get("recurrence")
+    if rec and rec["of"]:
+        failed = ", ".join(g["name"] for g in rec["groups"] if g["failed"]) or "none"
+        lines.append(f"failed again in {rec['failed']} of {rec['of']} projects since: {failed}")
+    return lines

@@ -9,6 +9,7 @@ import typer
 
 from core.errors import ConfigError
 from core.lessons import store as lessons
+from core.lessons.status import evidence_lines
 from core.store import unit_of_work
 from webapp.cli.common import JSON_HELP, default_user, emit_json, out, store
 
@@ -108,31 +109,3 @@ def show(
         out.print(f"  {line}")
     if row["proposal_id"]:
         out.print(f"proposed as a rule: proposal #{row['proposal_id']}")
-
-
-def evidence_lines(ev: dict[str, Any]) -> list[str]:
-    """The latest test's numbers, one readable line each (rounded, with n and interval)."""
-    lines = []
-    change = ev.get("change")
-    if change:
-        what = "ratio" if "ratio" in change else "difference"
-        lines.append(f"deviation before {change['median_before']:g} (n={change['n_before']}), "
-                     f"since {change['median_after']:g} (n={change['n_after']}): {what} "
-                     f"{change[what]:g}, 90% interval {change['interval'][0]:g} to "
-                     f"{change['interval'][1]:g}; "
-                     + ("shrunk" if change["shrunk"] else "not shrunk"))
-    est = ev.get("estimates")
-    if est:
-        lines.append(f"estimates: median {est['median_before']:g} before (n={est['n_before']}), "
-                     f"{est['median_after']:g} since (n={est['n_after']}); "
-                     + ("rising" if est["rising"] else "not rising"))
-    pol = ev.get("policy")
-    if pol:
-        lines.append(f"policy: rule {pol['rule']} plans P80 {pol['p80']:g}x" + (
-            " (what the lesson asks for)" if pol["in_policy"] else " (not what it asks for)")
-            if pol["rule"] else "policy: no rule covers this segment")
-    rec = ev.get("recurrence")
-    if rec and rec["of"]:
-        failed = ", ".join(g["name"] for g in rec["groups"] if g["failed"]) or "none"
-        lines.append(f"failed again in {rec['failed']} of {rec['of']} projects since: {failed}")
-    return lines
