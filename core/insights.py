@@ -172,7 +172,8 @@ def risk_band(item: Item, effort: ForecastLike | None,
 def for_item(item: Item, effort: ForecastLike | None, finish: ForecastLike | None,
              rules: Mapping[str, Rule], findings: FindingIndex,
              win: ForecastLike | None = None,
-             variant: Recommendation | None = None) -> ItemInsight:
+             variant: Recommendation | None = None,
+             lessons: Sequence[str] = ()) -> ItemInsight:
     """Build the write-back for one item from its newest forecasts, the policy and findings.
 
     Args:
@@ -183,6 +184,7 @@ def for_item(item: Item, effort: ForecastLike | None, finish: ForecastLike | Non
         findings: the estimation findings, by segment.
         win: its newest win-probability forecast (open deals and opportunities).
         variant: the variant recommended for its segment (or its contact's or company's).
+        lessons: the status lines of the lessons that concern it (`core.lessons.status`).
     """
     unit = item.unit or "hours"
     rule = rule_for(rules, item.segments)
@@ -234,6 +236,7 @@ def for_item(item: Item, effort: ForecastLike | None, finish: ForecastLike | Non
         parts.append(finding.statement)
     if rule is not None and "p80" in rule.params:
         parts.append(policy_words(rule))
+    parts += lessons
     fields["insight"] = "; ".join(parts) if parts else None
     crossed = (
         item.status != "done" and effort is not None and item.planned_estimate

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from connectors.jira.client import explain, reader, writer
 from connectors.jira.config import JiraConfig
-from connectors.jira.mapping import fields_wanted, parse_time, to_item
+from connectors.jira.mapping import fields_wanted, is_lesson, parse_time, to_item, to_lesson
 from connectors.jira.writeback import OUR_FIELDS
 from core.contract import Batch, ItemRecord, Problem
 
@@ -84,6 +84,12 @@ def _page(client: jira.JIRA, jql: str, token: str | None, fields: list[str],
     return result
 
 
+def _seen(raw: Mapping[str, Any], seen: int) -> int:
+    """The watermark after an issue: its `updated`, in epoch milliseconds, if later."""
+    updated = parse_time((raw.get("fields") or {}).get("updated"))
+    return seen if updated is None else max(seen, int(updated.timestamp() * 1000))
+
+
 def pull(config: JiraConfig, mapping: Mapping[str, Any], cursor: Mapping[str, Any] | None,
          client: jira.JIRA | None = None, pages: atlassian.Jira | None = None,
          account: Callable[[], str | None] | None = None) -> Iterator[Batch]:
@@ -121,12 +127,16 @@ def pull(config: JiraConfig, mapping: Mapping[str, Any], cursor: Mapping[str, An
     full_at = int(cursor.get("full_at_ms") or full_at)
     client = client or reader(config)
     jql = jql_for(config, since)
-    fields = fields_wanted(dict(mapping))
+    fields = fields_wanted(dict(mapping), bool(config.lesson_issue_types or config.lesson_labels))
     while True:
         page = _page(client, jql, token, fields, config)
         batch = Batch(snapshot=snapshot)
         for raw in page.get("issues", []):
             try:
+                if is_lesson(raw, config):  # a post-mortem is a lesson, not work
+                    batch.lessons.append(to_lesson(raw, dict(mapping), config.url))
+                    seen = _seen(raw, seen)
+                    continue
                 log = raw.get("changelog") or {}
                 histories = list(log.get("histories") or [])
                 if int(log.get("total") or 0) > len(histories):
@@ -144,9 +154,7 @@ def pull(config: JiraConfig, mapping: Mapping[str, Any], cursor: Mapping[str, An
             assert isinstance(item, ItemRecord)
             batch.items.append(item)
             batch.events.extend(events)
-            updated = parse_time((raw.get("fields") or {}).get("updated"))
-            if updated is not None:
-                seen = max(seen, int(updated.timestamp() * 1000))
+            seen = _seen(raw, seen)
         token = page.get("nextPageToken")
         last = bool(page.get("isLast", True)) or not token
         batch.cursor = ({"since_ms": seen, "page_token": None, "max_seen_ms": seen,

@@ -41,6 +41,8 @@ from core.learning.findings import CI_LEVEL, SegmentStat, describe, examine
 from core.learning.model import MODEL_VERSION, SegmentQuantileModel
 from core.learning.rates import Outcome, RateModel
 from core.learning.stats import benjamini_hochberg
+from core.lessons.evaluate import judge_all
+from core.lessons.status import LessonIndex
 from core.model import (
     Connection,
     Finding,
@@ -76,6 +78,7 @@ class RunReport:
     recalibrated: dict[str, Any] = field(default_factory=dict)
     experiments: dict[str, Any] = field(default_factory=dict)
     process_experiments: dict[str, Any] = field(default_factory=dict)
+    lessons: dict[str, Any] = field(default_factory=dict)
     findings: list[dict[str, Any]] = field(default_factory=list)
     proposals: list[dict[str, Any]] = field(default_factory=list)
     forecasts_issued: int = 0
@@ -484,13 +487,16 @@ def queue_writeback(s: Session, targets: TargetSpec,
     segments = links.inherited_segments(s, [i.id for i in wanting],
                                         known={i.id: i.segments for i in wanting}) \
         if wanting else {}
+    lessons = LessonIndex.load(s)
+    kinds = {cid: registry.kind_map(c.scope) for cid, c in conns.items()}
     writes: list[Write] = []
     for item in items:
         try:
             seg = segments.get(item.id)
             rec = variants.match(seg) if seg is not None else None
             writes += _writes_of(item, plans[conns[item.connection_id].kind], effort, finish,
-                                 rules, index, notes, win.get(item.id), rec)
+                                 rules, index, notes, win.get(item.id), rec,
+                                 lessons.for_item(item, kinds[item.connection_id]))
         except Exception as exc:
             if left_out is None:
                 raise
@@ -506,11 +512,12 @@ def _writes_of(item: Item, plan: _Plan, effort: Mapping[int, ledger.ForecastLike
                finish: Mapping[int, ledger.ForecastLike], rules: Mapping[str, Rule],
                index: insights.FindingIndex, notes: Mapping[int, NotePayload],
                win: ledger.ForecastLike | None = None,
-               variant: insights.Recommendation | None = None) -> list[Write]:
+               variant: insights.Recommendation | None = None,
+               lessons: list[str] | None = None) -> list[Write]:
     """What is written onto one item: its fields, comment, property, link and note."""
     writes: list[Write] = []
     ins = insights.for_item(item, effort.get(item.id), finish.get(item.id), rules, index,
-                            win, variant)
+                            win, variant, lessons or ())
     if not ins.fields.learned():
         return writes  # nothing learned about this item: write nothing
     where = (item.connection_id, item.external_id)
@@ -686,6 +693,10 @@ def _steps(s: Session, run: LearningRun, report: RunReport,
     report.findings += [{"id": f.id, "statement": f.statement, "q": f.q_value} for f in judged]
     report.writes_queued += report.process_experiments.get("writes", 0)
     close("process experiments")
+    timed("lessons")
+    report.lessons = _isolated(s, report, "the lessons",
+                               partial(judge_all, s, run.id, report.leave_out)) or {}
+    close("lessons")
     timed("write-back")
     s.flush()
     tested = list(s.scalars(select(Finding).where(Finding.run_id == run.id,

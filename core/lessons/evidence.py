@@ -1,0 +1,103 @@
+"""The evidence a lesson is tested on: finished items of its segment, before and after it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core import measures
+from core.deviations import COMMITTED
+from core.lessons.parse import DEVIATION, FINISH, OVER, key_in, matches
+from core.model import Connection, Deviation, Item, Lesson
+
+
+@dataclass(frozen=True)
+class Point:
+    """One finished item's deviation on a lesson's measure."""
+
+    item_id: int
+    group: str
+    """Its project (else its connection): the unit recurrence is counted over."""
+    at: dt.datetime
+    """When its plan was made (else when it finished): after the lesson or before it."""
+    planned: float
+    value: float
+    segments: Mapping[str, Any]
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+class Evidence:
+    """Every finished item's committed-plan deviation per lesson measure, loaded once per run."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._rows: dict[str, list[tuple[str, Point]]] = {}
+        self._kinds = {c.id: (c.name, measures.kind_map(c.scope))
+                       for c in session.scalars(select(Connection))}
+
+    def _load(self, measure: str) -> list[tuple[str, Point]]:
+        if measure not in self._rows:
+            stmt = (select(Item.id, Item.connection_id, Item.kind, Item.segments,
+                           Item.planned_at, Item.actual_end, Deviation.planned, Deviation.value)
+                    .join(Deviation, Deviation.item_id == Item.id)
+                    .where(Deviation.measure == DEVIATION[measure],
+                           Deviation.against == COMMITTED, Item.deleted.is_(False),
+                           Item.status != "open")
+                    .order_by(Item.id))
+            rows = []
+            for iid, cid, kind, segs, planned_at, end, planned, value in self.session.execute(stmt):
+                at = _utc(planned_at) or _utc(end)
+                if at is None or value is None or not math.isfinite(value):
+                    continue
+                name, kmap = self._kinds.get(cid, (str(cid), {}))
+                segs = segs or {}
+                group = str(segs.get("project") or name)
+                rows.append((measures.family(kind, kmap),
+                             Point(iid, group, at, float(planned), float(value), segs)))
+            self._rows[measure] = rows
+        return self._rows[measure]
+
+    def of(self, lesson: Lesson) -> list[Point]:
+        """The lesson's items: its kind family, in its segment, oldest plan first."""
+        assert lesson.measure is not None
+        got = [p for fam, p in self._load(lesson.measure)
+               if fam == lesson.kind and matches(lesson.segment, p.segments)]
+        return sorted(got, key=lambda p: (p.at, p.item_id))
+
+
+def threshold(lesson: Lesson) -> float:
+    """Where an item's deviation counts as the lesson's prediction coming true: closer (on
+    the log scale) to the predicted multiplier than to the plan, i.e. beyond its square root;
+    beyond the plan itself (1x, or 0 days late) for a prediction of a direction only."""
+    if lesson.measure == FINISH:
+        return 0.0
+    if lesson.multiplier is not None:
+        return math.sqrt(lesson.multiplier)
+    return 1.0
+
+
+def held(lesson: Lesson, value: float) -> bool:
+    """Whether one item's deviation is what the lesson predicts (past `threshold`)."""
+    t = threshold(lesson)
+    return value > t if lesson.direction == OVER else value < t
+
+
+def selector(lesson: Lesson, points: Sequence[Point]) -> dict[str, str]:
+    """The lesson's segment under the names its items store it by (`component` ->
+    `components`), for a policy rule's selector."""
+    out = {}
+    for name, value in lesson.segment.items():
+        names = [key_in(p.segments, name) for p in points[:50]]
+        out[next((n for n in names if n), name)] = value
+    return out
