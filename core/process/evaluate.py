@@ -106,7 +106,7 @@ def _propose(s: Session, run_id: int | None, exp: ProcessExperiment, pan: panel.
     target = _extend_to(exp, pan)
     params = {"practice": exp.name, "experiment": exp.id, "extend_to": target,
               "treated": exp.treated}
-    title = f"Extend {exp.name} to {predicate.words(target)}"
+    title = f"Extend {exp.name} to {predicate.words(target, every=True)}"
     made = policy.propose(s, key=rule_key(exp), selector=target, params=params,
                           hypothesis=verdict.statement,
                           evidence={"experiment_id": exp.id, "verdict": verdict.kind,

@@ -48,7 +48,7 @@ def test_a_planted_change_is_judged_proposed_and_adopted_through_the_policy(
         assert finding.segment == {"team": "A"} and finding.n == did["counts"]["treated_pre"] \
             + did["counts"]["treated_post"]
         proposal = s.get_one(Proposal, exp.proposal_id)
-        assert proposal.title == "Extend 2-week sprints to team B or C or D or E or F"
+        assert proposal.title == "Extend 2-week sprints to team B, C, D, E and F"
         assert {"id": proposal.id, "title": proposal.title} in report.proposals
         assert any(f["id"] == finding.id for f in report.findings)
         (page,) = s.scalars(select(WriteIntent).where(WriteIntent.surface == "insights")).all()
