@@ -99,6 +99,16 @@ def test_unknown_treated_values_are_named(engine: Engine) -> None:
             in exp.statement
 
 
+def test_a_measure_of_another_kind_is_named(engine: Engine) -> None:
+    load(engine, records(teams(9, per_week=1, pre_weeks=4, post_weeks=2)))
+    exp_id = _declare(engine, measures=["reply_rate"], min_effect=2.0)
+    with unit_of_work(engine) as s:
+        evaluate.evaluate_all(s, None, permutations=199)
+        statement = s.get_one(ProcessExperiment, exp_id).statement
+        assert statement == ("2-week sprints: reply rate is measured on enrollment items; the "
+                             "items of team=A are task items")
+
+
 def test_a_failing_experiment_does_not_stop_the_run(engine: Engine) -> None:
     load(engine, records(teams(10, per_week=1, pre_weeks=4, post_weeks=2)))
     exp_id = _declare(engine)
