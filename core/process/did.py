@@ -384,6 +384,10 @@ def estimate(obs: Sequence[Obs], design: Design) -> Result:
     res.groups = {"treated": int(c.treated.sum()), "comparison": int((~c.treated).sum())}
     res.periods = {"pre": max(pre, 0), "post": max(post, 0)}
     _shortfall(res, res.groups["treated"], res.groups["comparison"])
+    values = [o.value for o, _ in placed]
+    if design.aggregate == MEAN and max(values) == min(values):
+        res.missing.append(f"items that differ: every one has the same value ({values[0]:g}), "
+                           "so there is nothing to compare yet")
     if res.missing:
         return res
     d = (c.treated[c.g] & (c.t >= start)).astype(np.float64)

@@ -97,22 +97,26 @@ def _extend_to(exp: ProcessExperiment, pan: panel.Panel) -> dict[str, list[str]]
 
 
 def _propose(s: Session, run_id: int | None, exp: ProcessExperiment, pan: panel.Panel,
-             verdict: Verdict, finding: Finding | None) -> Proposal | None:
+             res: did.Result, verdict: Verdict, finding: Finding | None
+             ) -> Proposal | None:
     """A change that worked, proposed for the others; never again once a person decided."""
     if exp.proposal_id is not None:
         old = s.get(Proposal, exp.proposal_id)
         if old is not None and old.status in DECIDED:
             return None
     target = _extend_to(exp, pan)
-    params = {"practice": exp.name, "experiment": exp.id, "extend_to": target,
+    params = {"practice": exp.name, "experiment": f"#{exp.id}", "extend_to": target,
               "treated": exp.treated}
-    title = f"Extend {exp.name} to {predicate.words(target)}"
+    title = f"Extend {exp.name} to {predicate.words(target, every=True)}"
     made = policy.propose(s, key=rule_key(exp), selector=target, params=params,
                           hypothesis=verdict.statement,
-                          evidence={"experiment_id": exp.id, "verdict": verdict.kind,
-                                    "effect": _finite(verdict.effect),
+                          evidence={"experiment": f"#{exp.id}", "verdict": verdict.kind,
+                                    "estimated_change": _finite(verdict.effect),
                                     "interval": [_finite(verdict.low), _finite(verdict.high)],
-                                    "n": finding.n if finding is not None else None},
+                                    "unit": catalogue.get(exp.measures[0]).unit,
+                                    "treated_items": res.n_treated,
+                                    "comparison_items": res.n_comparison, "p": res.p,
+                                    "pre_period_trends": "agree"},
                           title=title, run_id=run_id,
                           finding_id=finding.id if finding is not None else None)
     if made is not None:
@@ -145,7 +149,7 @@ def evaluate(s: Session, exp: ProcessExperiment, run_id: int | None = None,
     exp.finding_id = finding.id if finding is not None else exp.finding_id
     if verdict.kind == WORKED:
         exp.status = "worked"
-        _propose(s, run_id, exp, pan, verdict, finding)
+        _propose(s, run_id, exp, pan, res, verdict, finding)
     elif verdict.kind in NEGATIVE:
         exp.status = "failed"  # a published negative result: kept, shown, never deleted
     else:

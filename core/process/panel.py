@@ -136,7 +136,13 @@ def load(session: Session, exp: ProcessExperiment, measure: ProcessMeasure,
         return panel
     families = sorted({r.family for r in treated})
     if measure.deviations:
-        families = [f for f in families if f in measure.deviations]
+        measured = [f for f in families if f in measure.deviations]
+        if not measured:
+            panel.unmatched = (f"{measure.label} is measured on {' and '.join(measure.deviations)} "
+                               f"items; the items of {predicate.text(exp.treated)} are "
+                               f"{' and '.join(families)} items")
+            return panel
+        families = measured
     panel.families = families
     treated_ids = {r.id for r in treated}
     comparison = [r for r in rows if r.id not in treated_ids and r.family in families

@@ -74,6 +74,11 @@ def text(pred: Mapping[str, list[str]]) -> str:
     return ";".join(f"{k}={','.join(v)}" for k, v in pred.items())
 
 
-def words(pred: Mapping[str, list[str]]) -> str:
-    """`team A`, `team B or C and type Bug`: the predicate in a sentence."""
-    return " and ".join(f"{k} {' or '.join(v)}" for k, v in pred.items())
+def words(pred: Mapping[str, list[str]], every: bool = False) -> str:
+    """`team A`, `team B or C and type Bug`: the predicate in a sentence; with `every`, a
+    list of values reads `team B, C and D` (whom a change is extended to)."""
+    def values(v: list[str]) -> str:
+        if not every or len(v) < 2:
+            return " or ".join(v)
+        return f"{', '.join(v[:-1])} and {v[-1]}"
+    return " and ".join(f"{k} {values(v)}" for k, v in pred.items())

@@ -152,6 +152,13 @@ def stop(session: Session, experiment_id: int, by: str) -> ProcessExperiment:
     return row
 
 
+def _unit(names: list[str]) -> str | None:
+    try:
+        return catalogue.get(names[0]).unit if names else None
+    except ConfigError:
+        return None
+
+
 def public(session: Session, row: ProcessExperiment) -> dict[str, Any]:
     """The experiment as JSON: the declaration, the latest verdict and its evidence."""
     proposal = session.get(Proposal, row.proposal_id) if row.proposal_id else None
@@ -162,7 +169,7 @@ def public(session: Session, row: ProcessExperiment) -> dict[str, Any]:
         "start": row.start.date().isoformat(),
         "end": row.end.date().isoformat() if row.end else None,
         "measures": list(row.measures), "direction": row.direction,
-        "min_effect": row.min_effect, "extend_to": row.extend_to, "epic": row.epic,
+        "min_effect": row.min_effect, "unit": _unit(row.measures), "extend_to": row.extend_to, "epic": row.epic,
         "owner": row.owner, "status": row.status, "verdict": row.verdict,
         "statement": row.statement, "evidence": row.evidence,
         "evaluated_at": row.evaluated_at.isoformat() if row.evaluated_at else None,

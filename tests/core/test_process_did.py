@@ -97,3 +97,10 @@ def test_items_begun_before_the_change_are_left_out() -> None:
     straddling = [Planted("A", "x", 3.0, -10.0, 50.0)] * 5
     res = estimate(observations(items + straddling), DESIGN)
     assert res.transition >= 5
+
+
+def test_a_measure_with_no_variation_says_so() -> None:
+    flat = [Obs(o.group, o.treated, o.when, 0.0, o.begun) for o in observations(teams(6))]
+    res = estimate(flat, DESIGN)
+    assert not res.enough and res.missing == [
+        "items that differ: every one has the same value (0), so there is nothing to compare yet"]

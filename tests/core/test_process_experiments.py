@@ -48,7 +48,7 @@ def test_a_planted_change_is_judged_proposed_and_adopted_through_the_policy(
         assert finding.segment == {"team": "A"} and finding.n == did["counts"]["treated_pre"] \
             + did["counts"]["treated_post"]
         proposal = s.get_one(Proposal, exp.proposal_id)
-        assert proposal.title == "Extend 2-week sprints to team B or C or D or E or F"
+        assert proposal.title == "Extend 2-week sprints to team B, C, D, E and F"
         assert {"id": proposal.id, "title": proposal.title} in report.proposals
         assert any(f["id"] == finding.id for f in report.findings)
         (page,) = s.scalars(select(WriteIntent).where(WriteIntent.surface == "insights")).all()
@@ -97,6 +97,16 @@ def test_unknown_treated_values_are_named(engine: Engine) -> None:
         assert exp.statement is not None
         assert "no finished item matches team=Z (values seen: team: A, B, C, D, E, F)" \
             in exp.statement
+
+
+def test_a_measure_of_another_kind_is_named(engine: Engine) -> None:
+    load(engine, records(teams(9, per_week=1, pre_weeks=4, post_weeks=2)))
+    exp_id = _declare(engine, measures=["reply_rate"], min_effect=2.0)
+    with unit_of_work(engine) as s:
+        evaluate.evaluate_all(s, None, permutations=199)
+        statement = s.get_one(ProcessExperiment, exp_id).statement
+        assert statement == ("2-week sprints: reply rate is measured on enrollment items; the "
+                             "items of team=A are task items")
 
 
 def test_a_failing_experiment_does_not_stop_the_run(engine: Engine) -> None:

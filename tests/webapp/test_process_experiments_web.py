@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from core import policy
 from core.model import Activity
 from core.process import evaluate
 from core.store import open_store, unit_of_work
@@ -122,9 +123,19 @@ def test_the_form_declares_and_the_page_shows_verdict_and_evidence(engine: Engin
     assert "permutation over groups" in page and "agree (p=" in page
     listing = client.get("/process-experiments").text
     assert "worked" in listing and "proposal #" in listing
+    proposal = re.search(r'href="/proposals/(\d+)"', listing)
+    assert proposal
+    shown = client.get(f"/proposals/{proposal.group(1)}").text
+    assert "Extend 2-week sprints to team B, C, D, E and F" in shown
+    assert 'name="param_' not in shown  # nothing numeric to edit in a process rule
+    r = client.post(f"/proposals/{proposal.group(1)}/accept",
+                    data={"csrf_token": csrf, "note": "extend it"}, follow_redirects=False)
+    assert r.status_code == 303
+    assert "(accepted, policy version 2)" in client.get(target).text
     with unit_of_work(engine) as s:
         assert s.scalars(select(Activity.action).where(
             Activity.subject_type == "process_experiment")).all() == [
             "declared a process experiment"]
+        assert "process:1" in policy.active_rules(s)
     viewer, _ = _client(engine, "viewer")
     assert 'id="declare"' not in viewer.get("/process-experiments").text
