@@ -25,7 +25,7 @@ class Point:
 
     item_id: int
     group: str
-    """Its project (else its connection): the unit recurrence is counted over."""
+    """Its project (else its team, else its connection): what recurrence is counted over."""
     at: dt.datetime
     """When its plan was made (else when it finished): after the lesson or before it."""
     planned: float
@@ -84,9 +84,9 @@ class Evidence:
                 if (cid, kind) not in families:
                     families[(cid, kind)] = measures.family(kind, kmap)
                 segs = _segments(raw, decoded)
+                group = segs.get("project") or segs.get("team") or name
                 rows.append((families[(cid, kind)],
-                             Point(iid, str(segs.get("project") or name), at, float(planned),
-                                   float(value), segs)))
+                             Point(iid, str(group), at, float(planned), float(value), segs)))
             rows.sort(key=lambda r: (r[1].at, r[1].item_id))
             self._rows[measure] = rows
         return self._rows[measure]
