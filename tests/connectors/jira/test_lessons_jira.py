@@ -105,6 +105,14 @@ def test_an_imported_lesson_is_tested_counted_and_written_back(engine: Engine) -
         issue = h.emu.issues[key]
         assert line in str(issue.fields.get(insight)), (key, issue.fields.get(insight))
         assert line in json.dumps(issue.properties["learnloop"])
+    own = str(h.emu.issues["PAY-900"].fields.get(insight))
+    assert own.startswith("learnloop: this lesson holds: since 2025-03-07, component integration")
+    assert "failed again in 4 of the 5 projects since" in own
+    assert "could not read this lesson: no prediction" in str(
+        h.emu.issues["WEB-900"].fields.get(insight))
+    runtime.sync(engine, "jira")  # learnloop's own writes on the lesson issues change nothing
+    with unit_of_work(engine) as s:
+        assert s.get_one(Lesson, lesson_id).evidence["verdict"] in own
     for key in set(open_keys) - set(concerned):
         assert "a lesson applies here" not in str(h.emu.issues[key].fields.get(insight))
     assert h.emu.unexpected == [] and h.emu.spec_errors == [], h.emu.spec_errors[:3]
