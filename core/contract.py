@@ -117,6 +117,8 @@ class LessonRecord:
     `words` is the lesson's text; `segment`, `predicts` and `behaviour` are the values of
     dedicated fields or columns when the tool has them (None: they are read from labelled
     lines of `words`, see core/lessons/parse.py). An unreadable lesson is kept, untested.
+    `writable` says the lesson's own record takes FIELDS writes under `external_id` (a Jira
+    issue does; a row of a lessons tab does not): its verdict is written there too.
     """
 
     external_id: str
@@ -126,6 +128,7 @@ class LessonRecord:
     predicts: str | None = None
     behaviour: str | None = None
     created_at: dt.datetime | None = None
+    writable: bool = False
 
 
 @dataclass(slots=True)

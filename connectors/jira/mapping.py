@@ -206,4 +206,5 @@ def to_lesson(raw: dict[str, Any], mapping: dict[str, Any], base_url: str) -> Le
     return LessonRecord(
         external_id=raw["key"], words=words, url=f"{base_url.rstrip('/')}/browse/{raw['key']}",
         segment=mapped("lesson_segment"), predicts=mapped("lesson_predicts"),
-        behaviour=mapped("lesson_behaviour"), created_at=parse_time(f.get("created")))
+        behaviour=mapped("lesson_behaviour"), created_at=parse_time(f.get("created")),
+        writable=True)

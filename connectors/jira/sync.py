@@ -114,7 +114,12 @@ def pull(config: JiraConfig, mapping: Mapping[str, Any], cursor: Mapping[str, An
         known[0] == config.email else []
     now_ms = int(time.time() * 1000)
     full_at = int(cursor.get("full_at_ms") or 0)
-    full = not cursor or (now_ms - full_at > config.reconcile_hours * 3_600_000
+    # Which issues are lessons changed: every issue is read again, so those already synced
+    # become lessons (or work) now, not when they are next edited.
+    lessons = [sorted(t.strip().lower() for t in config.lesson_issue_types),
+               sorted(v.strip().lower() for v in config.lesson_labels)]
+    moved = cursor.get("lessons", [[], []]) != lessons
+    full = not cursor or ((moved or now_ms - full_at > config.reconcile_hours * 3_600_000)
                           and not cursor.get("page_token"))
     if full and not cursor.get("page_token"):
         cursor = {"full_at_ms": now_ms}
@@ -163,6 +168,8 @@ def pull(config: JiraConfig, mapping: Mapping[str, Any], cursor: Mapping[str, An
                               "full_at_ms": full_at})
         if own:
             batch.cursor["own_account"] = [config.email, own[0]]
+        if lessons != [[], []]:
+            batch.cursor["lessons"] = lessons
         yield batch
         if last:
             return

@@ -42,7 +42,7 @@ from core.learning.model import MODEL_VERSION, SegmentQuantileModel
 from core.learning.rates import Outcome, RateModel
 from core.learning.stats import benjamini_hochberg
 from core.lessons.evaluate import judge_all
-from core.lessons.status import LessonIndex
+from core.lessons.status import LessonIndex, own_writes
 from core.model import (
     Connection,
     Finding,
@@ -706,4 +706,5 @@ def _steps(s: Session, run: LearningRun, report: RunReport,
         as_of=as_of, forecasts=current, left_out=report.left_out,
         variants=insights.VariantIndex(policy.active_rules(s), tested))
     report.writes_queued += queue_insights(s, capabilities, rows + judged, as_of)
+    report.writes_queued += outbox.enqueue_many(s, own_writes(s, capabilities))
     close("write-back")

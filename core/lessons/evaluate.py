@@ -33,7 +33,6 @@ RECENT = 12
 """The last items the "held for k of the last n" count is taken over."""
 KEEP_RUNS = 10
 LEVEL = 0.9
-BOOTSTRAP = 400
 RISING_P = 0.1
 
 
@@ -47,31 +46,40 @@ def _median(values: Sequence[float]) -> float:
     return float(np.median(np.asarray(values, dtype=np.float64)))
 
 
-def _ratio_interval(before: Sequence[float], after: Sequence[float], log: bool,
-                    seed: int) -> tuple[float, float]:
-    """A bootstrap 90% interval of median(after) / median(before) (a difference in days)."""
-    rng = np.random.default_rng(seed)
-    a, b = np.asarray(after, dtype=np.float64), np.asarray(before, dtype=np.float64)
-    ma = np.median(rng.choice(a, (BOOTSTRAP, len(a))), axis=1)
-    mb = np.median(rng.choice(b, (BOOTSTRAP, len(b))), axis=1)
-    draws = ma / mb if log else ma - mb
-    lo, hi = np.quantile(draws, [(1 - LEVEL) / 2, 1 - (1 - LEVEL) / 2])
-    return float(lo), float(hi)
+def _shift_interval(before: Sequence[float], after: Sequence[float], log: bool,
+                    ) -> tuple[float, float, float]:
+    """median(after) / median(before) (their difference, for days) with a 90% interval.
+
+    Each median's distribution-free 90% interval gives its standard error (half its width
+    over 1.645, on the log scale for ratios); the two are combined as independent, which
+    costs two sorts instead of a bootstrap's thousands of medians on a large segment.
+    """
+    def view(values: Sequence[float]) -> np.ndarray[Any, Any]:
+        x = np.asarray(values, dtype=np.float64)
+        return np.log(x) if log else x
+
+    z = float(stats.norm.isf((1 - LEVEL) / 2))
+    a, b = view(after), view(before)
+    (alo, ahi), (blo, bhi) = median_interval(list(a), LEVEL), median_interval(list(b), LEVEL)
+    se = math.hypot((ahi - alo) / (2 * z), (bhi - blo) / (2 * z))
+    shift = float(np.median(a) - np.median(b))
+    lo, hi = shift - z * se, shift + z * se
+    return (math.exp(shift), math.exp(lo), math.exp(hi)) if log else (shift, lo, hi)
 
 
 def _change(lesson: Lesson, before: list[Point], after: list[Point]) -> dict[str, Any] | None:
     """Did the deviation shrink since the lesson: medians before and after, their ratio (or
-    difference in days) with a bootstrap interval, and a one-sided rank test."""
+    difference in days) with a 90% interval, and a one-sided rank test."""
     if len(before) < MIN_GROUP or len(after) < MIN_GROUP:
         return None
     log = lesson.measure != FINISH
     b, a = [p.value for p in before], [p.value for p in after]
     toward = "less" if lesson.direction == OVER else "greater"  # the deviation moving back
     p = float(stats.mannwhitneyu(a, b, alternative=toward).pvalue)
-    lo, hi = _ratio_interval(b, a, log, lesson.id)
+    shift, lo, hi = _shift_interval(b, a, log)
     mb, ma = _median(b), _median(a)
     return {"median_before": round(mb, 3), "median_after": round(ma, 3),
-            "ratio" if log else "difference": round(ma / mb if log else ma - mb, 3),
+            "ratio" if log else "difference": round(shift, 3),
             "interval": [round(lo, 3), round(hi, 3)], "p": round(p, 4),
             "shrunk": p < RISING_P, "n_before": len(b), "n_after": len(a)}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from core import measures
 from core.deviations import COMMITTED
+from core.learning.dataset import raw_rows
 from core.lessons.parse import DEVIATION, FINISH, OVER, key_in, matches
 from core.model import Connection, Deviation, Item, Lesson
 
@@ -23,7 +25,7 @@ class Point:
 
     item_id: int
     group: str
-    """Its project (else its connection): the unit recurrence is counted over."""
+    """Its project (else its team, else its connection): what recurrence is counted over."""
     at: dt.datetime
     """When its plan was made (else when it finished): after the lesson or before it."""
     planned: float
@@ -31,10 +33,24 @@ class Point:
     segments: Mapping[str, Any]
 
 
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
+def _utc(value: Any) -> dt.datetime | None:
+    """A stored time (naive UTC text on SQLite, a datetime elsewhere) as aware UTC."""
+    if value is None:
+        return None
+    when = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    assert isinstance(when, dt.datetime)
+    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+
+
+def _segments(raw: Any, decoded: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Segments from their stored JSON, decoded once per distinct text (and shared)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, str):  # a driver that decodes JSON itself
+        return dict(raw)
+    if raw not in decoded:
+        decoded[raw] = json.loads(raw) or {}
+    return decoded[raw]
 
 
 class Evidence:
@@ -56,24 +72,40 @@ class Evidence:
                            Item.status != "open")
                     .order_by(Item.id))
             rows = []
-            for iid, cid, kind, segs, planned_at, end, planned, value in self.session.execute(stmt):
+            decoded: dict[str, dict[str, Any]] = {}
+            families: dict[tuple[int, str], str] = {}
+            # Straight from the driver (a third of the cost): times and JSON may come as text.
+            for iid, cid, kind, raw, planned_at, end, planned, value in raw_rows(self.session,
+                                                                                stmt):
                 at = _utc(planned_at) or _utc(end)
                 if at is None or value is None or not math.isfinite(value):
                     continue
                 name, kmap = self._kinds.get(cid, (str(cid), {}))
-                segs = segs or {}
-                group = str(segs.get("project") or name)
-                rows.append((measures.family(kind, kmap),
-                             Point(iid, group, at, float(planned), float(value), segs)))
+                if (cid, kind) not in families:
+                    families[(cid, kind)] = measures.family(kind, kmap)
+                segs = _segments(raw, decoded)
+                group = segs.get("project") or segs.get("team") or name
+                rows.append((families[(cid, kind)],
+                             Point(iid, str(group), at, float(planned), float(value), segs)))
+            rows.sort(key=lambda r: (r[1].at, r[1].item_id))
             self._rows[measure] = rows
         return self._rows[measure]
 
     def of(self, lesson: Lesson) -> list[Point]:
         """The lesson's items: its kind family, in its segment, oldest plan first."""
         assert lesson.measure is not None
-        got = [p for fam, p in self._load(lesson.measure)
-               if fam == lesson.kind and matches(lesson.segment, p.segments)]
-        return sorted(got, key=lambda p: (p.at, p.item_id))
+        inside: dict[int, bool] = {}  # items share their decoded segments: match each once
+        kind, segment = lesson.kind, dict(lesson.segment)
+        got = []
+        for fam, p in self._load(lesson.measure):
+            if fam != kind:
+                continue
+            key = id(p.segments)
+            if key not in inside:
+                inside[key] = matches(segment, p.segments)
+            if inside[key]:
+                got.append(p)
+        return got
 
 
 def threshold(lesson: Lesson) -> float:

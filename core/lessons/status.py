@@ -9,8 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import measures
+from core.contract import FIELDS, FieldsPayload, TargetSpec, resolve_targets
 from core.lessons.parse import matches, prediction_words
-from core.model import Item, Lesson
+from core.model import Connection, Item, Lesson
 
 MAX_LINES = 2
 """At most this many lessons are named on one item (the best-evidenced first)."""
@@ -30,6 +31,30 @@ def line(lesson: Lesson) -> str:
         return f"{head}; {tail}"
     return f"{head}; not tested yet ({ev.get('n_after', 0)} finished since " \
            f"{lesson.created_at.date().isoformat()})"
+
+
+def own_writes(session: Session, targets: TargetSpec,
+               ) -> list[tuple[int, str, str, dict[str, Any], int | None]]:
+    """The verdict of every imported lesson whose own record takes it (a post-mortem issue),
+    as the insight field, where the connector declares one: `learnloop: this lesson holds:
+    since 2026-03-02, ...`. Written quietly, like every field."""
+    kinds = {kind for kind, spec in targets.items()
+             if any(t.surface == FIELDS and t.name == "insight" for t in resolve_targets(spec))}
+    if not kinds:
+        return []
+    conns = {c.id for c in session.scalars(select(Connection).where(Connection.kind.in_(kinds)))}
+    out: list[tuple[int, str, str, dict[str, Any], int | None]] = []
+    for lesson in session.scalars(select(Lesson).where(Lesson.writable.is_(True),
+                                                       Lesson.connection_id.in_(conns))):
+        said = (lesson.evidence or {}).get("verdict") or lesson.reason or "not tested yet"
+        text = f"learnloop: this lesson {said}" if "holds" in (lesson.evidence or {}) else \
+            f"learnloop: {'could not read this lesson: ' if lesson.status == 'unparsed' else ''}" \
+            f"{said}"
+        payload = FieldsPayload.model_validate({"insight": text})
+        assert lesson.connection_id is not None and lesson.external_id is not None
+        out.append((lesson.connection_id, lesson.external_id, FIELDS,
+                    payload.json_of(("insight",)), None))
+    return out
 
 
 class LessonIndex:

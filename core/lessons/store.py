@@ -95,17 +95,18 @@ def import_records(session: Session, conn: Connection, records: Iterable[LessonR
         parsed = parse(words, rec.segment, rec.predicts, rec.behaviour)
         if row is None:
             row = Lesson(source="imported", connection_id=conn.id, external_id=ext,
-                         created_at=_date(rec.created_at) or utcnow(), status="", evidence={})
+                         created_at=_date(rec.created_at) or utcnow(), status="", evidence={},
+                         writable=rec.writable)
             session.add(row)
         elif (row.words, row.segment, row.measure, row.multiplier, row.direction,
-              row.behaviour, row.url) == (words, parsed.segment, parsed.measure,
-                                          parsed.multiplier, parsed.direction,
-                                          parsed.behaviour, rec.url):
+              row.behaviour, row.url, row.writable) == (words, parsed.segment, parsed.measure,
+                                                        parsed.multiplier, parsed.direction,
+                                                        parsed.behaviour, rec.url, rec.writable):
             continue
         elif (row.segment, row.measure, row.multiplier, row.direction) != (
                 parsed.segment, parsed.measure, parsed.multiplier, parsed.direction):
             row.status, row.evidence = "", {}  # a new rule: its old test says nothing of it
-        row.url = rec.url
+        row.url, row.writable = rec.url, rec.writable
         if rec.created_at is not None:
             row.created_at = _date(rec.created_at) or row.created_at
         _apply(row, words, parsed)
@@ -120,7 +121,8 @@ def _storable(rec: LessonRecord) -> LessonRecord:
         return None if value is None else value.replace("\x00", "\\0")
 
     return LessonRecord(str(fix(rec.external_id)), str(fix(rec.words)), fix(rec.url),
-                        fix(rec.segment), fix(rec.predicts), fix(rec.behaviour), rec.created_at)
+                        fix(rec.segment), fix(rec.predicts), fix(rec.behaviour), rec.created_at,
+                        rec.writable)
 
 
 def get(session: Session, lesson_id: int) -> Lesson:

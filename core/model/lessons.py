@@ -38,6 +38,8 @@ class Lesson(Base):
         ForeignKey("connections.id", ondelete="SET NULL"))
     external_id: Mapped[str | None] = mapped_column(String(200), doc="the issue key, the row")
     url: Mapped[str | None] = mapped_column(Text)
+    writable: Mapped[bool] = mapped_column(
+        default=False, doc="its own record in the tool (a Jira issue) can show its verdict")
     created_by: Mapped[str | None] = mapped_column(String(254))
     created_at: Mapped[dt.datetime] = mapped_column(
         default=utcnow, doc="the lesson's date: evidence after it tests it")

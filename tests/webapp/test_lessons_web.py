@@ -60,3 +60,5 @@ def test_the_pages_show_verdicts_and_the_form_refuses_bad_input(engine: Engine) 
     detail = client.get("/lessons/1").text
     assert "id=\"lesson-recurrence\"" in detail and "P5" in detail
     assert "90% interval" in detail and "proposal #" in detail
+    findings = client.get("/findings?kind=lesson").text
+    assert "failed again in 4 of the 5 projects since" in findings

@@ -37,6 +37,7 @@ def upgrade() -> None:
     sa.Column('connection_id', sa.Integer(), nullable=True),
     sa.Column('external_id', sa.String(length=200), nullable=True),
     sa.Column('url', sa.Text(), nullable=True),
+    sa.Column('writable', sa.Boolean(), nullable=False),
     sa.Column('created_by', sa.String(length=254), nullable=True),
     sa.Column('created_at', core.model.base.UTCDateTime(), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),

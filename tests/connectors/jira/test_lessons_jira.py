@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from connectors import runtime
 from connectors.jira import JiraConnector
 from core.connections import add_connection
-from core.model import Finding, Item, Lesson
+from core.model import Connection, Finding, Item, Lesson
 from core.store import unit_of_work
 from tests.connectors.jira.harness import JiraHarness, status
 from tests.emulators.jira.server import JiraEmulator, jira_time
@@ -105,6 +105,33 @@ def test_an_imported_lesson_is_tested_counted_and_written_back(engine: Engine) -
         issue = h.emu.issues[key]
         assert line in str(issue.fields.get(insight)), (key, issue.fields.get(insight))
         assert line in json.dumps(issue.properties["learnloop"])
+    own = str(h.emu.issues["PAY-900"].fields.get(insight))
+    assert own.startswith("learnloop: this lesson holds: since 2025-03-07, component integration")
+    assert "failed again in 4 of the 5 projects since" in own
+    assert "could not read this lesson: no prediction" in str(
+        h.emu.issues["WEB-900"].fields.get(insight))
+    runtime.sync(engine, "jira")  # learnloop's own writes on the lesson issues change nothing
+    with unit_of_work(engine) as s:
+        assert s.get_one(Lesson, lesson_id).evidence["verdict"] in own
     for key in set(open_keys) - set(concerned):
         assert "a lesson applies here" not in str(h.emu.issues[key].fields.get(insight))
     assert h.emu.unexpected == [] and h.emu.spec_errors == [], h.emu.spec_errors[:3]
+
+
+def test_naming_a_lesson_type_later_turns_synced_issues_into_lessons(engine: Engine) -> None:
+    h = JiraHarness(n=0)
+    _seed(h.emu, n=20)
+    with unit_of_work(engine) as s:
+        add_connection(s, JiraConnector, "jira", {**h.config(), "jql": ""}, h.mapping())
+    runtime.sync(engine, "jira")
+    with unit_of_work(engine) as s:
+        assert s.scalar(select(Item).where(Item.external_id == "PAY-900")) is not None
+        conn = s.scalars(select(Connection)).one()
+        conn.config = {**conn.config, "lesson_issue_types": ["post-mortem"]}
+    runtime.sync(engine, "jira")  # no issue changed: the new setting alone re-reads them
+    with unit_of_work(engine) as s:
+        assert s.scalars(select(Item).where(Item.external_id == "PAY-900")).one().deleted
+        assert s.scalars(select(Lesson.external_id)).all() == ["PAY-900"]
+    before = len(h.emu.requests)
+    runtime.sync(engine, "jira")
+    assert len(h.emu.requests) - before == 1  # and then incremental again
