@@ -22,7 +22,6 @@ from sqlalchemy import (
     Table,
     bindparam,
     case,
-    insert,
     or_,
     select,
     tuple_,
@@ -31,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from core import secrets
+from core.bulk import insert_rows
 from core.contract import Connector, Delivery, Intent
 from core.model import Connection, WriteIntent, utcnow
 from core.model.base import JSONType, UTCDateTime
@@ -462,7 +462,7 @@ def enqueue_many(session: Session, writes: list[tuple[int, str, str, dict[str, A
         elif found[1] != digest or found[2] == "dead":
             changes[found[0]] = (found[0], payload, digest)
     if inserts:  # a plain executemany: the ORM's bulk path costs as much again as the insert
-        session.connection().execute(insert(cast(Table, WriteIntent.__table__)),
-                                     list(inserts.values()))
+        insert_rows(session.connection(), cast(Table, WriteIntent.__table__),
+                    list(inserts.values()))
     _repoint(session, list(changes.values()))
     return len(inserts) + len(changes)
