@@ -17,7 +17,7 @@ from tests.webapp.server import LiveServer
 
 def test_declare_then_read_the_verdict_and_evidence(engine: Engine, page: Any) -> None:
     people(engine, "template_owner")
-    load(engine, records(teams(7, effect=3.0, per_week=4)))
+    load(engine, records(teams(7, effect=3.0, per_week=3)))
     with LiveServer(engine) as url:
         page.goto(url + "/login")
         page.fill("input[name=email]", "template_owner@example.com")
