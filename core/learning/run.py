@@ -6,7 +6,7 @@ import contextlib
 import datetime as dt
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from types import SimpleNamespace
@@ -51,6 +51,8 @@ from core.model import (
     WriteIntent,
     utcnow,
 )
+from core.process import predicate
+from core.process import store as process_store
 from core.process.evaluate import evaluate_all
 from core.settings import public_url
 from core.store import unit_of_work
@@ -455,11 +457,12 @@ def queue_writeback(s: Session, targets: TargetSpec,
     effort, finish = forecasts.get("effort", {}), forecasts.get("finish", {})
     notes = _last_notes(s, [i.id for i in items
                             if NOTE in plans[conns[i.connection_id].kind].surfaces])
+    treating = process_store.treating(s)
     writes: list[Write] = []
     for item in items:
         try:
             writes += _writes_of(item, plans[conns[item.connection_id].kind], effort, finish,
-                                 rules, index, notes)
+                                 rules, index, notes, treating)
         except Exception as exc:
             if left_out is None:
                 raise
@@ -473,8 +476,10 @@ Write = tuple[int, str, str, dict[str, Any], int | None]
 
 def _writes_of(item: Item, plan: _Plan, effort: Mapping[int, ledger.ForecastLike],
                finish: Mapping[int, ledger.ForecastLike], rules: Mapping[str, Rule],
-               index: insights.FindingIndex, notes: Mapping[int, NotePayload]) -> list[Write]:
-    """What is written onto one item: its fields, comment, property, link and note."""
+               index: insights.FindingIndex, notes: Mapping[int, NotePayload],
+               treating: Sequence[tuple[Mapping[str, list[str]], str]] = ()) -> list[Write]:
+    """What is written onto one item: its fields, comment, property (with the declared
+    process experiments that treat it), link and note."""
     writes: list[Write] = []
     ins = insights.for_item(item, effort.get(item.id), finish.get(item.id), rules, index)
     if not ins.fields.learned():
@@ -485,7 +490,11 @@ def _writes_of(item: Item, plan: _Plan, effort: Mapping[int, ledger.ForecastLike
     if ins.comment and COMMENT in plan.surfaces:
         writes.append((*where, COMMENT, ins.comment.to_json(), item.id))
     if PROPERTY in plan.surfaces:  # the same learning, structured, for scripts and JQL
+        under = tuple(label for pred, label in treating
+                      if predicate.matches(pred, item.segments or {}))
         prop = PropertyPayload(**dict(ins.fields), item_id=item.id)
+        if under:  # set only when there is one, so other items' JSON stays as it was
+            prop = prop.model_copy(update={"experiments": under})
         writes.append((*where, PROPERTY, prop.to_json(), item.id))
     if LINK in plan.surfaces:
         link = LinkPayload(url=f"{public_url()}/items/{item.id}",
