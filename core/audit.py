@@ -23,6 +23,8 @@ Experimentation cadence also counts, per quarter, the declared process experimen
 started in it and how many of them have a published verdict (worked, or a negative result
 kept); feedback-loop integrity counts what changed the policy through an accepted proposal, by
 source (`policy_changes`: process experiments today).
+Institutional memory has a fifth criterion, a lesson tested on later work; feedback-loop
+integrity one too, a lesson that changed the policy (a dimension still scores at most 5).
 
 Maturity (sum of the six, 6..30): 6-11 Ad hoc, 12-17 Reactive, 18-23 Learning, 24-30 Compounding.
 Quadrant: team learning = mean(signal_capture, planned_vs_actual, experimentation_cadence),
@@ -54,6 +56,7 @@ from core.model import (
     Forecast,
     Item,
     LearningRun,
+    Lesson,
     Policy,
     Proposal,
     Rule,
@@ -142,7 +145,9 @@ def _result(checks: list[tuple[bool, str]], n: int, figures: dict[str, float | i
             missing: str | None) -> Measured:
     if missing:
         return Measured(1, missing, n, figures)
-    return Measured(1 + sum(ok for ok, _ in checks), " ".join(s for _, s in checks), n, figures)
+    # A dimension with a fifth criterion (lessons) still scores at most 5.
+    return Measured(min(5, 1 + sum(ok for ok, _ in checks)), " ".join(s for _, s in checks), n,
+                    figures)
 
 
 ENROLLMENT_KINDS = tuple(k for k, family in ALIASES.items() if family == ENROLLMENT)
@@ -204,8 +209,12 @@ def _feedback(s: Session, now: dt.datetime) -> Measured:
         (delivered > 0 and delivered >= 0.95 * settled,
          f"{_pct(delivered, settled, 'finished write-backs')} were delivered ({dead:,} dead)."),
         (runs > 0, f"{runs:,} learning runs finished in the last 30 days."),
+        ((lessons := _lessons(s))["lessons_in_policy"] > 0,
+         f"{_pct(lessons['lessons_in_policy'], lessons['lessons'], 'lessons')} changed the "
+         "policy (the rule they were proposed as was accepted)."),
     ], forecast_items, {"finished_with_forecast": forecast_items, "scored": scored,
                         "delivered": delivered, "dead": dead, "runs_30d": runs,
+                        "lessons_in_policy": lessons["lessons_in_policy"],
                         **{f"changed_policy_{k}": v for k, v in changes.items()}},
         None if forecast_items or settled or runs or any(changes.values()) else
         "No forecast, write-back or learning run yet: run learning once items are synced.")
@@ -257,6 +266,25 @@ def _planned_vs_actual(s: Session, now: dt.datetime) -> Measured:
         "No plan has been compared with its actual yet.")
 
 
+def _lessons(s: Session) -> dict[str, int]:
+    """Lessons, those tested on later work, those still holding, those that changed the policy
+    (the estimation rule they were proposed as was accepted)."""
+    tested = Lesson.status.in_(("holds", "no longer holds"))
+    total, done, holding = (int(v or 0) for v in s.execute(select(
+        func.count(Lesson.id), func.count(case((tested, Lesson.id))),
+        func.count(case((Lesson.status == "holds", Lesson.id))))).one())
+    adopted = _n(s, select(func.count(Lesson.id)).join(Proposal, Proposal.id == Lesson.proposal_id)
+                 .where(Proposal.status.in_(("accepted", "applied"))))
+    return {"lessons": total, "lessons_tested": done, "lessons_holding": holding,
+            "lessons_in_policy": adopted}
+
+
+def _lesson_memory(lessons: dict[str, int]) -> tuple[bool, str]:
+    total, done, holding = (lessons[k] for k in ("lessons", "lessons_tested", "lessons_holding"))
+    return (done > 0, f"{_pct(done, total, 'lessons')} were tested on later work; {holding:,} "
+                      f"still hold (the mistake recurs), {done - holding:,} no longer do.")
+
+
 def _memory(s: Session) -> Measured:
     versions, current = (int(v or 0) for v in s.execute(
         select(func.count(Policy.id), func.max(Policy.version))).one())
@@ -272,9 +300,11 @@ def _memory(s: Session) -> Measured:
         (versions >= 2, f"The policy has {versions:,} versions."),
         (adopted > 0, f"{adopted:,} proposals were accepted or applied."),
         (revised > 0, f"{revised:,} templates have been revised at least once."),
+        _lesson_memory(lessons := _lessons(s)),
     ], rules, {"policy_versions": versions, "active_rules": rules, "adopted": adopted,
-               "revised_templates": revised},
-        None if versions or adopted or revised else "No policy has been written down yet.")
+               "revised_templates": revised, **lessons},
+        None if versions or adopted or revised or lessons["lessons"] else
+        "No policy has been written down yet.")
 
 
 def _experiments(s: Session, now: dt.datetime) -> Measured:
