@@ -104,6 +104,9 @@ class PropertyPayload(FieldsPayload):
 
     surface: ClassVar[str] = PROPERTY
     item_id: int
+    experiments: tuple[str, ...] | None = Field(
+        default=None, description="the declared process experiments that treat the item, "
+        "each with its latest verdict (`#3 2-week sprints: worked`)")
 
 
 class CommentPayload(Payload):

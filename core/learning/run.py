@@ -6,7 +6,7 @@ import contextlib
 import datetime as dt
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from types import SimpleNamespace
@@ -53,6 +53,8 @@ from core.model import (
     WriteIntent,
     utcnow,
 )
+from core.process import predicate
+from core.process import store as process_store
 from core.process.evaluate import evaluate_all
 from core.settings import public_url
 from core.store import unit_of_work
@@ -480,6 +482,7 @@ def queue_writeback(s: Session, targets: TargetSpec,
     win = forecasts.get("win", {})
     notes = _last_notes(s, [i.id for i in items
                             if NOTE in plans[conns[i.connection_id].kind].surfaces])
+    treating = process_store.treating(s)
     # The variant for an item's segment: its own segments completed through its links (a
     # deal's contact's seniority, its company's industry), read only when one is known.
     wanting = [i for i in items if "recommended_variant" in plans[conns[i.connection_id].kind]
@@ -496,7 +499,7 @@ def queue_writeback(s: Session, targets: TargetSpec,
             rec = variants.match(seg) if seg is not None else None
             writes += _writes_of(item, plans[conns[item.connection_id].kind], effort, finish,
                                  rules, index, notes, win.get(item.id), rec,
-                                 lessons.for_item(item, kinds[item.connection_id]))
+                                 lessons.for_item(item, kinds[item.connection_id]), treating)
         except Exception as exc:
             if left_out is None:
                 raise
@@ -513,8 +516,10 @@ def _writes_of(item: Item, plan: _Plan, effort: Mapping[int, ledger.ForecastLike
                index: insights.FindingIndex, notes: Mapping[int, NotePayload],
                win: ledger.ForecastLike | None = None,
                variant: insights.Recommendation | None = None,
-               lessons: list[str] | None = None) -> list[Write]:
-    """What is written onto one item: its fields, comment, property, link and note."""
+               lessons: list[str] | None = None,
+               treating: Sequence[tuple[Mapping[str, list[str]], str]] = ()) -> list[Write]:
+    """What is written onto one item: its fields, comment, property (with the declared
+    process experiments that treat it), link and note."""
     writes: list[Write] = []
     ins = insights.for_item(item, effort.get(item.id), finish.get(item.id), rules, index,
                             win, variant, lessons or ())
@@ -526,7 +531,11 @@ def _writes_of(item: Item, plan: _Plan, effort: Mapping[int, ledger.ForecastLike
     if ins.comment and COMMENT in plan.surfaces:
         writes.append((*where, COMMENT, ins.comment.to_json(), item.id))
     if PROPERTY in plan.surfaces:  # the same learning, structured, for scripts and JQL
+        under = tuple(label for pred, label in treating
+                      if predicate.matches(pred, item.segments or {}))
         prop = PropertyPayload(**dict(ins.fields), item_id=item.id)
+        if under:  # set only when there is one, so other items' JSON stays as it was
+            prop = prop.model_copy(update={"experiments": under})
         writes.append((*where, PROPERTY, prop.to_json(), item.id))
     if LINK in plan.surfaces:
         link = LinkPayload(url=f"{public_url()}/items/{item.id}",

@@ -179,3 +179,14 @@ def public(session: Session, row: ProcessExperiment) -> dict[str, Any]:
             "policy_version": proposal.policy_version},
         "created_at": row.created_at.isoformat(),
     }
+
+
+def treating(session: Session) -> list[tuple[predicate.Predicate, str]]:
+    """(treated predicate, label) of every experiment being judged or judged, for writing
+    onto the items it treats: `#3 2-week sprints: worked`."""
+    rows = session.execute(select(ProcessExperiment.id, ProcessExperiment.name,
+                                  ProcessExperiment.treated, ProcessExperiment.verdict)
+                           .where(ProcessExperiment.status != "stopped")
+                           .order_by(ProcessExperiment.id))
+    return [(dict(t), f"#{i} {n}: {(v or 'not judged yet').replace('_', ' ')}")
+            for i, n, t, v in rows]

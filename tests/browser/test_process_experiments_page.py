@@ -17,7 +17,7 @@ from tests.webapp.server import LiveServer
 
 def test_declare_then_read_the_verdict_and_evidence(engine: Engine, page: Any) -> None:
     people(engine, "template_owner")
-    load(engine, records(teams(7, effect=3.0, per_week=4)))
+    load(engine, records(teams(7, effect=3.0, per_week=3)))
     with LiveServer(engine) as url:
         page.goto(url + "/login")
         page.fill("input[name=email]", "template_owner@example.com")
@@ -34,6 +34,7 @@ def test_declare_then_read_the_verdict_and_evidence(engine: Engine, page: Any) -
         form.locator("input[name=min_effect]").fill("1")
         form.locator("button[type=submit]").click()
         page.wait_for_url("**/process-experiments/*")
+        detail = page.url.split("?")[0]
         assert page.locator("#verdict").inner_text() == "not judged yet"
         with unit_of_work(engine) as s:
             evaluate.evaluate_all(s, None, permutations=199)
@@ -54,3 +55,8 @@ def test_declare_then_read_the_verdict_and_evidence(engine: Engine, page: Any) -
         row = page.locator("#process-list tbody tr").first
         assert "worked" in row.inner_text() and "proposal #" in row.inner_text()
         assert "n=" in row.locator("td").nth(3).inner_text()
+        page.set_viewport_size({"width": 390, "height": 800})  # a phone: nothing wider
+        for path in (url + "/process-experiments", detail):
+            page.goto(path)
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, (path, width)

@@ -32,7 +32,7 @@ def _declare(engine: Engine, **kw: object) -> int:
 
 def test_a_planted_change_is_judged_proposed_and_adopted_through_the_policy(
         engine: Engine) -> None:
-    load(engine, records(teams(7, effect=3.0, per_week=4)))
+    load(engine, records(teams(7, effect=3.0, per_week=3)))
     exp_id = _declare(engine)
     report = run_learning(engine, {"list": ["insights"]})
     assert report.process_experiments["verdicts"] == {str(exp_id): "worked"}
@@ -140,7 +140,7 @@ def test_bad_declarations_say_what_is_wrong(engine: Engine) -> None:
 
 
 def test_the_verdict_is_written_on_the_epic_once_per_change_of_verdict(engine: Engine) -> None:
-    load(engine, records(teams(7, effect=3.0, per_week=4)))
+    load(engine, records(teams(7, effect=3.0, per_week=3)))
     exp_id = _declare(engine, epic="PAY-1")
     with unit_of_work(engine) as s:
         summary = evaluate.evaluate_all(s, None, {"list": ["comment"]}, permutations=199)
@@ -156,7 +156,7 @@ def test_the_verdict_is_written_on_the_epic_once_per_change_of_verdict(engine: E
 
 
 def test_the_audit_counts_experiments_verdicts_and_policy_changes(engine: Engine) -> None:
-    load(engine, records(teams(7, effect=3.0, per_week=4)))
+    load(engine, records(teams(7, effect=3.0, per_week=3)))
     first = _declare(engine)
     _declare(engine, name="no estimates", treated="team=B", start="2025-05-05")
     now = CHANGE + dt.timedelta(days=120)

@@ -51,7 +51,7 @@ def _bearer(engine: Engine, role: str) -> dict[str, str]:
 
 def test_cli_declares_lists_and_shows_with_json(cli: CliRun, use_store: str) -> None:
     engine = open_store(use_store)
-    load(engine, records(teams(7, effect=3.0, per_week=4)))
+    load(engine, records(teams(7, effect=3.0, per_week=3)))
     code, out, err = cli("experiments", "declare", "--name", "2-week sprints",
                          "--treated", "team=A", "--start", CHANGE.date().isoformat(),
                          "--measure", "slip", "--measure", "cycle_time", "--min-effect", "1",
@@ -78,7 +78,7 @@ def test_cli_declares_lists_and_shows_with_json(cli: CliRun, use_store: str) -> 
 
 
 def test_api_declares_for_owners_and_shows_the_verdict(engine: Engine) -> None:
-    load(engine, records(teams(7, effect=3.0, per_week=4)))
+    load(engine, records(teams(7, effect=3.0, per_week=3)))
     anon = TestClient(create_app(engine))
     assert anon.get("/api/process-experiments").status_code == 401
     body = {"name": "2-week sprints", "hypothesis": "Shorter sprints cut slip.",
@@ -106,7 +106,7 @@ def test_api_declares_for_owners_and_shows_the_verdict(engine: Engine) -> None:
 
 
 def test_the_form_declares_and_the_page_shows_verdict_and_evidence(engine: Engine) -> None:
-    load(engine, records(teams(7, effect=3.0, per_week=4)))
+    load(engine, records(teams(7, effect=3.0, per_week=3)))
     client, csrf = _client(engine, "template_owner")
     form = {"csrf_token": csrf, "name": "2-week sprints", "hypothesis": "Shorter sprints.",
             "treated": "team=A", "start": CHANGE.date().isoformat(), "measure": "slip",

@@ -1,5 +1,6 @@
 """A declared process experiment on Jira issues: synced from the emulator, judged by the
-learning run, and its verdict written as one comment on the epic through the real client."""
+learning run, its verdict written as one comment on the epic through the real client, and the
+open issues it treats carrying it in their learnloop property."""
 
 from __future__ import annotations
 
@@ -36,6 +37,12 @@ def _seed(h: JiraHarness) -> None:
         }, [{"id": str(k * 10), "created": jira_time(begun), "author": {"accountId": "dev-1"},
              "items": [{"field": "status", "fieldtype": "jira", "fromString": "To Do",
                         "toString": "In Progress"}]}], updated=end)
+    for k, team in enumerate("AAB", len(items) + 1):  # open work, under the change or not
+        h.emu.add_issue(f"PAY-{k}", {
+            "summary": f"Open {k}", "issuetype": {"name": "Story"}, "project": {"key": "PAY"},
+            "status": status("In Progress", "indeterminate"), "duedate": "2031-01-10",
+            "timeoriginalestimate": 7200, "created": jira_time(CHANGE), "labels": [],
+            "components": [{"name": team}], "priority": {"name": "Medium"}})
     h.emu.add_issue(EPIC, {"summary": "Sprint change", "issuetype": {"name": "Epic"},
                            "project": {"key": "PAY"}, "status": status("Open", "new"),
                            "created": jira_time(CHANGE), "labels": [], "components": []})
@@ -65,6 +72,10 @@ def test_the_verdict_is_one_comment_on_the_epic(engine: Engine) -> None:
     assert text.startswith(f"learnloop process experiment #{exp_id}: 2-week sprints "
                            "(components A from 2025-03-03)")
     assert statement in text
+    n = len(h.emu.issues) - 1
+    under = [h.emu.issues[f"PAY-{k}"].properties["learnloop"].get("experiments")
+             for k in range(n - 2, n + 1)]
+    assert under == [[f"#{exp_id} 2-week sprints: worked"]] * 2 + [None]
     runtime.learn(engine)  # the same verdict: the comment is left as it is
     runtime.deliver(engine)
     assert len(epic.comments) == 1
