@@ -43,24 +43,45 @@ class FindingIndex:
             key = frozenset((k, str(v)) for k, v in f.segment.items())
             if key not in self.best or f.impact > self.best[key].impact:
                 self.best[key] = f
-        self._pairs = frozenset(pair for key in self.best for pair in key)
-        """Every (dimension, value) some finding's segment names: the others match nothing."""
+        # By dimension, the values some finding names (an item's other values match nothing),
+        # and the findings of one and of two values, keyed by plain tuples (both orders).
+        self._values: dict[str, set[str]] = {}
+        self._one: dict[tuple[str, str], Finding] = {}
+        self._two: dict[tuple[tuple[str, str], tuple[str, str]], Finding] = {}
+        for key, f in self.best.items():
+            for k, v in key:
+                self._values.setdefault(k, set()).add(v)
+            pairs = sorted(key)
+            if len(pairs) == 1:
+                self._one[pairs[0]] = f
+            elif len(pairs) == 2:
+                self._two[(pairs[0], pairs[1])] = self._two[(pairs[1], pairs[0])] = f
         self._matched: dict[tuple[tuple[str, str], ...], Finding | None] = {}
 
     def match(self, item: Item) -> Finding | None:
         """The highest-impact finding whose segment (one or two dimensions) holds the item."""
         if not self.best:
             return None
-        # Only the item's values that some finding names can make up a matching segment; an
-        # item's answer depends on those alone (in their order), so it is looked up once per
-        # distinct combination of them (a learning run matches a hundred thousand items).
-        pairs = tuple(p for k, v in item.segments.items() if (p := (k, str(v))) in self._pairs)
+        # Only the item's values that some finding names can make up a matching segment; the
+        # answer depends on those alone (in their order), so it is remembered per combination
+        # of them (a learning run matches a hundred thousand items).
+        hits = []
+        for k, v in item.segments.items():
+            values = self._values.get(k)
+            if values is not None:
+                text = v if v.__class__ is str else str(v)
+                if text in values:
+                    hits.append((k, text))
+        pairs = tuple(hits)
         if pairs in self._matched:
             return self._matched[pairs]
         found: Finding | None = None
         for i, a in enumerate(pairs):
-            for key in (frozenset((a,)), *(frozenset((a, b)) for b in pairs[i + 1:])):
-                f = self.best.get(key)
+            f = self._one.get(a)
+            if f is not None and (found is None or f.impact > found.impact):
+                found = f
+            for b in pairs[i + 1:]:
+                f = self._two.get((a, b))
                 if f is not None and (found is None or f.impact > found.impact):
                     found = f
         self._matched[pairs] = found

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 from collections import namedtuple
@@ -150,8 +149,11 @@ def _utc(value: Any) -> dt.datetime | None:
     if isinstance(value, str):
         # Naive UTC text (SQLite) parsed with its offset added costs a fifth of parsing it
         # and then setting the zone; text that already carries an offset takes the long way.
-        with contextlib.suppress(ValueError):
+        try:
             fast = dt.datetime.fromisoformat(value + "+00:00")
+        except ValueError:
+            pass
+        else:
             if fast.tzinfo is not None:  # (a bare date ignores the offset)
                 return fast
     when: dt.datetime = dt.datetime.fromisoformat(value) if isinstance(value, str) else value

@@ -464,12 +464,12 @@ def queue_writeback(s: Session, targets: TargetSpec,
     Returns:
         How many intents must now be written.
     """
-    conns = {c.id: c for c in s.scalars(select(Connection))}
+    kinds = {c.id: c.kind for c in s.scalars(select(Connection))}
     plans = {kind: _Plan.of(spec) for kind, spec in targets.items()}
     if items is None:
         items = writeback_items(s, as_of)
-    items = [i for i in items if conns[i.connection_id].kind in plans
-             and plans[conns[i.connection_id].kind].per_item()]
+    items = [i for i in items if kinds[i.connection_id] in plans
+             and plans[kinds[i.connection_id]].per_item()]
     newest = current_findings(s) if findings is None or variants is None else []
     index = insights.FindingIndex(newest if findings is None else findings, "effort")
     rules = policy.active_rules(s)
@@ -481,25 +481,25 @@ def queue_writeback(s: Session, targets: TargetSpec,
     effort, finish = forecasts.get("effort", {}), forecasts.get("finish", {})
     win = forecasts.get("win", {})
     notes = _last_notes(s, [i.id for i in items
-                            if NOTE in plans[conns[i.connection_id].kind].surfaces])
+                            if NOTE in plans[kinds[i.connection_id]].surfaces])
     treating = process_store.treating(s)
     # The variant for an item's segment: its own segments completed through its links (a
     # deal's contact's seniority, its company's industry), read only when one is known.
-    wanting = [i for i in items if "recommended_variant" in plans[conns[i.connection_id].kind]
+    wanting = [i for i in items if "recommended_variant" in plans[kinds[i.connection_id]]
                .fields] if variants else []
     segments = links.inherited_segments(s, [i.id for i in wanting],
                                         known={i.id: i.segments for i in wanting}) \
         if wanting else {}
     lessons = LessonIndex.load(s)
-    kinds = {cid: registry.kind_map(c.scope) for cid, c in conns.items()}
+    kind_maps = {c.id: registry.kind_map(c.scope) for c in s.scalars(select(Connection))}
     writes: list[Write] = []
     for item in items:
         try:
             seg = segments.get(item.id)
             rec = variants.match(seg) if seg is not None else None
-            writes += _writes_of(item, plans[conns[item.connection_id].kind], effort, finish,
+            writes += _writes_of(item, plans[kinds[item.connection_id]], effort, finish,
                                  rules, index, notes, win.get(item.id), rec,
-                                 lessons.for_item(item, kinds[item.connection_id]), treating)
+                                 lessons.for_item(item, kind_maps[item.connection_id]), treating)
         except Exception as exc:
             if left_out is None:
                 raise
