@@ -18,11 +18,14 @@ usage header of every answer.
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import logging
 import re
 import threading
 import time
 from collections.abc import Callable, Sequence
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from connectors.salesforce.config import CLIENT_CREDENTIALS, JWT, RETIREMENT, SalesforceConfig
@@ -113,6 +116,7 @@ class Org:
         self.logins = 0
         self.used: int | None = None  # from the last Sforce-Limit-Info (or /limits)
         self.allowance: int | None = None
+        self.server_time: dt.datetime | None = None  # Salesforce's clock (the last Date header)
         self._sf: Salesforce | None = None
         self._session: requests.Session | None = None
         self._lock = threading.RLock()
@@ -131,6 +135,9 @@ class Org:
         path = str(getattr(response.request, "path_url", "") or "")
         if not (path.startswith("/services/oauth2/") or path.startswith("/services/Soap/u/")):
             self.requests += 1
+        if response.headers.get("Date"):
+            with contextlib.suppress(TypeError, ValueError):
+                self.server_time = parsedate_to_datetime(response.headers["Date"])
         found = USAGE.search(response.headers.get("Sforce-Limit-Info") or "")
         if found:
             self.used, self.allowance = int(found.group(1)), int(found.group(2))

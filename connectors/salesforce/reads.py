@@ -52,14 +52,26 @@ def soql_time(when: dt.datetime) -> str:
 
 
 def bound(state: Mapping[str, Any], lookback: dt.timedelta) -> str | None:
-    """The WHERE condition a stream resumes from (None: read everything)."""
+    """The WHERE condition a stream resumes from (None: read everything).
+
+    After a finished read the lookback re-reads what may have committed late: records
+    stamped within `lookback` before the query ran (`queried`, Salesforce's clock). When the
+    query ran more than `lookback` after the newest record seen, everything up to that record
+    had committed, and the read resumes right after it, as an interrupted one does.
+    """
     stamp = m.parse_time(state.get("stamp"))
     if stamp is None:
         return None
-    if state.get("done", True) or not state.get("id"):
-        return f"SystemModstamp >= {soql_time(stamp - lookback)}"
+    rid = state.get("id")
+    if state.get("done", True):
+        queried = m.parse_time(state.get("queried"))
+        floor = stamp - lookback if queried is None else min(stamp, queried - lookback)
+        if floor < stamp or not rid:
+            return f"SystemModstamp >= {soql_time(floor)}"
+    elif not rid:
+        return f"SystemModstamp >= {soql_time(stamp)}"
     at = soql_time(stamp)
-    return f"(SystemModstamp > {at} OR (SystemModstamp = {at} AND Id > {quote(state['id'])}))"
+    return f"(SystemModstamp > {at} OR (SystemModstamp = {at} AND Id > {quote(str(rid))}))"
 
 
 def select(fields: Sequence[str], sobject: str, where: str | None, order: str = "") -> str:
@@ -82,6 +94,7 @@ class Reader:
         self.version = config.api_version
         self.variants: dict[str, dict[str, Any]] = {}
         self.dropped: set[str] = set()
+        self.queried: dt.datetime | None = None
         self.steps: dict[str, list[dict[str, Any]]] = {}
 
     def fields(self, stream: Stream) -> tuple[str, ...]:

@@ -103,6 +103,7 @@ def pull(config: SalesforceConfig, mapping: Mapping[str, Any], cursor: Mapping[s
                                                 True)
         queries["variants"] = (select(m.VARIANT, "ActionCadenceStepVariant", None), False)
         answers = reader.composite("read what changed", queries)
+        reader.queried = org.server_time  # when Salesforce ran the queries
         reader.lookups(answers.get("variants"))
         for s in STREAMS:
             answer = answers.get(s.name)
@@ -172,6 +173,8 @@ def stream_batches(reader: Reader, s: Stream, answer: dict[str, Any],
         batch.cursor = {"streams": {k: dict(v) for k, v in state.items()}}
         yield batch
     st["done"] = True
+    if reader.queried is not None:
+        st["queried"] = reader.queried.isoformat()
     if changed or recent:
         st["recent"] = (recent or seen) if len(recent or seen) <= RECENT else {}
     yield Batch(cursor={"streams": {k: dict(v) for k, v in state.items()}})

@@ -291,3 +291,18 @@ def test_playbooks_write_email_templates_and_cadence_splits_or_checklists() -> N
                                  _template(4, "Intro A"))])[0]
     assert built.ok and built.checklist and "Intro A" in " ".join(built.checklist)
     assert h.unexpected() == []
+
+
+def test_the_lookback_rereads_only_what_may_have_committed_late() -> None:
+    from connectors.salesforce.reads import bound
+
+    ten = dt.timedelta(minutes=10)
+    last = {"stamp": "2026-03-01T12:00:00.000+0000", "id": "0065g0000000009AAA", "done": True}
+    assert bound(last, ten) == "SystemModstamp >= 2026-03-01T11:50:00.000Z"  # no query time
+    soon = {**last, "queried": "2026-03-01T12:04:00+00:00"}
+    assert bound(soon, ten) == "SystemModstamp >= 2026-03-01T11:54:00.000Z"
+    later = {**last, "queried": "2026-03-02T08:00:00+00:00"}  # everything had committed
+    assert bound(later, ten) == ("(SystemModstamp > 2026-03-01T12:00:00.000Z OR (SystemModstamp"
+                                 " = 2026-03-01T12:00:00.000Z AND Id > '0065g0000000009AAA'))")
+    assert bound({**last, "done": False}, ten) == bound(later, ten)
+    assert bound({}, ten) is None
