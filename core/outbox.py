@@ -14,14 +14,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
     Engine,
+    Table,
     bindparam,
     case,
-    insert,
     or_,
     select,
     tuple_,
@@ -30,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from core import secrets
+from core.bulk import insert_rows
 from core.contract import Connector, Delivery, Intent
 from core.model import Connection, WriteIntent, utcnow
 from core.model.base import JSONType, UTCDateTime
@@ -460,7 +461,8 @@ def enqueue_many(session: Session, writes: list[tuple[int, str, str, dict[str, A
                 "next_attempt_at": now, "created_at": now}
         elif found[1] != digest or found[2] == "dead":
             changes[found[0]] = (found[0], payload, digest)
-    if inserts:
-        session.execute(insert(WriteIntent), list(inserts.values()))
+    if inserts:  # a plain executemany: the ORM's bulk path costs as much again as the insert
+        insert_rows(session.connection(), cast(Table, WriteIntent.__table__),
+                    list(inserts.values()))
     _repoint(session, list(changes.values()))
     return len(inserts) + len(changes)

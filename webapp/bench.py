@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import multiprocessing as mp
 import resource
 import tempfile
@@ -70,16 +71,36 @@ def fill(engine: Engine, n: int, seed: int = 1, chunk: int = 20_000) -> None:
 
 
 
+def _load() -> str:
+    """The 1, 5 and 15 minute load averages (what else the machine was doing)."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:  # not Linux
+        return "unknown"
+
+
 def _child(url: str, queue: Any) -> None:
     from core.learning.run import run_learning
 
     engine = open_store(url)
-    started = time.perf_counter()
-    report = run_learning(engine, {"bench": frozenset({"fields"})})
-    seconds = time.perf_counter() - started
+    marks: list[tuple[str, float, float]] = []
+
+    def progress(step: str) -> None:
+        marks.append((step, time.perf_counter(), time.process_time()))
+
+    load = _load()
+    started, cpu = time.perf_counter(), time.process_time()
+    report = run_learning(engine, {"bench": frozenset({"fields"})}, progress=progress)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    marks.append(("", time.perf_counter(), time.process_time()))
+    # Wall and CPU seconds of each step, from its start to the next one's; a wall time well
+    # above the CPU time is time spent waiting (the disk, or other processes on the cores).
+    steps = {a[0]: {"wall": round(b[1] - a[1], 2), "cpu": round(b[2] - a[2], 2)}
+             for a, b in itertools.pairwise(marks)}
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    queue.put({"seconds": round(seconds, 2), "peak_mb": round(peak_kb / 1024, 1),
-               "timings": report.timings, "findings": len(report.findings),
+    queue.put({"seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
+               "peak_mb": round(peak_kb / 1024, 1), "timings": report.timings, "steps": steps,
+               "load_before": load, "load_after": _load(), "findings": len(report.findings),
                "forecasts_issued": report.forecasts_issued, "writes_queued": report.writes_queued})
 
 

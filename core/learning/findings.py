@@ -143,16 +143,23 @@ def _prepare(obs: Sequence[Observation], measure: str) -> _Prepared:
 
 
 def _codes(obs: Sequence[Observation]) -> dict[str, tuple[NDArray[np.int64], list[str]]]:
+    """Per dimension, each observation's value code (-1: none or empty) and the values in
+    the order they first appear. One pass over the observations."""
     dims: dict[str, dict[str, int]] = {}
-    for o in obs:
+    where: dict[str, list[int]] = {}
+    found: dict[str, list[int]] = {}
+    for j, o in enumerate(obs):
         for k, v in o.segments.items():
             if v is not None and v != "":
-                dims.setdefault(k, {}).setdefault(str(v), len(dims[k]))
+                index = dims.get(k)
+                if index is None:
+                    index, where[k], found[k] = dims.setdefault(k, {}), [], []
+                where[k].append(j)
+                found[k].append(index.setdefault(str(v), len(index)))
     out = {}
     for dim, index in sorted(dims.items()):
-        codes = np.fromiter(
-            (index.get(str(o.segments.get(dim)), -1) if o.segments.get(dim) not in (None, "")
-             else -1 for o in obs), dtype=np.int64, count=len(obs))
+        codes = np.full(len(obs), -1, dtype=np.int64)
+        codes[np.asarray(where[dim], dtype=np.intp)] = found[dim]
         out[dim] = (codes, list(index))
     return out
 

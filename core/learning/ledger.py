@@ -8,10 +8,11 @@ from collections.abc import Mapping
 from typing import Any, Protocol, cast
 
 import numpy as np
-from sqlalchemy import Table, insert, select, text, update
+from sqlalchemy import Table, select, text, update
 from sqlalchemy.orm import Session
 
 from core import measures as registry
+from core.bulk import insert_rows
 from core.model import Connection, Forecast, Item, LearningRun, utcnow
 
 DAY = 86400.0
@@ -114,7 +115,7 @@ def issue_many(session: Session, rows: list[dict[str, Any]]) -> int:
     _one_issuer(session)
     rows = _issued_meanwhile(session, rows)
     if rows:  # a plain executemany: the ORM's bulk path costs more than the insert
-        session.connection().execute(insert(cast(Table, Forecast.__table__)), rows)
+        insert_rows(session.connection(), cast(Table, Forecast.__table__), rows)
     return len(rows)
 
 

@@ -6,17 +6,17 @@ import contextlib
 import datetime as dt
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from types import SimpleNamespace
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.orm import Session
 
-from core import insights, outbox, policy, runs, secrets
+from core import insights, links, outbox, policy, runs, secrets
 from core import measures as registry
 from core.contract import (
     COMMENT,
@@ -41,6 +41,8 @@ from core.learning.findings import CI_LEVEL, SegmentStat, describe, examine
 from core.learning.model import MODEL_VERSION, SegmentQuantileModel
 from core.learning.rates import Outcome, RateModel
 from core.learning.stats import benjamini_hochberg
+from core.lessons.evaluate import judge_all
+from core.lessons.status import LessonIndex, own_writes
 from core.model import (
     Connection,
     Finding,
@@ -51,6 +53,9 @@ from core.model import (
     WriteIntent,
     utcnow,
 )
+from core.process import predicate
+from core.process import store as process_store
+from core.process.evaluate import evaluate_all
 from core.settings import public_url
 from core.store import unit_of_work
 
@@ -74,6 +79,8 @@ class RunReport:
     findings_total: int = 0
     recalibrated: dict[str, Any] = field(default_factory=dict)
     experiments: dict[str, Any] = field(default_factory=dict)
+    process_experiments: dict[str, Any] = field(default_factory=dict)
+    lessons: dict[str, Any] = field(default_factory=dict)
     findings: list[dict[str, Any]] = field(default_factory=list)
     proposals: list[dict[str, Any]] = field(default_factory=list)
     forecasts_issued: int = 0
@@ -218,12 +225,13 @@ def _forecast_open(s: Session, run: LearningRun, measure: registry.Measure,
                    model: SegmentQuantileModel | RateModel, items: list[Item],
                    report: RunReport, as_of: dt.datetime,
                    recal: Mapping[str, Mapping[str, float]] | None = None,
-                   ) -> dict[int, SimpleNamespace]:
+                   texts: dict[int, str] | None = None) -> dict[int, SimpleNamespace]:
     """Issue forecasts for open items of the model's kind family (skipping repeats); returns
     every item's current one, keyed by item id.
 
     Effort P80 and above are multiplied by the ledger's recalibration factor of the item's
     segment when that segment's issued P80s kept failing. A rate model issues probabilities.
+    `texts` keeps each item's segments as the ledger stores them, for the next measure.
     """
     pairs = []
     for item in items:
@@ -234,16 +242,19 @@ def _forecast_open(s: Session, run: LearningRun, measure: registry.Measure,
         return {}
     forecast_measure = measure.forecast or measure.name
     if isinstance(model, RateModel):
-        probabilities = [model.predict(smp.segments)[0] for _, smp in pairs]
-        return _issue(s, run, forecast_measure, model.version, pairs,
-                      [{"probability": p} for p in probabilities], [None] * len(pairs), report,
-                      as_of)
+        predicted = {item.id: model.predict(smp.segments) for item, smp in pairs}
+        issued = _issue(s, run, forecast_measure, model.version, pairs,
+                        [{"probability": predicted[i.id][0]} for i, _ in pairs],
+                        [None] * len(pairs), report, as_of, texts=texts)
+        for item_id, ns in issued.items():  # what the write-back shows beside the probability
+            _, ns.n, ns.low, ns.high = predicted[item_id]
+        return issued
     preds = model.predict([smp for _, smp in pairs])
     levels = sorted(preds)
     grid = np.column_stack([preds[q] for q in levels])
     if measure.view == registry.LOG_RATIO:
-        planned = np.array([measure.size(registry.plan_of(i)) for i, _ in pairs],
-                           dtype=np.float64)
+        # The plan's size, as `open_sample` read it (`measure.size` of the item's plan).
+        planned = np.array([smp.size for _, smp in pairs], dtype=np.float64)
         values = planned[:, None] * np.exp(grid)
         if recal:
             upper = np.asarray([q >= 0.8 for q in levels])
@@ -263,33 +274,44 @@ def _forecast_open(s: Session, run: LearningRun, measure: registry.Measure,
         floors = ledger.to_days(as_of) - planned
         values = planned[:, None] + conditional_many(levels, grid, floors)
     names = [f"p{round(q * 100)}" for q in levels]
-    forecasts = [dict(zip(names, (float(v) for v in values[j]), strict=True))
-                 for j in range(len(pairs))]
+    forecasts = [dict(zip(names, row, strict=True)) for row in values.tolist()]
+    with np.errstate(invalid="ignore"):
+        in_range = (np.isfinite(values) & (np.abs(values) < ledger.MAX_VALUE)).all(axis=1)
     return _issue(s, run, forecast_measure, model.version, pairs, forecasts,
-                  [float(v) for v in planned], report, as_of)
+                  planned.tolist(), report, as_of, cast(list[bool], in_range.tolist()), texts)
 
 
 def _issue(s: Session, run: LearningRun, measure: str, version: str,
            pairs: list[tuple[Item, Any]], forecasts: list[dict[str, float]],
            planned: list[float | None], report: RunReport,
-           as_of: dt.datetime | None = None) -> dict[int, SimpleNamespace]:
+           as_of: dt.datetime | None = None, in_range: list[bool] | None = None,
+           texts: dict[int, str] | None = None) -> dict[int, SimpleNamespace]:
     """Write the forecasts that do not repeat the item's previous one into the ledger, stamped
-    with the time they are made as of (a run as of an earlier date is not stamped now)."""
+    with the time they are made as of (a run as of an earlier date is not stamped now).
+
+    `in_range` says per forecast whether all its values are finite and below MAX_VALUE
+    (default: checked here); `texts` caches the items' segments as stored, by item id."""
     previous = ledger.latest(s, [i.id for i, _ in pairs], measure)
     if as_of is not None and as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=dt.UTC)
     now = utcnow() if as_of is None else min(utcnow(), as_of)
     rows: list[dict[str, Any]] = []
     current: dict[int, SimpleNamespace] = {}
-    for (item, _), forecast, plan in zip(pairs, forecasts, planned, strict=True):
-        if not all(math.isfinite(v) and abs(v) < ledger.MAX_VALUE for v in forecast.values()):
+    if in_range is None:
+        in_range = [all(math.isfinite(v) and abs(v) < ledger.MAX_VALUE for v in f.values())
+                    for f in forecasts]
+    texts = {} if texts is None else texts
+    for (item, _), forecast, plan, ok in zip(pairs, forecasts, planned, in_range, strict=True):
+        if not ok:
             report.left_out.append(f"item {item.external_id}: its {measure} forecast is out of "
                                    "range (a plan far from every other); no forecast issued")
             continue
         current[item.id] = SimpleNamespace(model_version=version, actual=None, **forecast)
         if ledger.repeats(previous.get(item.id), forecast, version):
             continue
-        seg = ",".join(f"{k}={v}" for k, v in sorted(item.segments.items()))
+        seg = texts.get(item.id)
+        if seg is None:
+            seg = texts[item.id] = ",".join(f"{k}={v}" for k, v in sorted(item.segments.items()))
         rows.append({"item_id": item.id, "run_id": run.id, "measure": measure,
                      "model_version": version, "segment": seg[:300], "planned": plan,
                      "issued_at": now, "p50": None, "p80": None, "p90": None, "p95": None,
@@ -419,7 +441,8 @@ def queue_writeback(s: Session, targets: TargetSpec,
                     items: list[Item] | None = None, findings: list[Finding] | None = None,
                     as_of: dt.datetime | None = None,
                     forecasts: Mapping[str, Mapping[int, ledger.ForecastLike]] | None = None,
-                    left_out: list[str] | None = None) -> int:
+                    left_out: list[str] | None = None,
+                    variants: insights.VariantIndex | None = None) -> int:
     """Queue the write-back of `items` (default: `writeback_items`) with `forecasts` per
     measure (default: the ledger's), filling only the targets each connector kind declares.
 
@@ -435,29 +458,48 @@ def queue_writeback(s: Session, targets: TargetSpec,
         forecasts: the current forecasts per measure and item id.
         left_out: collects each item whose write-back could not be built, with the reason
             (the others are queued all the same).
+        variants: the recommended variants per segment (default: the active playbook rules
+            and the newest run's randomised test findings).
 
     Returns:
         How many intents must now be written.
     """
-    conns = {c.id: c for c in s.scalars(select(Connection))}
+    kinds = {c.id: c.kind for c in s.scalars(select(Connection))}
     plans = {kind: _Plan.of(spec) for kind, spec in targets.items()}
     if items is None:
         items = writeback_items(s, as_of)
-    items = [i for i in items if conns[i.connection_id].kind in plans
-             and plans[conns[i.connection_id].kind].per_item()]
-    index = insights.FindingIndex(current_findings(s) if findings is None else findings, "effort")
+    items = [i for i in items if kinds[i.connection_id] in plans
+             and plans[kinds[i.connection_id]].per_item()]
+    newest = current_findings(s) if findings is None or variants is None else []
+    index = insights.FindingIndex(newest if findings is None else findings, "effort")
     rules = policy.active_rules(s)
+    if variants is None:
+        variants = insights.VariantIndex(rules, newest)
     if forecasts is None:
         open_ids = [i.id for i in items if i.status == "open"]
-        forecasts = {m: ledger.latest(s, open_ids, m) for m in ("effort", "finish")}
+        forecasts = {m: ledger.latest(s, open_ids, m) for m in ("effort", "finish", "win")}
     effort, finish = forecasts.get("effort", {}), forecasts.get("finish", {})
+    win = forecasts.get("win", {})
     notes = _last_notes(s, [i.id for i in items
-                            if NOTE in plans[conns[i.connection_id].kind].surfaces])
+                            if NOTE in plans[kinds[i.connection_id]].surfaces])
+    treating = process_store.treating(s)
+    # The variant for an item's segment: its own segments completed through its links (a
+    # deal's contact's seniority, its company's industry), read only when one is known.
+    wanting = [i for i in items if "recommended_variant" in plans[kinds[i.connection_id]]
+               .fields] if variants else []
+    segments = links.inherited_segments(s, [i.id for i in wanting],
+                                        known={i.id: i.segments for i in wanting}) \
+        if wanting else {}
+    lessons = LessonIndex.load(s)
+    kind_maps = {c.id: registry.kind_map(c.scope) for c in s.scalars(select(Connection))}
     writes: list[Write] = []
     for item in items:
         try:
-            writes += _writes_of(item, plans[conns[item.connection_id].kind], effort, finish,
-                                 rules, index, notes)
+            seg = segments.get(item.id)
+            rec = variants.match(seg) if seg is not None else None
+            writes += _writes_of(item, plans[kinds[item.connection_id]], effort, finish,
+                                 rules, index, notes, win.get(item.id), rec,
+                                 lessons.for_item(item, kind_maps[item.connection_id]), treating)
         except Exception as exc:
             if left_out is None:
                 raise
@@ -471,10 +513,16 @@ Write = tuple[int, str, str, dict[str, Any], int | None]
 
 def _writes_of(item: Item, plan: _Plan, effort: Mapping[int, ledger.ForecastLike],
                finish: Mapping[int, ledger.ForecastLike], rules: Mapping[str, Rule],
-               index: insights.FindingIndex, notes: Mapping[int, NotePayload]) -> list[Write]:
-    """What is written onto one item: its fields, comment, property, link and note."""
+               index: insights.FindingIndex, notes: Mapping[int, NotePayload],
+               win: ledger.ForecastLike | None = None,
+               variant: insights.Recommendation | None = None,
+               lessons: list[str] | None = None,
+               treating: Sequence[tuple[Mapping[str, list[str]], str]] = ()) -> list[Write]:
+    """What is written onto one item: its fields, comment, property (with the declared
+    process experiments that treat it), link and note."""
     writes: list[Write] = []
-    ins = insights.for_item(item, effort.get(item.id), finish.get(item.id), rules, index)
+    ins = insights.for_item(item, effort.get(item.id), finish.get(item.id), rules, index,
+                            win, variant, lessons or ())
     if not ins.fields.learned():
         return writes  # nothing learned about this item: write nothing
     where = (item.connection_id, item.external_id)
@@ -483,7 +531,11 @@ def _writes_of(item: Item, plan: _Plan, effort: Mapping[int, ledger.ForecastLike
     if ins.comment and COMMENT in plan.surfaces:
         writes.append((*where, COMMENT, ins.comment.to_json(), item.id))
     if PROPERTY in plan.surfaces:  # the same learning, structured, for scripts and JQL
+        under = tuple(label for pred, label in treating
+                      if predicate.matches(pred, item.segments or {}))
         prop = PropertyPayload(**dict(ins.fields), item_id=item.id)
+        if under:  # set only when there is one, so other items' JSON stays as it was
+            prop = prop.model_copy(update={"experiments": under})
         writes.append((*where, PROPERTY, prop.to_json(), item.id))
     if LINK in plan.surfaces:
         link = LinkPayload(url=f"{public_url()}/items/{item.id}",
@@ -535,7 +587,7 @@ def run_learning(engine: Engine, capabilities: TargetSpec | None = None,
         engine: the store.
         capabilities: write targets per connector kind (a bare surface name stands for all
             its standard targets); writes are queued only for these.
-        progress: called with the name of each step as it starts.
+        progress: called with the name of each step as it starts (the last is "commit").
         as_of: the time forecasts are made at (default: now); open items already past their
             due date get finish forecasts conditional on not being done by then.
 
@@ -551,13 +603,15 @@ def run_learning(engine: Engine, capabilities: TargetSpec | None = None,
         s.flush()
         run_id = run.id
     report = RunReport(run_id)
+    progress = progress or (lambda _: None)
     try:
         with unit_of_work(engine) as s:
             run = s.get_one(LearningRun, run_id)
-            _steps(s, run, report, capabilities, progress or (lambda _: None), as_of or utcnow())
+            _steps(s, run, report, capabilities, progress, as_of or utcnow())
             run.status, run.finished_at = "ok", utcnow()
             run.outputs, run.timings = report.as_dict(), report.timings
             run.inputs = {"finished": report.finished, "open": report.open_items}
+            progress("commit")
     except BaseException as exc:
         status = "error" if isinstance(exc, Exception) else runs.INTERRUPTED  # Ctrl-C
         with unit_of_work(engine) as s:
@@ -611,6 +665,7 @@ def _steps(s: Session, run: LearningRun, report: RunReport,
     close("findings")
     # One model per (kind family, measure); each forecasts the open items of its family only.
     current: dict[str, dict[int, SimpleNamespace]] = {}
+    texts: dict[int, str] = {}  # open items' segments as the ledger stores them
     for key, o in obs.items():
         fam, name = dataset.split(key)
         spec = registry.lookup(fam, name)
@@ -622,7 +677,7 @@ def _steps(s: Session, run: LearningRun, report: RunReport,
             family = open_by_family.get(fam, [])
             got = _isolated(s, report, f"the forecasts of {key}", partial(
                 _forecast_open, s, run, spec, model, family, report, as_of,
-                recal if spec.name == "effort" else None))
+                recal if spec.name == "effort" else None, texts))
             current.setdefault(spec.forecast, {}).update(got or {})
             close(f"forecast {key}")
     for k, counts in left.items():
@@ -636,10 +691,29 @@ def _steps(s: Session, run: LearningRun, report: RunReport,
     report.experiments = _isolated(s, report, "the experiments",
                                    partial(learn_experiments, s, run.id)) or {}
     close("experiments")
+    timed("process experiments")
+    report.process_experiments = _isolated(s, report, "the process experiments", partial(
+        evaluate_all, s, run.id, capabilities, now=as_of,
+        isolate=partial(_isolated, s, report))) or {}
+    report.proposals += [{"id": p.id, "title": p.title} for p in s.scalars(select(Proposal).where(
+        Proposal.id.in_(report.process_experiments.get("proposals", []))))]
+    judged = list(s.scalars(select(Finding).where(
+        Finding.id.in_(report.process_experiments.get("findings", [])))))
+    report.findings += [{"id": f.id, "statement": f.statement, "q": f.q_value} for f in judged]
+    report.writes_queued += report.process_experiments.get("writes", 0)
+    close("process experiments")
+    timed("lessons")
+    report.lessons = _isolated(s, report, "the lessons",
+                               partial(judge_all, s, run.id, report.leave_out)) or {}
+    close("lessons")
     timed("write-back")
     s.flush()
-    report.writes_queued = queue_writeback(
+    tested = list(s.scalars(select(Finding).where(Finding.run_id == run.id,
+                                                  Finding.kind == "experiment")))
+    report.writes_queued += queue_writeback(
         s, capabilities, items=open_items + finished_recently(s, as_of), findings=rows,
-        as_of=as_of, forecasts=current, left_out=report.left_out)
-    report.writes_queued += queue_insights(s, capabilities, rows, as_of)
+        as_of=as_of, forecasts=current, left_out=report.left_out,
+        variants=insights.VariantIndex(policy.active_rules(s), tested))
+    report.writes_queued += queue_insights(s, capabilities, rows + judged, as_of)
+    report.writes_queued += outbox.enqueue_many(s, own_writes(s, capabilities))
     close("write-back")

@@ -257,3 +257,15 @@ def test_backtest_counts_zero_actuals_and_refuses_a_file_with_nothing_usable(
                        "--time", "when")
     assert code == 2 and err.count("\n") == 1
     assert "0 usable rows of 2 (left out: actual 0: 1; planned 0: 1)" in err
+
+
+def test_bench_learn_breaks_the_run_down_into_wall_and_cpu_per_step(cli) -> None:
+    code, out, err = cli("bench", "learn", "--items", "300", "--json")
+    assert code == 0, err
+    detail = json.loads(out)["detail"]
+    steps = detail["steps"]
+    assert list(steps)[:2] == ["score ledger", "load"] and list(steps)[-2:] == ["write-back",
+                                                                              "commit"]
+    assert all(t["wall"] >= 0 and t["cpu"] >= 0 for t in steps.values())
+    assert detail["writes_queued"] > 0 and detail["cpu_seconds"] > 0
+    assert len(detail["load_before"].split()) == 3

@@ -25,6 +25,9 @@ def learn(
     if as_json:
         emit_json({k: result[k] for k in ("items", "seconds", "peak_mb")} | {"detail": result})
         return
-    out.print(f"{result['items']} items: learning run {result['seconds']} s, peak "
-              f"{result['peak_mb']} MB (fill {result['fill_seconds']} s); steps: "
-              + ", ".join(f"{k} {v}s" for k, v in result["timings"].items()))
+    out.print(f"{result['items']} items: learning run {result['seconds']} s wall, "
+              f"{result['cpu_seconds']} s CPU, peak {result['peak_mb']} MB (fill "
+              f"{result['fill_seconds']} s); load average {result['load_before']} before, "
+              f"{result['load_after']} after")
+    for step, t in result["steps"].items():
+        out.print(f"  {step:<22} {t['wall']:>6.2f} s wall {t['cpu']:>6.2f} s CPU")

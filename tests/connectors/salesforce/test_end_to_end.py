@@ -72,6 +72,7 @@ def test_sync_learn_write_back_and_accept_a_cadence_playbook(engine: Engine) -> 
         assert o["Learnloop_P80_Close_Date__c"] >= o["CloseDate"]
         assert o["Learnloop_Slip_Risk__c"] in ("low", "medium", "high")
         assert "80% chance" in o["Learnloop_Insight__c"]
+        assert 0 <= o["Learnloop_Win_Probability__c"] <= 100  # percent, from core's 0-1
     # ... and a completed Task where the risk is high, only one per change.
     tasked = [o for o in opps if h.tasks(f"opportunity:{o['Id']}")]
     high = [o for o in open_opps if o["Learnloop_Slip_Risk__c"] == "high"]

@@ -224,7 +224,8 @@ def test_install_is_idempotent_and_a_missing_permission_is_one_line() -> None:
 
 
 def _fields(n: int, marker: str, risk: str = "medium") -> dict[str, Any]:
-    return {"forecast_finish_p80": "2026-04-01", "risk": risk, "insight": f"{marker} {n}"}
+    return {"forecast_finish_p80": "2026-04-01", "risk": risk, "insight": f"{marker} {n}",
+            "win_probability": 0.425}
 
 
 def test_fields_go_200_a_call_and_a_failed_record_is_retried_alone() -> None:
@@ -243,6 +244,7 @@ def test_fields_go_200_a_call_and_a_failed_record_is_retried_alone() -> None:
     assert h.emu.get("Opportunity", ids[7])["Learnloop_Insight__c"] == "x 8"
     assert h.emu.get("Opportunity", ids[-1])["Learnloop_Slip_Risk__c"] == "medium"
     assert h.emu.get("Opportunity", ids[0])["Learnloop_P80_Close_Date__c"] == "2026-04-01"
+    assert h.emu.get("Opportunity", ids[0])["Learnloop_Win_Probability__c"] == 42.5
     assert h.unexpected() == []
 
 
