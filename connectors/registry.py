@@ -21,6 +21,7 @@ BUILTINS: tuple[str, ...] = (
     "connectors.gsheets:GSheetsConnector",
     "connectors.hubspot:HubSpotConnector",
     "connectors.jira:JiraConnector",
+    "connectors.salesforce:SalesforceConnector",
 )
 
 

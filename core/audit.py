@@ -15,8 +15,16 @@ the evidence says what is missing.
 | institutional_memory    | an active rule in the      | >=2 policy versions      | >=1 proposal accepted/applied    | a template with >=2 versions     |
 |                         | current policy             |                          |                                  |                                  |
 | experimentation_cadence | an experiment (>=2 arms)   | one started in 6 months  | >=3 started in 6 months          | >=6 started in 6 months (1/mo)   |
+|                         | or a declared process one  | (outreach tests and declared process experiments both count)        |
 | agent_human_loop        | >=80% proposals decided or | median decision <=7 days | >=50% of decisions have a note   | >=95% write-backs delivered      |
 |                         | younger than 14 days       |                          |                                  |                                  |
+
+Experimentation cadence also counts, per quarter, the declared process experiments that
+started in it and how many of them have a published verdict (worked, or a negative result
+kept); feedback-loop integrity counts what changed the policy through an accepted proposal, by
+source (`policy_changes`: process experiments today).
+Institutional memory has a fifth criterion, a lesson tested on later work; feedback-loop
+integrity one too, a lesson that changed the policy (a dimension still scores at most 5).
 
 Maturity (sum of the six, 6..30): 6-11 Ad hoc, 12-17 Reactive, 18-23 Learning, 24-30 Compounding.
 Quadrant: team learning = mean(signal_capture, planned_vs_actual, experimentation_cadence),
@@ -48,6 +56,7 @@ from core.model import (
     Forecast,
     Item,
     LearningRun,
+    Lesson,
     Policy,
     Proposal,
     Rule,
@@ -55,6 +64,8 @@ from core.model import (
     WriteIntent,
     utcnow,
 )
+from core.model.process import ProcessExperiment
+from core.process.verdict import CONCLUDED
 
 
 @dataclass(frozen=True)
@@ -107,6 +118,8 @@ class Measured:
     evidence: str
     n: int
     figures: dict[str, float | int] = field(default_factory=dict)
+    per_quarter: list[dict[str, Any]] = field(default_factory=list)
+    """Counts by calendar quarter where a dimension has them (oldest first)."""
 
 
 @dataclass(frozen=True)
@@ -132,7 +145,9 @@ def _result(checks: list[tuple[bool, str]], n: int, figures: dict[str, float | i
             missing: str | None) -> Measured:
     if missing:
         return Measured(1, missing, n, figures)
-    return Measured(1 + sum(ok for ok, _ in checks), " ".join(s for _, s in checks), n, figures)
+    # A dimension with a fifth criterion (lessons) still scores at most 5.
+    return Measured(min(5, 1 + sum(ok for ok, _ in checks)), " ".join(s for _, s in checks), n,
+                    figures)
 
 
 ENROLLMENT_KINDS = tuple(k for k, family in ALIASES.items() if family == ENROLLMENT)
@@ -186,17 +201,42 @@ def _feedback(s: Session, now: dt.datetime) -> Measured:
         LearningRun.status == "ok", LearningRun.started_at >= now - dt.timedelta(days=30)))
     share = scored / forecast_items if forecast_items else 0.0
     settled = delivered + dead
-    return _result([
+    changes = policy_changes(s)
+    out = _result([
         (share >= 0.8, f"{_pct(scored, forecast_items, 'finished items with a forecast')} "
                        "had it scored against the actual."),
         (share >= 0.95, "95% or more is the mark for a closed loop."),
         (delivered > 0 and delivered >= 0.95 * settled,
          f"{_pct(delivered, settled, 'finished write-backs')} were delivered ({dead:,} dead)."),
         (runs > 0, f"{runs:,} learning runs finished in the last 30 days."),
+        ((lessons := _lessons(s))["lessons_in_policy"] > 0,
+         f"{_pct(lessons['lessons_in_policy'], lessons['lessons'], 'lessons')} changed the "
+         "policy (the rule they were proposed as was accepted)."),
     ], forecast_items, {"finished_with_forecast": forecast_items, "scored": scored,
-                        "delivered": delivered, "dead": dead, "runs_30d": runs},
-        None if forecast_items or settled or runs else
+                        "delivered": delivered, "dead": dead, "runs_30d": runs,
+                        "lessons_in_policy": lessons["lessons_in_policy"],
+                        **{f"changed_policy_{k}": v for k, v in changes.items()}},
+        None if forecast_items or settled or runs or any(changes.values()) else
         "No forecast, write-back or learning run yet: run learning once items are synced.")
+    if any(changes.values()):
+        out.evidence += " Changed the policy through an accepted proposal: " + ", ".join(
+            f"{n:,} {CHANGE_SOURCES.get(k, k)}" for k, n in changes.items()) + "."
+    return out
+
+
+CHANGE_SOURCES = {"process_experiments": "process experiments"}
+"""Source key of `policy_changes` -> its name in the evidence."""
+
+
+def policy_changes(s: Session) -> dict[str, int]:
+    """What changed the policy through an accepted (or applied) proposal, by source.
+
+    The hook for every source of learning that becomes policy: a new source (lessons) adds
+    its count here and its name to CHANGE_SOURCES.
+    """
+    adopted = Proposal.status.in_(("accepted", "applied"))
+    return {"process_experiments": _n(s, select(func.count(ProcessExperiment.id)).join(
+        Proposal, Proposal.id == ProcessExperiment.proposal_id).where(adopted))}
 
 
 def _planned_vs_actual(s: Session, now: dt.datetime) -> Measured:
@@ -226,6 +266,25 @@ def _planned_vs_actual(s: Session, now: dt.datetime) -> Measured:
         "No plan has been compared with its actual yet.")
 
 
+def _lessons(s: Session) -> dict[str, int]:
+    """Lessons, those tested on later work, those still holding, those that changed the policy
+    (the estimation rule they were proposed as was accepted)."""
+    tested = Lesson.status.in_(("holds", "no longer holds"))
+    total, done, holding = (int(v or 0) for v in s.execute(select(
+        func.count(Lesson.id), func.count(case((tested, Lesson.id))),
+        func.count(case((Lesson.status == "holds", Lesson.id))))).one())
+    adopted = _n(s, select(func.count(Lesson.id)).join(Proposal, Proposal.id == Lesson.proposal_id)
+                 .where(Proposal.status.in_(("accepted", "applied"))))
+    return {"lessons": total, "lessons_tested": done, "lessons_holding": holding,
+            "lessons_in_policy": adopted}
+
+
+def _lesson_memory(lessons: dict[str, int]) -> tuple[bool, str]:
+    total, done, holding = (lessons[k] for k in ("lessons", "lessons_tested", "lessons_holding"))
+    return (done > 0, f"{_pct(done, total, 'lessons')} were tested on later work; {holding:,} "
+                      f"still hold (the mistake recurs), {done - holding:,} no longer do.")
+
+
 def _memory(s: Session) -> Measured:
     versions, current = (int(v or 0) for v in s.execute(
         select(func.count(Policy.id), func.max(Policy.version))).one())
@@ -241,9 +300,11 @@ def _memory(s: Session) -> Measured:
         (versions >= 2, f"The policy has {versions:,} versions."),
         (adopted > 0, f"{adopted:,} proposals were accepted or applied."),
         (revised > 0, f"{revised:,} templates have been revised at least once."),
+        _lesson_memory(lessons := _lessons(s)),
     ], rules, {"policy_versions": versions, "active_rules": rules, "adopted": adopted,
-               "revised_templates": revised},
-        None if versions or adopted or revised else "No policy has been written down yet.")
+               "revised_templates": revised, **lessons},
+        None if versions or adopted or revised or lessons["lessons"] else
+        "No policy has been written down yet.")
 
 
 def _experiments(s: Session, now: dt.datetime) -> Measured:
@@ -253,17 +314,49 @@ def _experiments(s: Session, now: dt.datetime) -> Measured:
         Item.deleted.is_(False)).subquery()
     tests = select(rows.c.test, func.min(rows.c.at).label("started")).group_by(rows.c.test) \
         .having(func.count(distinct(rows.c.arm)) >= 2).subquery()
-    total, recent = (int(v or 0) for v in s.execute(select(
+    six = now - dt.timedelta(days=183)
+    outreach, recent_tests = (int(v or 0) for v in s.execute(select(
         func.count(tests.c.test),
-        func.count(case((tests.c.started >= now - dt.timedelta(days=183), tests.c.test))),
+        func.count(case((tests.c.started >= six, tests.c.test))),
     )).one())
-    return _result([
-        (True, f"{total:,} experiments (two or more variants) are in the store."),
+    declared = list(s.execute(select(ProcessExperiment.start, ProcessExperiment.verdict)))
+    recent_process = sum(1 for start, _ in declared if six <= start <= now)
+    published = sum(1 for _, verdict in declared if verdict in CONCLUDED)
+    total, recent = outreach + len(declared), recent_tests + recent_process
+    quarters = _quarters(declared, now)
+    said = (f" {len(declared):,} declared process experiments, {published:,} with a published "
+            "verdict" + (" (by quarter started: " + "; ".join(
+                f"{q['quarter']} {q['declared']} declared, {q['published']} published"
+                for q in quarters) + ")" if quarters else "") + ".") if declared else ""
+    out = _result([
+        (True, f"{outreach:,} experiments (two or more variants) are in the store.{said}"),
         (recent >= 1, f"{recent:,} started in the last 6 months ({recent / 6:.1f} a month)."),
         (recent >= 3, "Three or more in 6 months is a cadence."),
         (recent >= 6, "One or more a month compounds."),
-    ], total, {"experiments": total, "started_6m": recent, "per_month": round(recent / 6, 2)},
-        None if total else "No experiment found: no test has enrollments in two or more arms.")
+    ], total, {"experiments": outreach, "started_6m": recent, "per_month": round(recent / 6, 2),
+               "process_experiments": len(declared), "process_started_6m": recent_process,
+               "process_published": published},
+        None if total else "No experiment found: no test has enrollments in two or more arms "
+                           "and no process experiment is declared.")
+    out.per_quarter = quarters
+    return out
+
+
+QUARTERS = 4
+
+
+def _quarters(declared: list[Any], now: dt.datetime) -> list[dict[str, Any]]:
+    """Declared process experiments and their published verdicts per quarter they started
+    in, for the last QUARTERS quarters that had any (oldest first)."""
+    by: dict[str, dict[str, Any]] = {}
+    for start, verdict in declared:
+        if start > now:
+            continue
+        key = f"{start.year}-Q{(start.month - 1) // 3 + 1}"
+        row = by.setdefault(key, {"quarter": key, "declared": 0, "published": 0})
+        row["declared"] += 1
+        row["published"] += int(verdict in CONCLUDED)
+    return [by[k] for k in sorted(by)][-QUARTERS:]
 
 
 def _agent_human(s: Session, now: dt.datetime) -> Measured:

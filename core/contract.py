@@ -111,6 +111,27 @@ class EnrollmentRecord:
 
 
 @dataclass(slots=True)
+class LessonRecord:
+    """A lesson a tool holds (a post-mortem issue, a row of a lessons tab), as written.
+
+    `words` is the lesson's text; `segment`, `predicts` and `behaviour` are the values of
+    dedicated fields or columns when the tool has them (None: they are read from labelled
+    lines of `words`, see core/lessons/parse.py). An unreadable lesson is kept, untested.
+    `writable` says the lesson's own record takes FIELDS writes under `external_id` (a Jira
+    issue does; a row of a lessons tab does not): its verdict is written there too.
+    """
+
+    external_id: str
+    words: str
+    url: str | None = None
+    segment: str | None = None
+    predicts: str | None = None
+    behaviour: str | None = None
+    created_at: dt.datetime | None = None
+    writable: bool = False
+
+
+@dataclass(slots=True)
 class Problem:
     """Input that could not become an item: where it is, why, and the raw values."""
 
@@ -136,6 +157,7 @@ class Batch:
     deleted: list[str] = field(default_factory=list)
     links: list[LinkRecord] = field(default_factory=list)
     enrollments: list[EnrollmentRecord] = field(default_factory=list)
+    lessons: list[LessonRecord] = field(default_factory=list)
     cursor: dict[str, Any] | None = None
     snapshot: bool = False
 

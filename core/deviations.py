@@ -18,27 +18,33 @@ AGAINST = (COMMITTED, CURRENT)
 """The plans a deviation is measured against; learning reads `committed`."""
 
 
-def measures(item: Item, plan: Mapping[str, Any]) -> dict[str, tuple[float, float, float]]:
+def measures(item: Item, plan: Mapping[str, Any], kinds: Mapping[str, str] | None = None
+             ) -> dict[str, tuple[float, float, float]]:
     """The deviations of a finished item against `plan`: measure -> (planned, actual, value).
 
     Args:
         item: the item, for its status and actual values.
         plan: the planned values by core name (`planned_due`, `planned_estimate`, ...).
+        kinds: its connection's kind map (default: read from the item's connection).
 
     Which measures depend on the item's kind family (see `core.measures`): tasks get
     effort_ratio, slip_days and duration_ratio; deals close_slip_days, amount_ratio and won;
     enrollments reply, meeting and conversion.
     """
-    return registry.compute(item, plan, registry.item_kind_map(item))
+    return registry.compute(item, plan, registry.item_kind_map(item) if kinds is None
+                            else kinds)
 
 
-def against_both(item: Item) -> dict[tuple[str, str], tuple[float, float, float]]:
+def against_both(item: Item, kinds: Mapping[str, str] | None = None
+                 ) -> dict[tuple[str, str], tuple[float, float, float]]:
     """(measure, against) -> (planned, actual, value), for the committed and current plan."""
     out: dict[tuple[str, str], tuple[float, float, float]] = {}
+    if kinds is None:
+        kinds = registry.item_kind_map(item)
     for against, plan in ((COMMITTED, plans.committed_plan(item)),
                           (CURRENT, plans.current_plan(item))):
         if plan is not None:
-            for measure, values in measures(item, plan).items():
+            for measure, values in measures(item, plan, kinds).items():
                 out[(measure, against)] = values
     return out
 
@@ -55,8 +61,11 @@ def refresh(session: Session, items: Iterable[Item]) -> int:
     }
     count = 0
     new: list[dict[str, object]] = []
+    kinds: dict[int | None, dict[str, str]] = {}  # per connection: read once, not per item
     for item in items:
-        current = {} if item.deleted else against_both(item)
+        if item.connection_id not in kinds:
+            kinds[item.connection_id] = registry.item_kind_map(item)
+        current = {} if item.deleted else against_both(item, kinds[item.connection_id])
         for (measure, against), (planned, actual, value) in current.items():
             row = existing.pop((item.id, measure, against), None)
             if row is None:

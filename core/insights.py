@@ -88,6 +88,78 @@ class FindingIndex:
         return found
 
 
+@dataclass(frozen=True)
+class Recommendation:
+    """The variant to send to a segment, with where it comes from and its evidence."""
+
+    variant: str
+    test: str
+    segment: Mapping[str, str]
+    why: str
+    """The evidence in words (with its sample size and interval)."""
+    policy: bool
+    """True for an accepted playbook rule, False for a randomised test's finding."""
+
+
+def _segment_words(segment: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(segment.items())) or "everyone"
+
+
+class VariantIndex:
+    """The recommended variant per segment: an accepted (active) playbook rule's, else the best
+    arm of a randomised test's kept segment finding on replies (observational hypotheses are
+    never recommended).
+
+    An item gets the recommendation whose segment holds it: a policy before a finding, then the
+    most specific segment, then the best evidenced (the finding's impact, the rule's n).
+    """
+
+    def __init__(self, rules: Mapping[str, Rule], findings: Sequence[Finding]) -> None:
+        self.entries: list[tuple[tuple[int, int, float], Recommendation]] = []
+        for rule in rules.values():
+            if not rule.key.startswith("playbook:") or "variant" not in rule.params:
+                continue
+            test = str(rule.selector.get("test") or "")
+            segment = {str(k): str(v) for k, v in rule.selector.items() if k != "test"}
+            n = rule.params.get("n") or 0
+            n_total = sum(n) if isinstance(n, list) else int(n)
+            by = f", accepted by {rule.owner}" if rule.owner else ""
+            why = (f"playbook for {_segment_words(segment)} in '{test}'{by}: "
+                   f"{rule.hypothesis} (n={n_total})")
+            self.entries.append(((1, len(segment), float(n_total)), Recommendation(
+                str(rule.params["variant"]), test, segment, why, True)))
+        for f in findings:
+            ev = f.evidence or {}
+            if f.kind != "experiment" or f.measure != "reply" or not ev.get("best_arm"):
+                continue
+            segment = {str(k): str(v) for k, v in (f.segment or {}).items()}
+            self.entries.append(((0, len(segment), float(f.impact)), Recommendation(
+                str(ev["best_arm"]), str(ev.get("test") or ""), segment,
+                f"'{ev.get('test') or 'test'}', {f.statement}", False)))
+        self.entries.sort(key=lambda e: e[0], reverse=True)
+
+    def __bool__(self) -> bool:
+        return bool(self.entries)
+
+    def match(self, segments: Mapping[str, Any]) -> Recommendation | None:
+        """The recommendation for an item with `segments` (its own and its links'), if any."""
+        for _, rec in self.entries:
+            if all(str(segments.get(k)) == v for k, v in rec.segment.items()):
+                return rec
+        return None
+
+
+def win_words(win: ForecastLike) -> str | None:
+    """An open deal's win probability in words, with its interval and n when known."""
+    if win.probability is None:
+        return None
+    low, high, n = (getattr(win, k, None) for k in ("low", "high", "n"))
+    if low is None or high is None or n is None:
+        return None  # a figure shown to a person carries its n and interval
+    return (f"win probability {win.probability:.0%} (80% interval {low:.0%}-{high:.0%}, "
+            f"n={n})")
+
+
 def matching_finding(item: Item, findings: Sequence[Finding], measure: str) -> Finding | None:
     """The highest-impact finding of `measure` whose segment contains the item."""
     return FindingIndex(findings, measure).match(item)
@@ -119,8 +191,22 @@ def risk_band(item: Item, effort: ForecastLike | None,
 
 
 def for_item(item: Item, effort: ForecastLike | None, finish: ForecastLike | None,
-             rules: Mapping[str, Rule], findings: FindingIndex) -> ItemInsight:
-    """Build the write-back for one item from its newest forecasts, the policy and findings."""
+             rules: Mapping[str, Rule], findings: FindingIndex,
+             win: ForecastLike | None = None,
+             variant: Recommendation | None = None,
+             lessons: Sequence[str] = ()) -> ItemInsight:
+    """Build the write-back for one item from its newest forecasts, the policy and findings.
+
+    Args:
+        item: the item.
+        effort: its newest effort forecast (open items).
+        finish: its newest finish (or close date) forecast.
+        rules: the active policy rules.
+        findings: the estimation findings, by segment.
+        win: its newest win-probability forecast (open deals and opportunities).
+        variant: the variant recommended for its segment (or its contact's or company's).
+        lessons: the status lines of the lessons that concern it (`core.lessons.status`).
+    """
     unit = item.unit or "hours"
     rule = rule_for(rules, item.segments)
     fields: dict[str, Any] = {
@@ -129,7 +215,8 @@ def for_item(item: Item, effort: ForecastLike | None, finish: ForecastLike | Non
         # The factor is that of the P80 written beside it (P80 = factor x estimate); the
         # policy's own multiplier when the item has no effort forecast.
         "effort_factor": _num(float(rule.params["p80"]), 2) if rule else None,
-        "risk": risk_band(item, effort, finish),
+        "risk": risk_band(item, effort, finish), "win_probability": None,
+        "recommended_variant": None,
     }
     parts: list[str] = []
     finding = findings.match(item)
@@ -157,11 +244,20 @@ def for_item(item: Item, effort: ForecastLike | None, finish: ForecastLike | Non
         if finish is not None:
             fields["forecast_finish_p80"] = from_days(finish.p80).date()
             parts.append(f"80% chance to finish by {fields['forecast_finish_p80'].isoformat()}")
+        if win is not None and win.probability is not None:
+            fields["win_probability"] = round(min(max(float(win.probability), 0.0), 1.0), 3)
+            words = win_words(win)
+            if words:
+                parts.append(words)
     summary = "; ".join(parts)
+    if variant is not None:
+        fields["recommended_variant"] = variant.variant
+        parts.append(f"send {variant.variant} ({variant.why})")
     if finding is not None:
         parts.append(finding.statement)
     if rule is not None and "p80" in rule.params:
         parts.append(policy_words(rule))
+    parts += lessons
     fields["insight"] = "; ".join(parts) if parts else None
     crossed = (
         item.status != "done" and effort is not None and item.planned_estimate

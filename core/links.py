@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import exists, or_, select, tuple_, update
+from sqlalchemy import exists, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from core.contract import EnrollmentRecord, LinkRecord, Problem
@@ -89,16 +89,19 @@ def store_links(session: Session, conn_id: int, links: Sequence[LinkRecord],
         if (key[0], key[2]) in pairs and key not in wanted:
             session.delete(row)  # the deal's company changed: the old link goes
     ids = _item_ids(session, conn_id, {e for k in wanted for e in k[:2]}, known)
+    rows: list[dict[str, Any]] = []
     for key in wanted:
         old = stored.get(key)
         if old is None:
-            session.add(ItemLink(connection_id=conn_id, from_external_id=key[0],
-                                 to_external_id=key[1], relation=key[2],
-                                 from_item_id=ids.get(key[0]), to_item_id=ids.get(key[1])))
+            rows.append({"connection_id": conn_id, "from_external_id": key[0],
+                         "to_external_id": key[1], "relation": key[2],
+                         "from_item_id": ids.get(key[0]), "to_item_id": ids.get(key[1])})
         else:
             old.from_item_id = old.from_item_id or ids.get(key[0])
             old.to_item_id = old.to_item_id or ids.get(key[1])
-    session.flush()
+    session.flush()  # the replaced links go first
+    if rows:  # one executemany, not one ORM INSERT per link (what add() does on SQLite)
+        session.execute(insert(ItemLink), rows)
     return problems
 
 
@@ -157,16 +160,19 @@ def store_enrollments(session: Session, conn_id: int, records: Sequence[Enrollme
         for row in session.scalars(select(Enrollment).where(
                 tuple_(Enrollment.item_id, Enrollment.test).in_(chunk))):
             stored[(row.item_id, row.test)] = row
+    rows: list[dict[str, Any]] = []
     for (ext, test), rec in wanted.items():
         values = {"arm": rec.arm.strip(), "unit": rec.unit, "assigned_at": rec.assigned_at,
                   "random": rec.random, "expected_split": rec.expected_split}
         existing = stored.get((ids[ext], test))
         if existing is None:
-            session.add(Enrollment(connection_id=conn_id, item_id=ids[ext], test=test, **values))
+            rows.append({"connection_id": conn_id, "item_id": ids[ext], "test": test, **values})
             continue
         for name, value in values.items():
             if getattr(existing, name) != value:
                 setattr(existing, name, value)
+    if rows:  # one executemany, not one ORM INSERT per enrollment
+        session.execute(insert(Enrollment), rows)
     return problems
 
 

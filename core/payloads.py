@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import LearnloopError
 
-FIELDS = "fields"  # quiet per-item values: forecast P80, effort factor, risk, insight
+FIELDS = "fields"  # quiet per-item values: forecast P80, effort factor, risk, insight, win
+# probability, recommended variant
 COMMENT = "comment"  # one comment per item, edited in place
 PROPERTY = "property"  # structured JSON stored on the item
 LINK = "link"  # a link from the item to its learnloop page
@@ -70,6 +71,12 @@ class FieldsPayload(Payload):
                                         "policy's P80 multiplier when there is no forecast)")
     risk: Risk | None = Field(None, description="band of the P80 against the plan")
     insight: str | None = None
+    win_probability: float | None = Field(
+        default=None, ge=0.0, le=1.0,
+        description="chance an open deal or opportunity is won (the won/lost model's)")
+    recommended_variant: str | None = Field(
+        default=None, description="the variant (arm) to send to the item's segment, from an "
+        "accepted playbook or a randomised test's segment finding")
 
     def only(self, names: Iterable[str]) -> Self:
         """The same values, with only `names` set (so only they are written)."""
@@ -88,7 +95,7 @@ class FieldsPayload(Payload):
 FIELD_TYPES = {"unit": "text", "delta": "number", "forecast_p50": "number",
                "forecast_p80": "number", "forecast_p90": "number",
                "forecast_finish_p80": "date", "effort_factor": "number", "risk": "text",
-               "insight": "text"}
+               "insight": "text", "win_probability": "number", "recommended_variant": "text"}
 """Every FieldsPayload value a FIELDS target may name, with its type."""
 
 
@@ -97,6 +104,9 @@ class PropertyPayload(FieldsPayload):
 
     surface: ClassVar[str] = PROPERTY
     item_id: int
+    experiments: tuple[str, ...] | None = Field(
+        default=None, description="the declared process experiments that treat the item, "
+        "each with its latest verdict (`#3 2-week sprints: worked`)")
 
 
 class CommentPayload(Payload):
@@ -104,6 +114,8 @@ class CommentPayload(Payload):
 
     surface: ClassVar[str] = COMMENT
     text: str = Field(min_length=1)
+    topic: str | None = Field(default=None, max_length=100, description="what the comment is about "
+                              "when it is not the item's own learning (one comment per topic)")
 
 
 class LinkPayload(Payload):

@@ -261,9 +261,7 @@ def accept(session: Session, proposal_id: int, by: str, note: str | None = None,
     if change["rule_key"].startswith("playbook:"):
         params_new["since"] = utcnow().isoformat()  # new evidence is counted from here
         change["new"] = params_new
-    new.rules.append(Rule(key=change["rule_key"],
-                          kind="playbook" if change["rule_key"].startswith("playbook:")
-                          else "estimation",
+    new.rules.append(Rule(key=change["rule_key"], kind=rule_kind(change["rule_key"]),
                           hypothesis=change.get("hypothesis", ""), selector=change["selector"],
                           params=params_new, evidence=change.get("evidence", {}), owner=by))
     session.add(new)
@@ -296,6 +294,17 @@ def accept(session: Session, proposal_id: int, by: str, note: str | None = None,
     record_decision(session, proposal, "accepted", by, note, edited=edited)
     session.flush()
     return new
+
+
+RULE_KINDS = {"playbook:": "playbook", "process:": "process"}
+"""Rule key prefix -> rule kind; every other key is an estimation rule."""
+
+
+def rule_kind(key: str) -> str:
+    """The kind of the rule with this key: playbook, process (a practice a process experiment
+    proved) or estimation."""
+    return next((kind for prefix, kind in RULE_KINDS.items() if key.startswith(prefix)),
+                "estimation")
 
 
 def record_decision(session: Session, proposal: Proposal, decision: str, by: str,

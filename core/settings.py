@@ -41,6 +41,11 @@ class Settings(BaseSettings):
         "in megabytes (checked before reading).",
     )
 
+    lesson_rule_after: int = Field(
+        default=3, ge=1, description="A lesson that failed again in this many projects since "
+        "its date (or in this many learning runs in a row) is proposed as an estimation rule.",
+    )
+
     def resolved_database_url(self) -> str:
         """The database URL to use: the configured one, else SQLite under `home`."""
         if self.database_url:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from core import bounds, deviations, links, plans, runs, secrets
 from core.contract import Batch, Connector, EventRecord, ItemRecord, Problem
 from core.errors import LearnloopError
+from core.lessons import store as lesson_store
 from core.model import Connection, Event, Item, JobRun, QuarantinedRow, utcnow
 from core.store import unit_of_work
 
@@ -195,6 +196,8 @@ def _store_batch(session: Session, conn: Connection, batch: Batch, report: SyncR
         touched.append(item)
     _store_events(session, conn, batch, by_ext, report)
     problems.extend(_store_relations(session, conn, batch, by_ext))
+    if batch.lessons:
+        lesson_store.import_records(session, conn, batch.lessons)
     for problem in problems:
         _quarantine(session, conn, problem)
         report.problems.append(problem)

@@ -16,10 +16,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from core.errors import ConfigError, LearnloopError, NotFoundError
 from core.secrets import redact, remember_store
 from core.store import open_store
+from webapp import routes_process
 from webapp.bodylimit import LimitBody
 from webapp.deps import CsrfFailed, Forbidden, NotAuthenticated
 from webapp.nul import RejectNul
-from webapp.routes import admin, api, auth, checklists, dashboards, people, review
+from webapp.routes import admin, api, auth, checklists, dashboards, lessons, people, review
 from webapp.views import HERE, render
 
 SECURITY_HEADERS = {
@@ -94,11 +95,13 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.add_middleware(LimitBody)  # outside RejectNul, which reads the whole body
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     _api_docs(app)
-    for module in (auth, dashboards, review, checklists, admin, people):
+    for module in (auth, dashboards, review, checklists, admin, people, routes_process, lessons):
         app.include_router(module.router, include_in_schema=False)
     app.include_router(api.router)
     app.include_router(checklists.api)
     app.include_router(people.api)
+    app.include_router(routes_process.api)
+    app.include_router(lessons.api)
 
     @app.middleware("http")
     async def headers(request: Request, call_next):  # type: ignore[no-untyped-def]

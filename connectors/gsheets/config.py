@@ -24,3 +24,6 @@ class GSheetsConfig(BaseModel):
     unit: str = Field(default="hours", description="Unit of estimates and effort.")
     endpoint: str | None = Field(default=None, description="Base URL that replaces Google's "
                                  "(an emulator or a proxy); default: Google.")
+    lessons_worksheet: str | None = Field(
+        default=None, description="Title of a tab of lessons (columns words, segment, "
+        "predicts, behaviour; optional date and id), each tested on later work; default: none.")

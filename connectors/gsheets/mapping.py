@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
 from connectors.gsheets.config import GSheetsConfig
-from core.contract import MappingField
+from core.contract import LessonRecord, MappingField
 from core.tabular import CORE_FIELDS, TableMapping, TableOptions
 
 MAPPING_FIELDS = tuple(
@@ -26,3 +27,41 @@ def table_options(config: GSheetsConfig, sheet_zone: str | None = None) -> Table
     return TableOptions(source=f"tab '{config.worksheet}'", header_row=config.header_row,
                         dayfirst=config.dayfirst,
                         timezone=config.timezone or sheet_zone or "UTC", unit=config.unit)
+
+
+LESSON_COLUMNS = ("words", "segment", "predicts", "behaviour", "date", "id")
+"""The columns of a lessons tab (found by their header, in any order; `words` is required)."""
+
+
+def _day(text: str) -> dt.datetime | None:
+    try:
+        day = dt.date.fromisoformat(text.strip()[:10])
+    except ValueError:
+        return None
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+
+
+def lesson_rows(title: str, rows: list[list[Any]]) -> list[LessonRecord]:
+    """The lessons of a tab: the first row with a `words` header names the columns; every
+    non-empty row below is a lesson, identified by its `id` cell (else its row number), dated
+    by its `date` cell (YYYY-MM-DD; else when it is first read)."""
+    at = next((i for i, row in enumerate(rows)
+               if "words" in [str(c).strip().lower() for c in row]), None)
+    if at is None:
+        return []
+    names = [str(c).strip().lower() for c in rows[at]]
+    cols = {name: names.index(name) for name in LESSON_COLUMNS if name in names}
+
+    def cell(row: list[Any], name: str) -> str:
+        i = cols.get(name)
+        return str(row[i]).strip() if i is not None and i < len(row) else ""
+
+    out = []
+    for n, row in enumerate(rows[at + 1:], start=at + 2):
+        if not cell(row, "words"):
+            continue
+        out.append(LessonRecord(
+            external_id=cell(row, "id") or f"{title} row {n}", words=cell(row, "words"),
+            segment=cell(row, "segment") or None, predicts=cell(row, "predicts") or None,
+            behaviour=cell(row, "behaviour") or None, created_at=_day(cell(row, "date"))))
+    return out

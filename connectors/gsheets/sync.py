@@ -15,9 +15,9 @@ from connectors.gsheets.client import (
     search_metadata,
 )
 from connectors.gsheets.config import GSheetsConfig
-from connectors.gsheets.mapping import table_mapping, table_options
-from core.contract import Batch, ItemRecord, Problem
-from core.errors import LearnloopError
+from connectors.gsheets.mapping import lesson_rows, table_mapping, table_options
+from core.contract import Batch, ItemRecord, LessonRecord, Problem
+from core.errors import ConnectorError, LearnloopError
 from core.tabular import cell_id, rows_to_records, table_header
 
 if TYPE_CHECKING:
@@ -85,6 +85,27 @@ def row_identity(book: gspread.Spreadsheet, tab: gspread.Worksheet) -> dict[int,
     return out
 
 
+def read_lessons(book: gspread.Spreadsheet, config: GSheetsConfig) -> list[LessonRecord]:
+    """The lessons of the `lessons_worksheet` tab (none when it is not set).
+
+    Raises:
+        ConnectorError: when the tab does not exist, or in plain words (quota, sharing).
+    """
+    if not config.lessons_worksheet:
+        return []
+    import gspread
+
+    try:
+        tab = book.worksheet(config.lessons_worksheet)
+        rows = tab.get_all_values()
+    except gspread.exceptions.WorksheetNotFound:
+        raise ConnectorError(f"no tab named {config.lessons_worksheet!r} (lessons_worksheet) "
+                             "in the spreadsheet") from None
+    except Exception as exc:
+        raise explain(exc, config) from exc
+    return lesson_rows(config.lessons_worksheet, rows)
+
+
 def pull(config: GSheetsConfig, mapping: Mapping[str, Any],
          cursor: Mapping[str, Any] | None,
          client: gspread.Client | None = None) -> Iterator[Batch]:
@@ -95,7 +116,7 @@ def pull(config: GSheetsConfig, mapping: Mapping[str, Any],
     except Exception as exc:
         raise explain(exc, config) from exc
     fingerprint = {"modifiedTime": modified, "tab": config.worksheet,
-                   "mapping": dict(mapping)}
+                   "mapping": dict(mapping), "lessons": config.lessons_worksheet}
     if cursor and cursor == fingerprint:
         return
     rows = read_rows(tab, config)
@@ -124,5 +145,6 @@ def pull(config: GSheetsConfig, mapping: Mapping[str, Any],
         if len(batch.items) + len(batch.problems) >= BATCH:
             yield batch
             batch = Batch(snapshot=True)
+    batch.lessons = read_lessons(book, config)
     batch.cursor = fingerprint
     yield batch

@@ -38,12 +38,16 @@ def outcome_of(p: Mapping[str, Any]) -> str:
 
 def email_records(record: Mapping[str, Any], contacts: Sequence[str], deals: Sequence[str],
                   config: HubSpotConfig, now: float,
-                  template_body: Callable[[str], str | None] | None = None
+                  template_body: Callable[[str], str | None] | None = None,
+                  ab_arms: Callable[[str, str | None], frozenset[str]] | None = None
                   ) -> tuple[ItemRecord, EnrollmentRecord | None, list[LinkRecord],
                              list[EventRecord]] | None:
     """One outgoing email as an enrollment item, its enrollment (None when it came from no
     sequence or template: there is no arm to compare, its reply still counts per segment),
-    links and events; None for an incoming email."""
+    links and events; None for an incoming email.
+
+    The enrollment is randomised when its template is one of the A/B templates of its
+    sequence step (`ab_arms(sequence, step)`): HubSpot drew which one the contact got."""
     rid = str(record["id"])
     p = record.get("properties") or {}
     if str(p.get("hs_email_direction") or "EMAIL").upper() not in OUTGOING:
@@ -89,8 +93,11 @@ def email_records(record: Mapping[str, Any], contacts: Sequence[str], deals: Seq
         source_updated_at=m.parse_time(p.get("hs_lastmodifieddate")),
         raw={"id": rid, "template": template, "variation": variation})
     unit = f"contact:{contacts[0]}" if contacts else None
+    drawn = bool(sequence and template and ab_arms
+                 and str(template) in ab_arms(str(sequence), None if step in (None, "")
+                                              else str(step)))
     enrollment = EnrollmentRecord(ext, test[:200], arm[:200], unit=unit, assigned_at=sent,
-                                  random=bool(variation)) if test else None
+                                  random=bool(variation) or drawn) if test else None
     links = [LinkRecord(ext, f"contact:{c}", "enrollment_of") for c in contacts[:1]]
     links += [LinkRecord(ext, f"deal:{d}", "deal") for d in deals[:1]]
     return item, enrollment, links, events

@@ -27,6 +27,7 @@ from connectors.hubspot.enrollments import ENROLLMENT_PROPERTIES, email_records
 from core.contract import Batch, LinkRecord, Problem
 
 TEMPLATES = "/automation/email-templates/2026-09-beta"
+SEQUENCES = "/automation/sequences/2026-09-beta/serviceaccounts/sequences"
 WALL = 10_000  # HubSpot answers no search result past the 10,000th
 SEARCH_PAGE = 200
 HISTORY_BATCH = 50  # batch read with propertiesWithHistory
@@ -52,6 +53,7 @@ class Reader:
         self.config, self.mapping, self.hub = config, dict(mapping), hub
         self._lookups: m.Lookups | None = None
         self._templates: dict[str, str | None] = {}
+        self._sequences: dict[str, dict[str, frozenset[str]]] = {}
         self.contacts_read: set[str] = set()
         self.companies_read: set[str] = set()
         # Contacts and companies referenced but not read yet: read 1,000 at a time (10 batch
@@ -76,6 +78,38 @@ class Reader:
                 found = None
             self._templates[template_id] = str((found or {}).get("body") or "") or None
         return self._templates[template_id]
+
+    def ab_arms(self, sequence_id: str, step: str | None) -> frozenset[str]:
+        """The templates of a sequence step's A/B test (HubSpot splits the step's sends between
+        them at random), read with a user-level token through the `2026-09-beta` sequences
+        API once per sequence and pull; empty without one (a private app cannot read a step's
+        variants, so its sends count as observational). Without a step, the A/B templates of
+        any step of the sequence."""
+        if not self.config.oauth or not str(sequence_id).isdigit():
+            return frozenset()
+        if sequence_id not in self._sequences:
+            try:
+                found = self.hub.request(f"read sequence {sequence_id}", "GET",
+                                         f"{SEQUENCES}/{sequence_id}") or {}
+            except HubSpotError as exc:
+                if exc.status not in (403, 404):
+                    raise
+                found = {}
+            steps: dict[str, frozenset[str]] = {}
+            for st in found.get("steps") or []:
+                if st.get("actionType") != "EMAIL":
+                    continue
+                arms = {str((st.get("emailPattern") or {}).get("templateId") or "")}
+                arms |= {str((v.get("emailPattern") or {}).get("templateId") or "")
+                         for v in st.get("variants") or [] if v.get("activated", True)}
+                arms.discard("")
+                if len(arms) >= 2:
+                    steps[str(st.get("stepOrder"))] = frozenset(arms)
+            self._sequences[sequence_id] = steps
+        steps = self._sequences[sequence_id]
+        if step not in (None, ""):
+            return steps.get(str(step), frozenset())
+        return frozenset().union(*steps.values()) if steps else frozenset()
 
     @property
     def lookups(self) -> m.Lookups:
@@ -331,7 +365,8 @@ def email_batch(reader: Reader, records: list[dict[str, Any]],
                                                                                  "contacts")
         ds = deals.get(rid, []) if deals is not None else m.associated_ids(record, "deals")
         try:
-            got = email_records(record, cs, ds, reader.config, now, reader.template_body)
+            got = email_records(record, cs, ds, reader.config, now, reader.template_body,
+                                reader.ab_arms)
         except (KeyError, TypeError, ValueError) as exc:
             batch.problems.append(Problem(f"email {rid}", f"malformed email: {exc}",
                                           {"id": rid}))
@@ -349,9 +384,48 @@ def email_batch(reader: Reader, records: list[dict[str, Any]],
     return batch
 
 
+GROUP = 1000
+"""Records per batch handed to the store: pages are stored together, one transaction per
+1,000 records or so rather than one per page of 50 deals (the store's cost per transaction,
+not the requests, dominated a first sync). A crash loses at most the pages of one group, which
+the next pull reads again from the cursor of the last group stored."""
+
+
+def _size(batch: Batch) -> int:
+    return len(batch.items) + len(batch.deleted) + len(batch.problems)
+
+
+def _merge(into: Batch, batch: Batch) -> None:
+    into.items += batch.items
+    into.events += batch.events
+    into.problems += batch.problems
+    into.deleted += batch.deleted
+    into.links += batch.links
+    into.enrollments += batch.enrollments
+    into.cursor = batch.cursor if batch.cursor is not None else into.cursor
+
+
 def pull(config: HubSpotConfig, mapping: Mapping[str, Any], cursor: Mapping[str, Any] | None,
          hub: Hub) -> Iterator[Batch]:
-    """Batches of deals, contacts, companies and emails changed since the cursor.
+    """Batches of deals, contacts, companies and emails changed since the cursor, the pages
+    of `pages` grouped into batches of about GROUP records, each with the cursor after its
+    last page."""
+    group: Batch | None = None
+    for batch in pages(config, mapping, cursor, hub):
+        if group is None:
+            group = batch
+        else:
+            _merge(group, batch)
+        if _size(group) >= GROUP:
+            yield group
+            group = None
+    if group is not None:
+        yield group
+
+
+def pages(config: HubSpotConfig, mapping: Mapping[str, Any], cursor: Mapping[str, Any] | None,
+          hub: Hub) -> Iterator[Batch]:
+    """Deals, contacts, companies and emails changed since the cursor, one batch a page.
 
     The cursor: `{"deals": state, "emails": state, "people": state, "reconciled_ms": ms}`,
     a state being `{"list": after-token}` while the first listing runs, else

@@ -14,12 +14,15 @@
 from __future__ import annotations
 
 import copy
+import html
+import re
 from typing import Any
 
 from connectors.hubspot.client import CREATE, READ, WRITE, Hub, HubSpotError
 from core.contract import Delivery, Intent, TemplatePayload, TemplateRow
 
 BETA = "/automation/sequences/2026-09-beta/serviceaccounts/sequences"
+TEMPLATES = "/automation/email-templates/2026-09-beta"
 MARK = " (learnloop v"
 NAME_LIMIT = 250
 
@@ -71,15 +74,17 @@ def _draft(hub: Hub, eid: str, body: dict[str, Any], what: str) -> None:
     hub.json(what, _api(hub).upsert_draft, eid, body, kind=WRITE)
 
 
-def _variant_content(hub: Hub, variant: str | None) -> dict[str, Any]:
-    """Subject and content of the marketing email a variant names (by id), else nothing."""
+def _variant_content(hub: Hub, variant: str | None, email: dict[str, Any]) -> dict[str, Any]:
+    """Subject and content of the marketing email a variant names (by id); else, with a
+    user-level token, of the sales template it names (a sequence step's A/B arm), poured into
+    `email`'s own layout; else nothing."""
     if not variant or not str(variant).isdigit():
         return {}
     try:
         source = _email(hub, str(variant), f"read the variant email {variant}")
     except HubSpotError as exc:
         if exc.status == 404:
-            return {}
+            return _template_content(hub, str(variant), email)
         raise
     out: dict[str, Any] = {}
     if source.get("subject"):
@@ -90,6 +95,36 @@ def _variant_content(hub: Hub, variant: str | None) -> dict[str, Any]:
     return out
 
 
+def _template_content(hub: Hub, template_id: str, email: dict[str, Any]) -> dict[str, Any]:
+    """A sales template's subject and body as a marketing email draft's: the body goes into
+    the email's primary rich-text widget (the rest of its layout is kept). Only a user-level
+    token may read sales templates; nothing without one or when there is no such template."""
+    if not hub.config.oauth:
+        return {}
+    try:
+        tpl = dict(hub.request(f"read sales template {template_id}", "GET",
+                               f"{TEMPLATES}/{template_id}", kind=READ) or {})
+    except HubSpotError as exc:
+        if exc.status in (401, 403, 404):
+            return {}
+        raise
+    out: dict[str, Any] = {}
+    if tpl.get("subject"):
+        out["subject"] = str(tpl["subject"])
+    body = str(tpl.get("body") or "")
+    widgets = copy.deepcopy((email.get("content") or {}).get("widgets") or {})
+    rich = next((w for name, w in sorted(widgets.items()) if "rich_text" in name
+                 and isinstance(w, dict)), None)
+    if body and rich is not None:
+        rich.setdefault("body", {})["html"] = body
+        out["content"] = {"widgets": widgets, "plainTextVersion": _plain(body)}
+    return out
+
+
+def _plain(html_text: str) -> str:
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", html_text)).split())
+
+
 def marketing_draft(hub: Hub, eid: str, payload: TemplatePayload) -> str:
     """Update the email's draft (and its A/B variation for a segment's variant); returns the
     tool ref `marketing-email:<id>[+<variation id>]`."""
@@ -98,14 +133,14 @@ def marketing_draft(hub: Hub, eid: str, payload: TemplatePayload) -> str:
     segment = [r for r in payload.rendered if r.variant is not None and not _everyone(r)]
     body: dict[str, Any] = {"name": labelled(str(email.get("name") or ""), payload)}
     if everyone:
-        body.update(_variant_content(hub, everyone[0].variant))
+        body.update(_variant_content(hub, everyone[0].variant, email))
     _draft(hub, eid, body, f"update the draft of marketing email {eid}")
     ref = f"marketing-email:{eid}"
     if segment:
         row = segment[0]
         name = f"{row.variant} for {row.name.removeprefix('segment ')}"
         variation = _variation(hub, eid, email, labelled(name, payload))
-        content = _variant_content(hub, row.variant)
+        content = _variant_content(hub, row.variant, email)
         _draft(hub, variation, {"name": labelled(name, payload), **content},
                f"update the A/B variation of marketing email {eid}")
         ref += f"+{variation}"

@@ -28,8 +28,13 @@ DEAL_PROPERTIES: dict[str, tuple[str, str, str, str, tuple[str, ...]]] = {
     "insight": ("learnloop_insight", "learnloop insight", "string", "textarea", ()),
     "delta": ("learnloop_close_slip_days", "learnloop close slip (days)", "number", "number",
               ()),
+    "win_probability": ("learnloop_win_probability", "learnloop win probability (0-1)",
+                        "number", "number", ()),
+    "recommended_variant": ("learnloop_recommended_variant", "learnloop recommended variant",
+                            "string", "text", ()),
 }
-PEOPLE_PROPERTIES = {"insight": DEAL_PROPERTIES["insight"]}
+PEOPLE_PROPERTIES = {k: DEAL_PROPERTIES[k] for k in ("insight", "recommended_variant")}
+"""A contact's and a company's: the insight, and the variant to send to their segment."""
 PROPERTIES = {"deals": DEAL_PROPERTIES, "contacts": PEOPLE_PROPERTIES,
               "companies": PEOPLE_PROPERTIES}
 

@@ -27,3 +27,9 @@ class JiraConfig(BaseModel):
         description="Statuses whose first entry marks when work started.")
     hours_per_estimate_unit: float = Field(default=1 / 3600, gt=0, description="Hours per unit "
                                            "of the estimate fields (Jira stores seconds).")
+    lesson_issue_types: list[str] = Field(
+        default_factory=list, description="Issue types whose issues are lessons, not work "
+        "(e.g. 'Post-mortem'): each becomes a lesson that learnloop tests on later issues.")
+    lesson_labels: list[str] = Field(
+        default_factory=list, description="Labels that make an issue a lesson (e.g. "
+        "'lesson'), whatever its type.")

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from connectors.jira.config import JiraConfig
-from core.contract import EventRecord, ItemRecord, MappingField
+from core.contract import EventRecord, ItemRecord, LessonRecord, MappingField
 
 DONE = "done"
 MAPPING_FIELDS = (
@@ -15,7 +15,16 @@ MAPPING_FIELDS = (
     MappingField("planned_estimate", "Estimate field (default timeoriginalestimate)"),
     MappingField("actual_effort", "Time spent field (default timespent)"),
     MappingField("actual_end", "Done date field (default resolutiondate)"),
+    MappingField("lesson_segment", "Lesson issues: field with the segment it concerns "
+                 "(default: a 'Segment:' line of the description)"),
+    MappingField("lesson_predicts", "Lesson issues: field with what it predicts (default: a "
+                 "'Predicts:' line of the description)"),
+    MappingField("lesson_behaviour", "Lesson issues: field with the behaviour it asks for "
+                 "(default: a 'Behaviour:' line of the description)"),
 )
+LESSON_FIELDS = ("lesson_segment", "lesson_predicts", "lesson_behaviour")
+ADF_BLOCKS = frozenset({"paragraph", "heading", "listItem", "codeBlock", "blockquote"})
+"""Atlassian Document Format nodes that end a line of text."""
 DEFAULTS = {"planned_due": "duedate", "planned_estimate": "timeoriginalestimate",
             "actual_effort": "timespent", "actual_end": "resolutiondate"}
 SEGMENTS = ("project", "issuetype", "components", "labels", "assignee", "priority")
@@ -36,10 +45,13 @@ def parse_time(value: Any) -> dt.datetime | None:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(dt.UTC)
 
 
-def fields_wanted(mapping: dict[str, Any]) -> list[str]:
-    """The fields a search must ask for (Cloud returns only ids otherwise)."""
+def fields_wanted(mapping: dict[str, Any], lessons: bool = False) -> list[str]:
+    """The fields a search must ask for (Cloud returns only ids otherwise); with `lessons`,
+    the description and the mapped lesson fields too."""
     chosen = {**DEFAULTS, **{k: v for k, v in mapping.items() if k in DEFAULTS}}
     extra = [str(s) for s in mapping.get("segments", [])]
+    if lessons:
+        extra += ["description", *(str(mapping[k]) for k in LESSON_FIELDS if mapping.get(k))]
     return sorted({"summary", "status", "updated", "created", *chosen.values(), *SEGMENTS,
                    *extra})
 
@@ -141,3 +153,58 @@ def to_item(raw: dict[str, Any], histories: list[dict[str, Any]], config: JiraCo
         source_updated_at=parse_time(f.get("updated")), raw={"key": raw["key"], "id": raw["id"]},
     )
     return item, events
+
+
+def text_of(value: Any) -> str:
+    """A field's text: plain (REST v2), Atlassian Document Format (v3: paragraphs as lines),
+    an option's value, or a list of them."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return ", ".join(t for t in (text_of(v) for v in value) if t)
+    if isinstance(value, dict):
+        if value.get("type") == "hardBreak":
+            return "\n"
+        if "type" in value and ("content" in value or "text" in value):
+            if "text" in value:
+                return str(value["text"])
+            inner = "".join(text_of(c) for c in value.get("content") or [])
+            return inner + "\n" if value["type"] in ADF_BLOCKS else inner
+        for key in ("value", "name"):
+            if value.get(key) is not None:
+                return str(value[key])
+    return str(value)
+
+
+def is_lesson(raw: dict[str, Any], config: JiraConfig) -> bool:
+    """Whether an issue is a lesson: its type is one of `lesson_issue_types`, or it carries
+    one of `lesson_labels` (both compared without regard to case)."""
+    if not (config.lesson_issue_types or config.lesson_labels):
+        return False
+    f = raw.get("fields") or {}
+    kind = str((f.get("issuetype") or {}).get("name") or "").strip().lower()
+    if kind and kind in {t.strip().lower() for t in config.lesson_issue_types}:
+        return True
+    labels = {str(v).strip().lower() for v in f.get("labels") or []}
+    return bool(labels & {v.strip().lower() for v in config.lesson_labels})
+
+
+def to_lesson(raw: dict[str, Any], mapping: dict[str, Any], base_url: str) -> LessonRecord:
+    """A lesson issue as a lesson: its summary and description are the words; the segment,
+    prediction and behaviour come from the mapped fields when there are any (else from the
+    description's labelled lines); its creation is the lesson's date."""
+    f = raw.get("fields") or {}
+    words = "\n".join(t.strip() for t in (text_of(f.get("summary")),
+                                          text_of(f.get("description"))) if t.strip())
+
+    def mapped(name: str) -> str | None:
+        field = mapping.get(name)
+        return (text_of(f.get(str(field))).strip() or None) if field else None
+
+    return LessonRecord(
+        external_id=raw["key"], words=words, url=f"{base_url.rstrip('/')}/browse/{raw['key']}",
+        segment=mapped("lesson_segment"), predicts=mapped("lesson_predicts"),
+        behaviour=mapped("lesson_behaviour"), created_at=parse_time(f.get("created")),
+        writable=True)

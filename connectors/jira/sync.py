@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from connectors.jira.client import explain, reader, writer
 from connectors.jira.config import JiraConfig
-from connectors.jira.mapping import fields_wanted, parse_time, to_item
+from connectors.jira.mapping import fields_wanted, is_lesson, parse_time, to_item, to_lesson
 from connectors.jira.writeback import OUR_FIELDS
 from core.contract import Batch, ItemRecord, Problem
 
@@ -84,6 +84,12 @@ def _page(client: jira.JIRA, jql: str, token: str | None, fields: list[str],
     return result
 
 
+def _seen(raw: Mapping[str, Any], seen: int) -> int:
+    """The watermark after an issue: its `updated`, in epoch milliseconds, if later."""
+    updated = parse_time((raw.get("fields") or {}).get("updated"))
+    return seen if updated is None else max(seen, int(updated.timestamp() * 1000))
+
+
 def pull(config: JiraConfig, mapping: Mapping[str, Any], cursor: Mapping[str, Any] | None,
          client: jira.JIRA | None = None, pages: atlassian.Jira | None = None,
          account: Callable[[], str | None] | None = None) -> Iterator[Batch]:
@@ -108,7 +114,12 @@ def pull(config: JiraConfig, mapping: Mapping[str, Any], cursor: Mapping[str, An
         known[0] == config.email else []
     now_ms = int(time.time() * 1000)
     full_at = int(cursor.get("full_at_ms") or 0)
-    full = not cursor or (now_ms - full_at > config.reconcile_hours * 3_600_000
+    # Which issues are lessons changed: every issue is read again, so those already synced
+    # become lessons (or work) now, not when they are next edited.
+    lessons = [sorted(t.strip().lower() for t in config.lesson_issue_types),
+               sorted(v.strip().lower() for v in config.lesson_labels)]
+    moved = cursor.get("lessons", [[], []]) != lessons
+    full = not cursor or ((moved or now_ms - full_at > config.reconcile_hours * 3_600_000)
                           and not cursor.get("page_token"))
     if full and not cursor.get("page_token"):
         cursor = {"full_at_ms": now_ms}
@@ -121,12 +132,16 @@ def pull(config: JiraConfig, mapping: Mapping[str, Any], cursor: Mapping[str, An
     full_at = int(cursor.get("full_at_ms") or full_at)
     client = client or reader(config)
     jql = jql_for(config, since)
-    fields = fields_wanted(dict(mapping))
+    fields = fields_wanted(dict(mapping), bool(config.lesson_issue_types or config.lesson_labels))
     while True:
         page = _page(client, jql, token, fields, config)
         batch = Batch(snapshot=snapshot)
         for raw in page.get("issues", []):
             try:
+                if is_lesson(raw, config):  # a post-mortem is a lesson, not work
+                    batch.lessons.append(to_lesson(raw, dict(mapping), config.url))
+                    seen = _seen(raw, seen)
+                    continue
                 log = raw.get("changelog") or {}
                 histories = list(log.get("histories") or [])
                 if int(log.get("total") or 0) > len(histories):
@@ -144,9 +159,7 @@ def pull(config: JiraConfig, mapping: Mapping[str, Any], cursor: Mapping[str, An
             assert isinstance(item, ItemRecord)
             batch.items.append(item)
             batch.events.extend(events)
-            updated = parse_time((raw.get("fields") or {}).get("updated"))
-            if updated is not None:
-                seen = max(seen, int(updated.timestamp() * 1000))
+            seen = _seen(raw, seen)
         token = page.get("nextPageToken")
         last = bool(page.get("isLast", True)) or not token
         batch.cursor = ({"since_ms": seen, "page_token": None, "max_seen_ms": seen,
@@ -155,6 +168,8 @@ def pull(config: JiraConfig, mapping: Mapping[str, Any], cursor: Mapping[str, An
                               "full_at_ms": full_at})
         if own:
             batch.cursor["own_account"] = [config.email, own[0]]
+        if lessons != [[], []]:
+            batch.cursor["lessons"] = lessons
         yield batch
         if last:
             return

@@ -169,8 +169,10 @@ def deliver_other(config: JiraConfig, intent: Intent, client: atlassian.Jira | N
     client = client or writer(config)
     try:
         if intent.surface == "comment":
-            ref = upsert_comment(client, intent.target, adf(CommentPayload.from_json(intent.payload).text),
-                                 {"surface": "comment"}, intent.tool_ref)
+            comment = CommentPayload.from_json(intent.payload)
+            marker = {"surface": "comment", **({"topic": comment.topic} if comment.topic else {})}
+            ref = upsert_comment(client, intent.target, adf(comment.text), marker,
+                                 intent.tool_ref)
             return Delivery(intent.id, ok=True, tool_ref=ref)
         if intent.surface == "property":
             client.set_issue_property(intent.target, PROPERTY_KEY,

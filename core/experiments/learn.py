@@ -233,9 +233,11 @@ def learn_experiments(session: Session, run_id: int) -> dict[str, Any]:
                 n=sum(f["n"]), effect=f["lift"], interval_low=f["ci"][0],
                 interval_high=f["ci"][1], interval_level=0.95, p_value=f["claim_p"],
                 q_value=f["claim_q"], impact=abs(f["shrunk_lift"]) * sum(f["n"]),
-                evidence={k: f[k] for k in ("lift", "ci", "shrunk_lift", "n", "p_within",
-                                            "q_value", "p_interaction", "interaction_q",
-                                            "claim_p", "claim_q")}))
+                evidence={"test": s.experiment.name,
+                          **{k: f[k] for k in ("best_arm", "compared_to", "lift", "ci",
+                                               "shrunk_lift", "n", "p_within", "q_value",
+                                               "p_interaction", "interaction_q", "claim_p",
+                                               "claim_q")}}))
             if f["kind"] != "policy" or f["metric"] != "reply":
                 continue
             stats = s.experiment.segments[f["segment"]][f["best_arm"]]["reply"]

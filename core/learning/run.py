@@ -6,7 +6,7 @@ import contextlib
 import datetime as dt
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from types import SimpleNamespace
@@ -16,7 +16,7 @@ import numpy as np
 from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.orm import Session
 
-from core import insights, outbox, policy, runs, secrets
+from core import insights, links, outbox, policy, runs, secrets
 from core import measures as registry
 from core.contract import (
     COMMENT,
@@ -41,6 +41,8 @@ from core.learning.findings import CI_LEVEL, SegmentStat, describe, examine
 from core.learning.model import MODEL_VERSION, SegmentQuantileModel
 from core.learning.rates import Outcome, RateModel
 from core.learning.stats import benjamini_hochberg
+from core.lessons.evaluate import judge_all
+from core.lessons.status import LessonIndex, own_writes
 from core.model import (
     Connection,
     Finding,
@@ -51,6 +53,9 @@ from core.model import (
     WriteIntent,
     utcnow,
 )
+from core.process import predicate
+from core.process import store as process_store
+from core.process.evaluate import evaluate_all
 from core.settings import public_url
 from core.store import unit_of_work
 
@@ -74,6 +79,8 @@ class RunReport:
     findings_total: int = 0
     recalibrated: dict[str, Any] = field(default_factory=dict)
     experiments: dict[str, Any] = field(default_factory=dict)
+    process_experiments: dict[str, Any] = field(default_factory=dict)
+    lessons: dict[str, Any] = field(default_factory=dict)
     findings: list[dict[str, Any]] = field(default_factory=list)
     proposals: list[dict[str, Any]] = field(default_factory=list)
     forecasts_issued: int = 0
@@ -235,10 +242,13 @@ def _forecast_open(s: Session, run: LearningRun, measure: registry.Measure,
         return {}
     forecast_measure = measure.forecast or measure.name
     if isinstance(model, RateModel):
-        probabilities = [model.predict(smp.segments)[0] for _, smp in pairs]
-        return _issue(s, run, forecast_measure, model.version, pairs,
-                      [{"probability": p} for p in probabilities], [None] * len(pairs), report,
-                      as_of, texts=texts)
+        predicted = {item.id: model.predict(smp.segments) for item, smp in pairs}
+        issued = _issue(s, run, forecast_measure, model.version, pairs,
+                        [{"probability": predicted[i.id][0]} for i, _ in pairs],
+                        [None] * len(pairs), report, as_of, texts=texts)
+        for item_id, ns in issued.items():  # what the write-back shows beside the probability
+            _, ns.n, ns.low, ns.high = predicted[item_id]
+        return issued
     preds = model.predict([smp for _, smp in pairs])
     levels = sorted(preds)
     grid = np.column_stack([preds[q] for q in levels])
@@ -431,7 +441,8 @@ def queue_writeback(s: Session, targets: TargetSpec,
                     items: list[Item] | None = None, findings: list[Finding] | None = None,
                     as_of: dt.datetime | None = None,
                     forecasts: Mapping[str, Mapping[int, ledger.ForecastLike]] | None = None,
-                    left_out: list[str] | None = None) -> int:
+                    left_out: list[str] | None = None,
+                    variants: insights.VariantIndex | None = None) -> int:
     """Queue the write-back of `items` (default: `writeback_items`) with `forecasts` per
     measure (default: the ledger's), filling only the targets each connector kind declares.
 
@@ -447,6 +458,8 @@ def queue_writeback(s: Session, targets: TargetSpec,
         forecasts: the current forecasts per measure and item id.
         left_out: collects each item whose write-back could not be built, with the reason
             (the others are queued all the same).
+        variants: the recommended variants per segment (default: the active playbook rules
+            and the newest run's randomised test findings).
 
     Returns:
         How many intents must now be written.
@@ -457,19 +470,36 @@ def queue_writeback(s: Session, targets: TargetSpec,
         items = writeback_items(s, as_of)
     items = [i for i in items if kinds[i.connection_id] in plans
              and plans[kinds[i.connection_id]].per_item()]
-    index = insights.FindingIndex(current_findings(s) if findings is None else findings, "effort")
+    newest = current_findings(s) if findings is None or variants is None else []
+    index = insights.FindingIndex(newest if findings is None else findings, "effort")
     rules = policy.active_rules(s)
+    if variants is None:
+        variants = insights.VariantIndex(rules, newest)
     if forecasts is None:
         open_ids = [i.id for i in items if i.status == "open"]
-        forecasts = {m: ledger.latest(s, open_ids, m) for m in ("effort", "finish")}
+        forecasts = {m: ledger.latest(s, open_ids, m) for m in ("effort", "finish", "win")}
     effort, finish = forecasts.get("effort", {}), forecasts.get("finish", {})
+    win = forecasts.get("win", {})
     notes = _last_notes(s, [i.id for i in items
                             if NOTE in plans[kinds[i.connection_id]].surfaces])
+    treating = process_store.treating(s)
+    # The variant for an item's segment: its own segments completed through its links (a
+    # deal's contact's seniority, its company's industry), read only when one is known.
+    wanting = [i for i in items if "recommended_variant" in plans[kinds[i.connection_id]]
+               .fields] if variants else []
+    segments = links.inherited_segments(s, [i.id for i in wanting],
+                                        known={i.id: i.segments for i in wanting}) \
+        if wanting else {}
+    lessons = LessonIndex.load(s)
+    kind_maps = {c.id: registry.kind_map(c.scope) for c in s.scalars(select(Connection))}
     writes: list[Write] = []
     for item in items:
         try:
+            seg = segments.get(item.id)
+            rec = variants.match(seg) if seg is not None else None
             writes += _writes_of(item, plans[kinds[item.connection_id]], effort, finish,
-                                 rules, index, notes)
+                                 rules, index, notes, win.get(item.id), rec,
+                                 lessons.for_item(item, kind_maps[item.connection_id]), treating)
         except Exception as exc:
             if left_out is None:
                 raise
@@ -483,10 +513,16 @@ Write = tuple[int, str, str, dict[str, Any], int | None]
 
 def _writes_of(item: Item, plan: _Plan, effort: Mapping[int, ledger.ForecastLike],
                finish: Mapping[int, ledger.ForecastLike], rules: Mapping[str, Rule],
-               index: insights.FindingIndex, notes: Mapping[int, NotePayload]) -> list[Write]:
-    """What is written onto one item: its fields, comment, property, link and note."""
+               index: insights.FindingIndex, notes: Mapping[int, NotePayload],
+               win: ledger.ForecastLike | None = None,
+               variant: insights.Recommendation | None = None,
+               lessons: list[str] | None = None,
+               treating: Sequence[tuple[Mapping[str, list[str]], str]] = ()) -> list[Write]:
+    """What is written onto one item: its fields, comment, property (with the declared
+    process experiments that treat it), link and note."""
     writes: list[Write] = []
-    ins = insights.for_item(item, effort.get(item.id), finish.get(item.id), rules, index)
+    ins = insights.for_item(item, effort.get(item.id), finish.get(item.id), rules, index,
+                            win, variant, lessons or ())
     if not ins.fields.learned():
         return writes  # nothing learned about this item: write nothing
     where = (item.connection_id, item.external_id)
@@ -495,7 +531,11 @@ def _writes_of(item: Item, plan: _Plan, effort: Mapping[int, ledger.ForecastLike
     if ins.comment and COMMENT in plan.surfaces:
         writes.append((*where, COMMENT, ins.comment.to_json(), item.id))
     if PROPERTY in plan.surfaces:  # the same learning, structured, for scripts and JQL
+        under = tuple(label for pred, label in treating
+                      if predicate.matches(pred, item.segments or {}))
         prop = PropertyPayload(**dict(ins.fields), item_id=item.id)
+        if under:  # set only when there is one, so other items' JSON stays as it was
+            prop = prop.model_copy(update={"experiments": under})
         writes.append((*where, PROPERTY, prop.to_json(), item.id))
     if LINK in plan.surfaces:
         link = LinkPayload(url=f"{public_url()}/items/{item.id}",
@@ -651,10 +691,29 @@ def _steps(s: Session, run: LearningRun, report: RunReport,
     report.experiments = _isolated(s, report, "the experiments",
                                    partial(learn_experiments, s, run.id)) or {}
     close("experiments")
+    timed("process experiments")
+    report.process_experiments = _isolated(s, report, "the process experiments", partial(
+        evaluate_all, s, run.id, capabilities, now=as_of,
+        isolate=partial(_isolated, s, report))) or {}
+    report.proposals += [{"id": p.id, "title": p.title} for p in s.scalars(select(Proposal).where(
+        Proposal.id.in_(report.process_experiments.get("proposals", []))))]
+    judged = list(s.scalars(select(Finding).where(
+        Finding.id.in_(report.process_experiments.get("findings", [])))))
+    report.findings += [{"id": f.id, "statement": f.statement, "q": f.q_value} for f in judged]
+    report.writes_queued += report.process_experiments.get("writes", 0)
+    close("process experiments")
+    timed("lessons")
+    report.lessons = _isolated(s, report, "the lessons",
+                               partial(judge_all, s, run.id, report.leave_out)) or {}
+    close("lessons")
     timed("write-back")
     s.flush()
-    report.writes_queued = queue_writeback(
+    tested = list(s.scalars(select(Finding).where(Finding.run_id == run.id,
+                                                  Finding.kind == "experiment")))
+    report.writes_queued += queue_writeback(
         s, capabilities, items=open_items + finished_recently(s, as_of), findings=rows,
-        as_of=as_of, forecasts=current, left_out=report.left_out)
-    report.writes_queued += queue_insights(s, capabilities, rows, as_of)
+        as_of=as_of, forecasts=current, left_out=report.left_out,
+        variants=insights.VariantIndex(policy.active_rules(s), tested))
+    report.writes_queued += queue_insights(s, capabilities, rows + judged, as_of)
+    report.writes_queued += outbox.enqueue_many(s, own_writes(s, capabilities))
     close("write-back")

@@ -13,12 +13,15 @@ from core.model.access import (
 )
 from core.model.base import Base, utcnow
 from core.model.learning import Audit, Finding, Forecast, LearningRun
+from core.model.lessons import LESSON_STATUSES, Lesson
 from core.model.links import RELATIONS, Enrollment, ItemLink
 from core.model.ops import JobRun, WriteIntent
 from core.model.policy import Policy, Proposal, Rule, Template
+from core.model.process import ProcessExperiment
 from core.model.tracking import Connection, Deviation, Event, Item, QuarantinedRow
 
 __all__ = [
+    "LESSON_STATUSES",
     "RELATIONS",
     "ROLES",
     "Activity",
@@ -35,8 +38,10 @@ __all__ = [
     "ItemLink",
     "JobRun",
     "LearningRun",
+    "Lesson",
     "LoginFailure",
     "Policy",
+    "ProcessExperiment",
     "Proposal",
     "QuarantinedRow",
     "Rule",

@@ -22,6 +22,7 @@ from core.contract import (
     InstallReport,
     Intent,
     ItemRecord,
+    LinkRecord,
     MappingField,
 )
 from core.model import Connection
@@ -46,10 +47,12 @@ class ListConnector:
 
     def __init__(self, records: Sequence[ItemRecord],
                  events: Sequence[EventRecord] = (),
-                 enrollments: Sequence[EnrollmentRecord] = ()) -> None:
+                 enrollments: Sequence[EnrollmentRecord] = (),
+                 links: Sequence[LinkRecord] = ()) -> None:
         self.records = list(records)
         self.events = list(events)
         self.enrollments = list(enrollments)
+        self.links = list(links)
         self.delivered: list[Intent] = []
 
     def check(self) -> Health:
@@ -66,7 +69,8 @@ class ListConnector:
 
     def pull(self, cursor: Mapping[str, Any] | None) -> Iterator[Batch]:
         yield Batch(items=list(self.records), events=list(self.events),
-                    enrollments=list(self.enrollments), snapshot=True)
+                    enrollments=list(self.enrollments), links=list(self.links),
+                    snapshot=True)
 
     def deliver(self, intents: Sequence[Intent]) -> list[Delivery]:
         self.delivered.extend(intents)
@@ -99,11 +103,13 @@ def records(n: int = 600, seed: int = 1, bug_factor: float = 2.0, open_share: fl
 
 def load(engine: Engine, recs: Sequence[ItemRecord], name: str = "list",
          events: Sequence[EventRecord] = (),
-         enrollments: Sequence[EnrollmentRecord] = ()) -> ListConnector:
-    """Store `recs` (and `events`, `enrollments`) as the items of a connection called `name`."""
+         enrollments: Sequence[EnrollmentRecord] = (),
+         links: Sequence[LinkRecord] = ()) -> ListConnector:
+    """Store `recs` (and `events`, `enrollments`, `links`) as the items of a connection called
+    `name`."""
     with unit_of_work(engine) as s:
         if s.query(Connection).filter_by(name=name).one_or_none() is None:
             s.add(Connection(kind="list", name=name))
-    connector = ListConnector(recs, events, enrollments)
+    connector = ListConnector(recs, events, enrollments, links)
     run_sync(engine, name, connector)
     return connector

@@ -23,7 +23,7 @@ from core.scheduler import LEARN_LOCK, drop_claim, sync_lock
 from core.settings import get_settings
 from core.store import unit_of_work
 from webapp import jobs
-from webapp.cli import backtest, bench, connections, experiments, items, proposals
+from webapp.cli import backtest, bench, connections, experiments, items, lessons, proposals
 from webapp.cli.common import (
     JSON_HELP,
     emit_json,
@@ -48,6 +48,7 @@ app.add_typer(items.app, name="items")
 app.command("backtest")(backtest.run)
 app.add_typer(bench.app, name="bench")
 app.add_typer(experiments.app, name="experiments")
+app.add_typer(lessons.app, name="lessons")
 app.command("worker")(worker)
 app.command("serve")(serve)
 

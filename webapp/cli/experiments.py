@@ -1,4 +1,5 @@
-"""`learnloop experiments analyze FILE.csv`: decide tests and find segment policies.
+"""`learnloop experiments analyze FILE.csv`: decide tests and find segment policies; the
+process-experiment commands (`declare`, `list`, `show`, `stop`) are in `webapp.cli.process`.
 
 Arguments and rendering only: the engine is `core.experiments` (the learning run's too).
 """
@@ -15,9 +16,12 @@ from core.errors import InputError
 from core.experiments import aggregated, columns
 from core.experiments.analyze import Experiment, analyze_test, analyze_tests, segment_findings
 from core.experiments.build import Units, build
+from webapp.cli import process
 from webapp.cli.common import JSON_HELP, emit_json, out
 
-app = typer.Typer(help="Analyse outreach experiments (A/B/n tests).", no_args_is_help=True)
+app = typer.Typer(help="Analyse outreach experiments (A/B/n tests); declare and follow process "
+                  "experiments.", no_args_is_help=True)
+process.register(app)
 
 
 def _ratio_columns(ratios: list[str]) -> dict[str, tuple[str, str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import random
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,50 @@ def seed(emu: HubSpotEmulator, n: int = 12) -> dict[str, list[int]]:
         emu.associate("emails", email.id, "contacts", contact.id)
         emu.associate("emails", email.id, "deals", deal.id)
     return {"companies": companies, "contacts": contacts, "deals": deals, "emails": emails}
+
+
+def seed_outreach(emu: HubSpotEmulator, companies: int = 120, per_company: int = 6,
+                  seed_value: int = 7) -> dict[str, Any]:
+    """A sequence whose first step is an A/B test between two sales templates, sent once to
+    each of `per_company` contacts of `companies` companies (half in financial services, half
+    in retail). HubSpot draws the variant; financial services reply three times as often to
+    'roi', retail the same to both."""
+    rng = random.Random(seed_value)
+    efficiency = emu.add_template("efficiency", "Save time every week",
+                                  "<p>Teams like yours cut reporting time in half.</p>")
+    roi = emu.add_template("roi", "A 3x return within a year",
+                           "<p>Our customers see a 3x return within a year.</p>")
+    seq = emu.add_sequence("Outbound Q1", 7, [
+        {"actionType": "EMAIL", "templateId": efficiency["id"],
+         "variants": [{"templateId": roi["id"]}]},
+        {"actionType": "TASK", "subject": "Call"}])
+    fin: list[int] = []
+    for c in range(companies):
+        industry = ("FINANCIAL_SERVICES", "RETAIL")[c % 2]
+        company = emu.add("companies", {"name": f"Prospect {c}", "industry": industry,
+                                        "numberofemployees": "250", "country": "Germany"},
+                          created=T0 - 40 * DAY)
+        if c % 2 == 0:
+            fin.append(company.id)
+        for k in range(per_company):
+            contact = emu.add("contacts", {"firstname": f"Lee{c}-{k}", "lastname": "Park",
+                                           "email": f"lee{c}-{k}@example.com",
+                                           "jobtitle": TITLES[k % len(TITLES)],
+                                           "lifecyclestage": "lead"}, created=T0 - 40 * DAY)
+            emu.associate("contacts", contact.id, "companies", company.id)
+            tpl = (efficiency, roi)[rng.random() < 0.5]
+            rate = 0.6 if (c % 2 == 0 and tpl is roi) else 0.2
+            sent = T0 - 30 * DAY + (c * per_company + k) * dt.timedelta(minutes=7)
+            email = emu.add("emails", {
+                "hs_email_subject": tpl["subject"], "hs_email_direction": "EMAIL",
+                "hs_email_status": "SENT", "hs_timestamp": _ms(sent),
+                "hs_email_html": tpl["body"], "hs_email_open_count": "1",
+                "hs_email_reply_count": str(int(rng.random() < rate)),
+                "hs_sequence_id": seq["id"], "hs_sequence_step_order": "0",
+                "hs_template_id": tpl["id"], "hubspot_owner_id": "501"}, created=sent)
+            emu.associate("emails", email.id, "contacts", contact.id)
+    return {"sequence": seq["id"], "efficiency": efficiency["id"], "roi": roi["id"],
+            "fin_companies": fin}
 
 
 def _ms(when: dt.datetime) -> str:

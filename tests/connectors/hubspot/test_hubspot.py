@@ -16,7 +16,7 @@ from connectors.hubspot.sync import Reader
 from core.connections import add_connection
 from core.contract import FIELDS, NOTE, Intent
 from core.errors import ConnectorError
-from core.model import Enrollment, Event, Item, ItemLink
+from core.model import Connection, Enrollment, Event, Item, ItemLink
 from core.store import unit_of_work
 from core.sync import run_sync
 from tests.connectors.hubspot.harness import DAY, T0, HubSpotHarness
@@ -222,13 +222,18 @@ def test_a_bad_token_is_reported_in_words() -> None:
     assert not health.ok and "401" in health.message and "wrong" not in health.message
 
 
-def test_a_crash_between_pages_resumes_without_loss_or_duplicates(engine: Engine) -> None:
+def test_a_crash_between_pages_resumes_without_loss_or_duplicates(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from connectors.hubspot import sync
+
+    monkeypatch.setattr(sync, "GROUP", 60)  # 120 deals: batches of 60+ records
     h = HubSpotHarness(n=120)
     _add(engine, h)
     conn = _connector(h)
     pages = conn.pull(None)
     first = next(pages)
     assert first.cursor is not None and first.cursor["deals"].get("list")
+    assert len([i for i in first.items if i.external_id.startswith("deal:")]) == 100
     resumed = list(conn.pull(first.cursor))
     ids = [i.external_id for b in [first, *resumed] for i in b.items
            if i.external_id.startswith("deal:")]
@@ -257,27 +262,110 @@ def test_malformed_and_archived_deals(engine: Engine) -> None:
         assert item.deleted
 
 
-def test_end_to_end_sync_learn_write_back(engine: Engine) -> None:
+def _move_company(h: HubSpotHarness, deal_id: int, company_id: int) -> None:
+    """Re-associate a deal with another company (in the emulator's own state)."""
+    with h.emu.lock:
+        for old in list(h.emu.assoc.get(("deals", deal_id), {}).get("companies", {})):
+            del h.emu.assoc[("deals", deal_id)]["companies"][old]
+            h.emu.assoc.get(("companies", old), {}).get("deals", {}).pop(deal_id, None)
+    h.emu.associate("deals", deal_id, "companies", company_id)
+
+
+def test_end_to_end_sync_learn_write_back(engine: Engine, learnloop_home: Any) -> None:
+    """Deals, contacts, companies and sequence enrollments in; learn; write back: what a rep
+    then sees on deals and contacts, and what a template owner sees after accepting the
+    playbook the run proposed."""
+    from core import policy
+    from core.model import Proposal, Template
+    from tests.connectors.hubspot.harness import seed_outreach
+
     h = HubSpotHarness(n=120)
-    _add(engine, h)
-    runtime.sync(engine, "crm")
-    learned = runtime.learn(engine)
-    assert learned.finished.get("deal/finish", 0) >= 60
-    delivered = runtime.deliver(engine)
-    assert delivered.delivered > 0 and delivered.dead == 0
+    out = seed_outreach(h.emu)  # 120 prospect companies, 720 A/B-tested sends
     open_ids = [rid for rid in h.ids["deals"]
                 if h.emu.get("deals", rid).props.get("hs_is_closed") == "false"]
-    seen = [h.emu.get("deals", rid).props for rid in open_ids]
-    assert all(p.get("learnloop_p80_close_date") for p in seen)
-    assert all(p.get("learnloop_slip_risk") in ("low", "medium", "high") for p in seen)
-    assert all(p.get("learnloop_insight") for p in seen)
+    fin_deals = open_ids[::2]  # half the open deals are with a financial-services prospect
+    for k, rid in enumerate(fin_deals):
+        _move_company(h, rid, out["fin_companies"][k % len(out["fin_companies"])])
+    config = _oauth(h)  # a user-level app: it may read the A/B test and the sales templates
     with unit_of_work(engine) as s:
-        assert s.scalars(select(Enrollment)).all() == []  # no sequence or template seeded
+        add_connection(s, HubSpotConnector, "crm", config, h.mapping())
+    main = h.emu.add_marketing_email("Outbound Q1", "Saving time", "<p>We save time.</p>")
+    test = f"sequence {out['sequence']} step 0"
+    with unit_of_work(engine) as s:
+        conn_id = s.scalars(select(Connection.id)).one()
+        s.add(Template(name="Outbound Q1", kind="sequence", connection_id=conn_id,
+                       external_id=f"marketing-email:{main['id']}", body={"test": test}))
+
+    runtime.sync(engine, "crm")
+    with unit_of_work(engine) as s:
+        kinds: dict[str, int] = {}
+        for item in s.scalars(select(Item)):
+            kinds[item.kind or ""] = kinds.get(item.kind or "", 0) + 1
+        assert kinds == {"deal": 120, "contact": 120 + 720, "company": 3 + 120,
+                         "enrollment": 120 + 720}
+        enrolled = s.scalars(select(Enrollment)).all()
+        assert len(enrolled) == 720 and {e.test for e in enrolled} == {test}
+        assert {e.arm for e in enrolled} == {out["efficiency"], out["roi"]}
+        assert all(e.random for e in enrolled)  # HubSpot drew the variant: a real test
+
+    learned = runtime.learn(engine)
+    assert learned.finished.get("deal/finish", 0) >= 60 and "deal/won" in learned.models
+    assert any(t["test"] == test and t["randomized"] for t in learned.experiments["tests"])
+    delivered = runtime.deliver(engine)
+    assert delivered.delivered > 0 and delivered.dead == 0
+
+    # What a rep sees on an open deal: P80 close date, risk band, win probability, insight;
+    # on a deal with a financial-services prospect, the variant to send.
+    seen = {rid: h.emu.get("deals", rid).props for rid in open_ids}
+    assert all(p.get("learnloop_p80_close_date") for p in seen.values())
+    assert all(p.get("learnloop_slip_risk") in ("low", "medium", "high") for p in seen.values())
+    assert all(0 < float(p["learnloop_win_probability"]) < 1 for p in seen.values())
+    assert all("win probability " in p["learnloop_insight"] and "n=" in p["learnloop_insight"]
+               for p in seen.values())
+    roi = out["roi"]
+    assert all(seen[rid].get("learnloop_recommended_variant") == roi for rid in fin_deals)
+    assert all(seen[rid].get("learnloop_recommended_variant") != roi  # retail: not roi
+               for rid in open_ids if rid not in fin_deals)
+    assert f"send {roi} ('{test}', industry=financial services: {roi} beats" in \
+        seen[fin_deals[0]]["learnloop_insight"]
+    # ... and on a contact of a financial-services prospect.
+    fin_contacts = [c for c in h.emu._links("companies", out["fin_companies"][0], "contacts")]
+    assert fin_contacts and all(
+        h.emu.get("contacts", c).props.get("learnloop_recommended_variant") == roi
+        for c in fin_contacts)
+    closed = [rid for rid in h.ids["deals"] if rid not in open_ids]
+    assert all(not h.emu.get("deals", rid).props.get("learnloop_win_probability")
+               for rid in closed)
     noted = [rid for rid in h.ids["deals"] if h.notes(f"deal:{rid}")]
     assert noted and all(len(h.notes(f"deal:{rid}")) == 1 for rid in noted)
+    assert all("[learnloop note]" in str(n.props.get("hs_note_body"))
+               for rid in noted for n in h.notes(f"deal:{rid}"))
+
+    # The template owner accepts the playbook the run proposed for financial services...
+    key = f"playbook:{test}:industry=financial services"
+    with unit_of_work(engine) as s:
+        prop = s.scalars(select(Proposal).where(Proposal.dedupe_key == key)).one()
+        assert prop.change["new"]["variant"] == roi
+        policy.accept(s, prop.id, "owner@example.com", "the numbers hold up")
+        prop_id = prop.id
+    assert runtime.deliver(engine).dead == 0
+    # ... and sees an A/B variation of the marketing email, as a draft carrying the winning
+    # template's subject and body, named with learnloop's version and why; the live email is
+    # untouched and nothing was published.
+    variants = [e for e in h.emu.marketing_emails.values()
+                if (e.get("testing") or {}).get("abStatus") == "variant"]
+    assert len(variants) == 1
+    draft = h.emu.email_drafts[variants[0]["id"]]
+    assert draft["subject"] == "A 3x return within a year"
+    assert "3x return" in str(draft["content"]["widgets"])
+    assert f"(learnloop v2: proposal #{prop_id} accepted by owner@example.com" in draft["name"]
+    assert "financial services" in draft["name"]
+    live = h.emu.marketing_emails[str(main["id"])]
+    assert live["subject"] == "Saving time" and not live["isPublished"]
+
     runtime.learn(engine)
     runtime.deliver(engine)
-    assert all(len(h.notes(f"deal:{rid}")) <= 1 for rid in h.ids["deals"])
+    assert all(len(h.notes(f"deal:{rid}")) <= 1 for rid in h.ids["deals"])  # edited in place
     assert h.emu.unexpected == []
 
 

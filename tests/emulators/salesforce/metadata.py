@@ -57,6 +57,7 @@ class MetadataApi:
         self.fields: dict[str, dict[str, Any]] = {}  # "Opportunity.X__c" -> its definition
         self.permission_sets: dict[str, dict[str, Any]] = {}  # fullName -> label, permissions
         self.spec_errors: list[str] = []
+        self.denied = False  # the API user lacks Modify Metadata: every call is a fault
 
     # ---- SOAP plumbing --------------------------------------------------------------------
     def fault(self, code: str, message: str) -> Reply:
@@ -99,6 +100,10 @@ class MetadataApi:
             self.emu.unexpected.append(f"Metadata API request does not match the WSDL: {error}")
             return self.fault("soapenv:Client", f"Element {call.tag}: {error}")
         op = etree.QName(call).localname
+        if self.denied:
+            return self.fault("sf:INSUFFICIENT_ACCESS", "INSUFFICIENT_ACCESS: use of the "
+                              "Metadata API requires a user with the ModifyAllData or "
+                              "ModifyMetadata permissions")
         items = [self._read(m) for m in call.findall(f"{{{MD}}}metadata")]
         if op in ("createMetadata", "updateMetadata", "upsertMetadata"):
             if len(items) > 10:
@@ -278,4 +283,5 @@ class MetadataApi:
                             "</fieldPermissions>" for n, (r, e) in ps["fields"].items())
             return (f'<records xsi:type="PermissionSet"><fullName>{escape(full)}</fullName>'
                     f'{perms}<label>{escape(ps["label"])}</label></records>')
-        return ""
+        # Salesforce answers a name it does not know with an empty record (no fullName).
+        return f'<records xsi:type="{escape(kind)}"/>' if kind == "CustomField" else ""

@@ -90,7 +90,8 @@ message, times): that record's write fails in a collection, e.g. `UNABLE_TO_LOCK
 matches), `sales_engagement`, `variant_testing`, `soap_login_enabled`,
 `delete_field(sobject, name)` (a field deleted under a running sync), `bulk.fail_next` (the next
 N Bulk jobs end `Failed`), `bulk.unsupported` (objects Bulk refuses with `INVALIDENTITY`),
-`bulk.polls`; `connected_app(consumer_key=, consumer_secret=, certificate_pem=, username=)`
+`bulk.polls`, `metadata.denied` (the API user lacks Modify Metadata: every Metadata API call
+is an `INSUFFICIENT_ACCESS` fault); `connected_app(consumer_key=, consumer_secret=, certificate_pem=, username=)`
 registers a test's own connected app. `reset()` empties the org (same server and keys).
 
 Request log: `calls` holds one `Call(method, path, status, records)` per request (records =
@@ -283,6 +284,8 @@ class SalesforceEmulator:
         self.unexpected: list[str] = []
         self.errors: list[str] = []
         self.cursors: dict[str, tuple[soql.Query, list[str], bool]] = {}
+        self._indexes: dict[tuple[str, str], tuple[tuple[int, int],
+                                                  dict[Any, list[tuple[int, str]]]]] = {}
         self.lock = threading.RLock()
         self.server: ThreadingHTTPServer | None = None
         self.base = ""
@@ -549,8 +552,13 @@ class SalesforceEmulator:
         return f
 
     def delete_field(self, sobject: str, name: str) -> None:
-        """An admin deleted the field: queries and writes naming it now fail."""
+        """An admin deleted the field: queries and writes naming it now fail, the Metadata
+        API no longer reads it and permission sets lose their grant of it."""
         self.schema[sobject].fields[name].visible = False
+        full = f"{sobject}.{name}"
+        self.metadata.fields.pop(full, None)
+        for ps in self.metadata.permission_sets.values():
+            ps["fields"].pop(full, None)
 
     def enabled(self, obj: sch.SObject) -> bool:
         return self.sales_engagement or not obj.sales_engagement
@@ -869,7 +877,13 @@ class SalesforceEmulator:
         table = self.tables[q.sobject.name]
         getter = self.getter(table)
         out = []
-        for rid, row in table.rows.items():
+        candidates: Iterable[str] = table.rows
+        if q.lookup is not None and not q.sobject.updateable and not q.sobject.createable:
+            # A read-only object (OpportunityHistory) changes only by new rows: an index by
+            # the looked-up field, rebuilt when rows are added, gives the same rows as a scan.
+            candidates = self._indexed(table, q.lookup[0], q.lookup[1])
+        for rid in candidates:
+            row = table.rows[rid]
             if rid in table.deleted and not include_deleted:
                 continue
             if q.where is None or q.where(lambda p, row=row: getter(row, p)):
@@ -888,6 +902,18 @@ class SalesforceEmulator:
         if q.limit is not None:
             out = out[:q.limit]
         return out
+
+    def _indexed(self, table: Table, f: sch.Field, keys: frozenset[Any]) -> list[str]:
+        stamp = (len(table.rows), len(table.deleted))
+        cached = self._indexes.get((table.obj.name, f.name))
+        if cached is None or cached[0] != stamp:
+            index: dict[Any, list[tuple[int, str]]] = {}
+            for n, (rid, row) in enumerate(table.rows.items()):
+                index.setdefault(soql.Parser.key(f, table.value(row, f.name)), []).append(
+                    (n, rid))
+            cached = (stamp, index)
+            self._indexes[(table.obj.name, f.name)] = cached
+        return [rid for _, rid in sorted(hit for k in keys for hit in cached[1].get(k, ()))]
 
     def getter(self, table: Table) -> Any:
         def get(row: list[Any], path: soql.Path) -> Any:

@@ -107,6 +107,9 @@ class Query:
     order: list[tuple[Path, bool, bool]] = field(default_factory=list)  # path, desc, nulls last
     limit: int | None = None
     offset: int = 0
+    # The WHERE clause is one `field IN (...)` or `field = value` on a field of the object
+    # itself: (field, comparable values), so an emulator may look the rows up by index.
+    lookup: tuple[Field, frozenset[Any]] | None = None
 
 
 class Parser:
@@ -190,7 +193,13 @@ class Parser:
             query.fields.append(path)
         if self.is_kw("where"):
             self.i += 1
+            start = self.i
+            self.last_lookup: tuple[Field, frozenset[Any]] | None = None
+            self.lookup_span: tuple[int, int] = (-1, -1)
             query.where = self.condition()
+            lookup = self.last_lookup
+            if lookup is not None and self.lookup_span == (start, self.i):
+                query.lookup = lookup
         if self.is_kw("order"):
             self.i += 1
             self.expect_kw("by")
@@ -289,6 +298,7 @@ class Parser:
             return inner
         if t is None or t.kind != "ident" or t.text.lower() in KEYWORDS:
             raise self.fail()
+        begin = self.i
         self.i += 1
         path = self.path(self.sobject, t)
         negate = False
@@ -304,6 +314,9 @@ class Parser:
                 values.append(self.literal(path))
             self.expect(")")
             keys = {self.key(path.field, v) for v in values}
+            if not path.hops and not negate:
+                self.last_lookup = (path.field, frozenset(keys))
+                self.lookup_span = (begin, self.i)
             return lambda get: (self.key(path.field, get(path)) in keys) != negate
         if self.is_kw("like"):
             self.i += 1
@@ -327,7 +340,7 @@ class Parser:
             return lambda get: (self.key(path.field, get(path)) == target) == eq
         if value is None:
             raise self.fail("null can only be used with = or !=", "INVALID_FIELD")
-        if path.field.type == "boolean" or path.field.type in ("id", "reference"):
+        if path.field.type == "boolean":
             raise self.fail(f"invalid operator on {path.field.type} field: {op}", "INVALID_FIELD")
         cmp = {"<": lambda a: a < target, "<=": lambda a: a <= target,
                ">": lambda a: a > target, ">=": lambda a: a >= target}[op]

@@ -620,3 +620,16 @@ def test_served_requests_fall_under_routes() -> None:
     assert srv.route_of("GET", "/services/data/v59.0/sobjects/Opportunity/updated/") == \
         ("GET", srv.D + "/sobjects/{}/updated")
     assert srv.route_of("GET", "/services/data/v59.0/sobjects/Opportunity/listviews/x/y") is None
+
+
+def test_id_comparisons_and_indexed_lookups_match_a_scan(emu: SalesforceEmulator,
+                                                         sf: Any) -> None:
+    ids = emu.seed_pipeline(30, histories=2)
+    later = sf.query_all(f"SELECT Id FROM Opportunity WHERE Id > '{ids[9]}' ORDER BY Id")
+    assert [r["Id"] for r in later["records"]] == ids[10:]
+    picked = ", ".join(f"'{i}'" for i in (ids[3], ids[1], ids[20]))
+    indexed = sf.query_all(f"SELECT Id, OpportunityId FROM OpportunityHistory WHERE "
+                           f"OpportunityId IN ({picked})")["records"]
+    scanned = sf.query_all(f"SELECT Id, OpportunityId FROM OpportunityHistory WHERE "
+                           f"(OpportunityId IN ({picked}) AND Amount > 0)")["records"]
+    assert [r["Id"] for r in indexed] == [r["Id"] for r in scanned] and len(indexed) == 6

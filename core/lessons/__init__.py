@@ -1,0 +1,1 @@
+"""Lessons that become tested rules: entered or imported, tested every learning run."""

@@ -1,0 +1,82 @@
+"""A declared process experiment on Jira issues: synced from the emulator, judged by the
+learning run, its verdict written as one comment on the epic through the real client, and the
+open issues it treats carrying it in their learnloop property."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy.engine import Engine
+
+from connectors import runtime
+from connectors.jira import JiraConnector
+from core.connections import add_connection
+from core.model.process import ProcessExperiment
+from core.process import store
+from core.store import unit_of_work
+from tests.connectors.jira.harness import JiraHarness, adf_text, status
+from tests.core.process_data import CHANGE, teams
+from tests.emulators.jira.server import jira_time
+
+EPIC = "PAY-900"
+
+
+def _seed(h: JiraHarness) -> None:
+    h.emu.issues.clear()
+    items = teams(11, effect=3.0, n_teams=5, pre_weeks=20, post_weeks=12, per_week=2.5)
+    for k, i in enumerate(items, 1):
+        end = CHANGE + dt.timedelta(days=i.when)
+        begun = CHANGE + dt.timedelta(days=i.begun)
+        due = (end - dt.timedelta(days=i.slip)).date().isoformat()
+        h.emu.add_issue(f"PAY-{k}", {
+            "summary": f"Task {k}", "issuetype": {"name": "Story"}, "project": {"key": "PAY"},
+            "status": status("Done", "done"), "duedate": due, "timeoriginalestimate": 7200,
+            "timespent": 7200, "resolutiondate": jira_time(end),
+            "created": jira_time(begun - dt.timedelta(days=1)),
+            "components": [{"name": i.team}], "labels": [], "priority": {"name": "Medium"},
+        }, [{"id": str(k * 10), "created": jira_time(begun), "author": {"accountId": "dev-1"},
+             "items": [{"field": "status", "fieldtype": "jira", "fromString": "To Do",
+                        "toString": "In Progress"}]}], updated=end)
+    for k, team in enumerate("AAB", len(items) + 1):  # open work, under the change or not
+        h.emu.add_issue(f"PAY-{k}", {
+            "summary": f"Open {k}", "issuetype": {"name": "Story"}, "project": {"key": "PAY"},
+            "status": status("In Progress", "indeterminate"), "duedate": "2031-01-10",
+            "timeoriginalestimate": 7200, "created": jira_time(CHANGE), "labels": [],
+            "components": [{"name": team}], "priority": {"name": "Medium"}})
+    h.emu.add_issue(EPIC, {"summary": "Sprint change", "issuetype": {"name": "Epic"},
+                           "project": {"key": "PAY"}, "status": status("Open", "new"),
+                           "created": jira_time(CHANGE), "labels": [], "components": []})
+
+
+def test_the_verdict_is_one_comment_on_the_epic(engine: Engine) -> None:
+    h = JiraHarness(n=1)
+    h.emu.admin = True
+    _seed(h)
+    with unit_of_work(engine) as s:
+        add_connection(s, JiraConnector, "pay", h.config(), h.mapping())
+    runtime.sync(engine, "pay")
+    with unit_of_work(engine) as s:
+        exp_id = store.declare(
+            s, name="2-week sprints", hypothesis="Shorter sprints cut the api team's slip.",
+            treated="components=A", start=CHANGE.date().isoformat(), measures=["slip"],
+            min_effect=1.0, owner="lead@example.com", epic=EPIC).id
+    runtime.learn(engine)
+    assert runtime.deliver(engine).dead == 0
+    with unit_of_work(engine) as s:
+        exp = s.get_one(ProcessExperiment, exp_id)
+        assert exp.verdict == "worked", exp.statement
+        statement = exp.statement
+    epic = h.emu.issues[EPIC]
+    (body,) = epic.comments.values()
+    text = adf_text(body)
+    assert text.startswith(f"learnloop process experiment #{exp_id}: 2-week sprints "
+                           "(components A from 2025-03-03)")
+    assert statement in text
+    n = len(h.emu.issues) - 1
+    under = [h.emu.issues[f"PAY-{k}"].properties["learnloop"].get("experiments")
+             for k in range(n - 2, n + 1)]
+    assert under == [[f"#{exp_id} 2-week sprints: worked"]] * 2 + [None]
+    runtime.learn(engine)  # the same verdict: the comment is left as it is
+    runtime.deliver(engine)
+    assert len(epic.comments) == 1
+    assert h.unexpected() == [], h.unexpected()[:3]
