@@ -52,8 +52,8 @@ def fields_wanted(mapping: dict[str, Any], lessons: bool = False) -> list[str]:
     extra = [str(s) for s in mapping.get("segments", [])]
     if lessons:
         extra += ["description", *(str(mapping[k]) for k in LESSON_FIELDS if mapping.get(k))]
-    return sorted({"summary", "status", "updated", "created", *chosen.values(), *SEGMENTS,
-                   *extra})
+    return sorted({"summary", "status", "updated", "created", "parent", *chosen.values(),
+                   *SEGMENTS, *extra})
 
 
 def _segment(value: Any) -> str | None:

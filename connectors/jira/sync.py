@@ -20,7 +20,7 @@ from connectors.jira.client import explain, reader, writer
 from connectors.jira.config import JiraConfig
 from connectors.jira.mapping import fields_wanted, is_lesson, parse_time, to_item, to_lesson
 from connectors.jira.writeback import OUR_FIELDS
-from core.contract import Batch, ItemRecord, Problem
+from core.contract import Batch, ItemRecord, LinkRecord, Problem
 
 if TYPE_CHECKING:
     import atlassian
@@ -70,6 +70,14 @@ def changed_by_others_at(fields: Mapping[str, Any], histories: list[dict[str, An
     times = [parse_time(h.get("created")) for h in histories if not is_ours(h, account)]
     known = [t for t in (parse_time(fields.get("created")), *times) if t is not None]
     return max(known) if known else parse_time(fields.get("updated"))
+
+
+def parent_key(raw: Mapping[str, Any]) -> str | None:
+    """The key of the issue's parent (its epic, or the issue a sub-task belongs to): Jira
+    Cloud's `parent` field, which company-managed projects fill for epics too."""
+    parent = (raw.get("fields") or {}).get("parent")
+    key = parent.get("key") if isinstance(parent, Mapping) else None
+    return str(key) if key else None
 
 
 def _page(client: jira.JIRA, jql: str, token: str | None, fields: list[str],
@@ -159,6 +167,9 @@ def pull(config: JiraConfig, mapping: Mapping[str, Any], cursor: Mapping[str, An
             assert isinstance(item, ItemRecord)
             batch.items.append(item)
             batch.events.extend(events)
+            parent = parent_key(raw)
+            if parent:  # the issue's epic (or parent issue): where its team's work is told
+                batch.links.append(LinkRecord(item.external_id, parent, "parent"))
             seen = _seen(raw, seen)
         token = page.get("nextPageToken")
         last = bool(page.get("isLast", True)) or not token

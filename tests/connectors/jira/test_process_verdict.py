@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from connectors import runtime
 from connectors.jira import JiraConnector
 from core.connections import add_connection
+from core.model.links import ItemLink
 from core.model.process import ProcessExperiment
 from core.process import store
 from core.store import unit_of_work
@@ -21,8 +23,10 @@ from tests.emulators.jira.server import jira_time
 EPIC = "PAY-900"
 
 
-def _seed(h: JiraHarness) -> None:
+def _seed(h: JiraHarness, parent: bool = False) -> None:
     h.emu.issues.clear()
+    under = {"parent": {"id": "10900", "key": EPIC, "fields": {"summary": "Sprint change"}}} \
+        if parent else {}
     items = teams(11, effect=3.0, n_teams=5, pre_weeks=20, post_weeks=12, per_week=2.5)
     for k, i in enumerate(items, 1):
         end = CHANGE + dt.timedelta(days=i.when)
@@ -34,6 +38,7 @@ def _seed(h: JiraHarness) -> None:
             "timespent": 7200, "resolutiondate": jira_time(end),
             "created": jira_time(begun - dt.timedelta(days=1)),
             "components": [{"name": i.team}], "labels": [], "priority": {"name": "Medium"},
+            **under,
         }, [{"id": str(k * 10), "created": jira_time(begun), "author": {"accountId": "dev-1"},
              "items": [{"field": "status", "fieldtype": "jira", "fromString": "To Do",
                         "toString": "In Progress"}]}], updated=end)
@@ -42,7 +47,7 @@ def _seed(h: JiraHarness) -> None:
             "summary": f"Open {k}", "issuetype": {"name": "Story"}, "project": {"key": "PAY"},
             "status": status("In Progress", "indeterminate"), "duedate": "2031-01-10",
             "timeoriginalestimate": 7200, "created": jira_time(CHANGE), "labels": [],
-            "components": [{"name": team}], "priority": {"name": "Medium"}})
+            "components": [{"name": team}], "priority": {"name": "Medium"}, **under})
     h.emu.add_issue(EPIC, {"summary": "Sprint change", "issuetype": {"name": "Epic"},
                            "project": {"key": "PAY"}, "status": status("Open", "new"),
                            "created": jira_time(CHANGE), "labels": [], "components": []})
@@ -79,4 +84,30 @@ def test_the_verdict_is_one_comment_on_the_epic(engine: Engine) -> None:
     runtime.learn(engine)  # the same verdict: the comment is left as it is
     runtime.deliver(engine)
     assert len(epic.comments) == 1
+    assert h.unexpected() == [], h.unexpected()[:3]
+
+
+def test_without_a_named_epic_the_verdict_goes_to_the_treated_issues_parent(
+        engine: Engine) -> None:
+    """The sync links each issue to its parent (Jira's `parent` field), so a declaration
+    that names no epic still finds where the treated team's work is told."""
+    h = JiraHarness(n=1)
+    h.emu.admin = True
+    _seed(h, parent=True)
+    with unit_of_work(engine) as s:
+        add_connection(s, JiraConnector, "pay", h.config(), h.mapping())
+    runtime.sync(engine, "pay")
+    with unit_of_work(engine) as s:
+        links = s.scalars(select(ItemLink).where(ItemLink.relation == "parent")).all()
+        assert len(links) == len(h.emu.issues) - 1
+        assert {lk.to_external_id for lk in links} == {EPIC}
+        assert all(lk.to_item_id is not None for lk in links)  # the epic is an item too
+        exp_id = store.declare(
+            s, name="2-week sprints", hypothesis="Shorter sprints cut the api team's slip.",
+            treated="components=A", start=CHANGE.date().isoformat(), measures=["slip"],
+            min_effect=1.0, owner="lead@example.com").id
+    runtime.learn(engine)
+    assert runtime.deliver(engine).dead == 0
+    (body,) = h.emu.issues[EPIC].comments.values()
+    assert adf_text(body).startswith(f"learnloop process experiment #{exp_id}: 2-week sprints")
     assert h.unexpected() == [], h.unexpected()[:3]
