@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.contract import EventRecord, ItemRecord, LinkRecord, MappingField
+from core.segments import employee_band
 
 MAPPING_FIELDS = (
     MappingField("id", "Record id (always hs_object_id)", required=False),
@@ -265,15 +266,6 @@ def seniority(title: Any) -> str | None:
     return "individual"
 
 
-SIZE_BANDS = ((10, "1-10"), (50, "11-50"), (200, "51-200"), (1000, "201-1000"),
-              (5000, "1001-5000"))
-
-
-def size_band(employees: Any) -> str | None:
-    n = number(employees)
-    if n is None or n <= 0:
-        return None
-    return next((band for limit, band in SIZE_BANDS if n <= limit), "5000+")
 
 
 def contact_item(record: Mapping[str, Any]) -> tuple[ItemRecord, list[LinkRecord]]:
@@ -305,7 +297,7 @@ def company_item(record: Mapping[str, Any]) -> ItemRecord:
     segments = {}
     if p.get("industry") not in (None, ""):
         segments["industry"] = str(p["industry"]).lower().replace("_", " ")
-    band = size_band(p.get("numberofemployees"))
+    band = employee_band(number(p.get("numberofemployees")))
     if band:
         segments["size_band"] = band
     region = p.get("country") or p.get("state")

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from core.contract import EnrollmentRecord, EventRecord, ItemRecord, LinkRecord, MappingField
+from core.segments import employee_band
 
 MAPPING_FIELDS = (
     MappingField("id", "Record id (always the Salesforce Id)", required=False),
@@ -120,15 +121,6 @@ def ext_of(record_id: Any) -> str | None:
     return f"{kind}:{rid}" if kind and kind != "lead" else None
 
 
-SIZE_BANDS = ((10, "1-10"), (50, "11-50"), (200, "51-200"), (1000, "201-1000"),
-              (5000, "1001-5000"))
-
-
-def employee_band(employees: Any) -> str | None:
-    n = number(employees)
-    if n is None or n <= 0:
-        return None
-    return next((band for limit, band in SIZE_BANDS if n <= limit), "5000+")
 
 
 def _plan_value(name: str, raw: Any) -> str | float | None:
@@ -232,7 +224,7 @@ def account_item(r: Mapping[str, Any]) -> ItemRecord:
     segments = {}
     if text(r.get("Industry")):
         segments["industry"] = str(r["Industry"]).lower()
-    band = employee_band(r.get("NumberOfEmployees"))
+    band = employee_band(number(r.get("NumberOfEmployees")))
     if band:
         segments["employee_band"] = band
     if text(r.get("BillingCountry")):
