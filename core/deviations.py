@@ -18,29 +18,26 @@ AGAINST = (COMMITTED, CURRENT)
 """The plans a deviation is measured against; learning reads `committed`."""
 
 
-def measures(item: Item, plan: Mapping[str, Any], kinds: Mapping[str, str] | None = None
+def measures(item: Item, plan: Mapping[str, Any], kinds: Mapping[str, str]
              ) -> dict[str, tuple[float, float, float]]:
     """The deviations of a finished item against `plan`: measure -> (planned, actual, value).
 
     Args:
         item: the item, for its status and actual values.
         plan: the planned values by core name (`planned_due`, `planned_estimate`, ...).
-        kinds: its connection's kind map (default: read from the item's connection).
+        kinds: its connection's kind map (`core.measures.kind_map` of its scope).
 
     Which measures depend on the item's kind family (see `core.measures`): tasks get
     effort_ratio, slip_days and duration_ratio; deals close_slip_days, amount_ratio and won;
     enrollments reply, meeting and conversion.
     """
-    return registry.compute(item, plan, registry.item_kind_map(item) if kinds is None
-                            else kinds)
+    return registry.compute(item, plan, kinds)
 
 
-def against_both(item: Item, kinds: Mapping[str, str] | None = None
+def against_both(item: Item, kinds: Mapping[str, str]
                  ) -> dict[tuple[str, str], tuple[float, float, float]]:
     """(measure, against) -> (planned, actual, value), for the committed and current plan."""
     out: dict[tuple[str, str], tuple[float, float, float]] = {}
-    if kinds is None:
-        kinds = registry.item_kind_map(item)
     for against, plan in ((COMMITTED, plans.committed_plan(item)),
                           (CURRENT, plans.current_plan(item))):
         if plan is not None:

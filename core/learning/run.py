@@ -464,7 +464,8 @@ def queue_writeback(s: Session, targets: TargetSpec,
     Returns:
         How many intents must now be written.
     """
-    kinds = {c.id: c.kind for c in s.scalars(select(Connection))}
+    conns = list(s.scalars(select(Connection)))
+    kinds = {c.id: c.kind for c in conns}
     plans = {kind: _Plan.of(spec) for kind, spec in targets.items()}
     if items is None:
         items = writeback_items(s, as_of)
@@ -491,7 +492,7 @@ def queue_writeback(s: Session, targets: TargetSpec,
                                         known={i.id: i.segments for i in wanting}) \
         if wanting else {}
     lessons = LessonIndex.load(s)
-    kind_maps = {c.id: registry.kind_map(c.scope) for c in s.scalars(select(Connection))}
+    kind_maps = {c.id: registry.kind_map(c.scope) for c in conns}
     writes: list[Write] = []
     for item in items:
         try:
@@ -514,15 +515,15 @@ Write = tuple[int, str, str, dict[str, Any], int | None]
 def _writes_of(item: Item, plan: _Plan, effort: Mapping[int, ledger.ForecastLike],
                finish: Mapping[int, ledger.ForecastLike], rules: Mapping[str, Rule],
                index: insights.FindingIndex, notes: Mapping[int, NotePayload],
-               win: ledger.ForecastLike | None = None,
-               variant: insights.Recommendation | None = None,
-               lessons: list[str] | None = None,
-               treating: Sequence[tuple[Mapping[str, list[str]], str]] = ()) -> list[Write]:
+               win: ledger.ForecastLike | None,
+               variant: insights.Recommendation | None,
+               lessons: list[str],
+               treating: Sequence[tuple[Mapping[str, list[str]], str]]) -> list[Write]:
     """What is written onto one item: its fields, comment, property (with the declared
     process experiments that treat it), link and note."""
     writes: list[Write] = []
     ins = insights.for_item(item, effort.get(item.id), finish.get(item.id), rules, index,
-                            win, variant, lessons or ())
+                            win, variant, lessons)
     if not ins.fields.learned():
         return writes  # nothing learned about this item: write nothing
     where = (item.connection_id, item.external_id)

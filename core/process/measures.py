@@ -89,12 +89,3 @@ def shown(measure: ProcessMeasure, value: float) -> float:
     if measure.name == "reply_rate":
         return 100.0 * value
     return value
-
-
-def to_model(measure: ProcessMeasure, shown_value: float) -> float:
-    """The inverse of `shown`, for a minimum effect declared in shown units."""
-    if measure.log:
-        return math.log1p(shown_value / 100.0)
-    if measure.name == "reply_rate":
-        return shown_value / 100.0
-    return shown_value

@@ -37,11 +37,6 @@ class Verdict:
     high: float
     needed: int  # about how many more finished treated items would settle it (0: none)
 
-    @property
-    def concluded(self) -> bool:
-        """Whether the verdict is final enough to act on (worked) or publish (negative)."""
-        return self.kind in CONCLUDED
-
 
 def _num(measure: ProcessMeasure, value: float) -> str:
     digits = 0 if measure.unit == "%" else 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
@@ -67,8 +68,10 @@ class LessonPublic(BaseModel):
     proposal_id: int | None
 
 
-def _public(session: Session, lesson: Lesson) -> LessonPublic:
-    names = lessons.connection_names(session)
+def _public(session: Session, lesson: Lesson,
+            names: Mapping[int, str] | None = None) -> LessonPublic:
+    """The lesson as the API shows it (`names`: the connections' names, read once per list)."""
+    names = lessons.connection_names(session) if names is None else names
     return LessonPublic(**lessons.public(lesson, names.get(lesson.connection_id or 0)))
 
 
@@ -142,7 +145,8 @@ def list_lessons(session: SessionDep, user: CurrentUser,
                  status: Annotated[str, Query(max_length=20)] = "all") -> list[LessonPublic]:
     """Every lesson (or those of one status: holds, no longer holds, untested, unparsed),
     newest first, with the evidence of its latest test."""
-    return [_public(session, x) for x in lessons.listed(session, status)]
+    names = lessons.connection_names(session)
+    return [_public(session, x, names) for x in lessons.listed(session, status)]
 
 
 @api.get("/lessons/{lesson_id}")
