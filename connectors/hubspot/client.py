@@ -24,6 +24,11 @@ from connectors.hubspot.config import HubSpotConfig
 from core.errors import ConnectorError
 from core.secrets import redact
 
+TEMPLATES = "/automation/email-templates/2026-09-beta"
+"""The beta sales-email-template API (answers a user-level token only)."""
+SEQUENCES = "/automation/sequences/2026-09-beta/serviceaccounts/sequences"
+"""The beta sequence API (answers a user-level token only)."""
+
 if TYPE_CHECKING:
     import hubspot
 

@@ -21,13 +21,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from connectors.hubspot import mapping as m
-from connectors.hubspot.client import READ, SEARCH, Hub, HubSpotError
+from connectors.hubspot.client import READ, SEARCH, SEQUENCES, TEMPLATES, Hub, HubSpotError
 from connectors.hubspot.config import HubSpotConfig
 from connectors.hubspot.enrollments import ENROLLMENT_PROPERTIES, email_records
 from core.contract import Batch, LinkRecord, Problem
 
-TEMPLATES = "/automation/email-templates/2026-09-beta"
-SEQUENCES = "/automation/sequences/2026-09-beta/serviceaccounts/sequences"
 WALL = 10_000  # HubSpot answers no search result past the 10,000th
 SEARCH_PAGE = 200
 HISTORY_BATCH = 50  # batch read with propertiesWithHistory

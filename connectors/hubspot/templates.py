@@ -18,11 +18,17 @@ import html
 import re
 from typing import Any
 
-from connectors.hubspot.client import CREATE, READ, WRITE, Hub, HubSpotError
+from connectors.hubspot.client import (
+    CREATE,
+    READ,
+    SEQUENCES,
+    TEMPLATES,
+    WRITE,
+    Hub,
+    HubSpotError,
+)
 from core.contract import Delivery, Intent, TemplatePayload, TemplateRow
 
-BETA = "/automation/sequences/2026-09-beta/serviceaccounts/sequences"
-TEMPLATES = "/automation/email-templates/2026-09-beta"
 MARK = " (learnloop v"
 NAME_LIMIT = 250
 
@@ -164,7 +170,7 @@ def sequence(hub: Hub, intent: Intent, sid: str, payload: TemplatePayload) -> De
     if not hub.config.oauth:
         return Delivery(intent.id, ok=True, checklist=checklist(payload, sid))
     try:
-        seq = dict(hub.request(f"read sequence {sid}", "GET", f"{BETA}/{sid}", kind=READ) or {})
+        seq = dict(hub.request(f"read sequence {sid}", "GET", f"{SEQUENCES}/{sid}", kind=READ) or {})
     except HubSpotError as exc:
         if exc.status in (401, 403):  # the app is not user-level after all
             return Delivery(intent.id, ok=True, checklist=checklist(payload, sid))
@@ -176,7 +182,7 @@ def sequence(hub: Hub, intent: Intent, sid: str, payload: TemplatePayload) -> De
     body = {k: seq[k] for k in ("name", "settings", "dependencies", "dynamic", "folderId",
                                 "userId") if k in seq}
     body["steps"] = [_step(s, str(templates[0])) for s in seq.get("steps") or []]
-    hub.request(f"update sequence {sid}", "PUT", f"{BETA}/{sid}", body=body, kind=WRITE)
+    hub.request(f"update sequence {sid}", "PUT", f"{SEQUENCES}/{sid}", body=body, kind=WRITE)
     return Delivery(intent.id, ok=True, tool_ref=f"sequence:{sid}")
 
 

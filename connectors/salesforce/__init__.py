@@ -40,7 +40,7 @@ class SalesforceConnector:
     config_model: ClassVar[type[BaseModel]] = SalesforceConfig
     targets: ClassVar[tuple[WriteTarget, ...]] = (
         *(WriteTarget(key, FIELD_TYPES[key], FIELDS, f"Opportunity field {name}")
-          for key, (name, *_) in writeback.written_fields().items()),
+          for key, (name, *_) in writeback.WRITTEN.items()),
         WriteTarget("task", "task", NOTE, "one completed Task on the opportunity per status "
                     "or risk-band change, edited in place on redelivery"),
         WriteTarget("template", "sequence", TEMPLATE, "an accepted playbook: an EmailTemplate's "

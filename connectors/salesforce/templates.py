@@ -69,7 +69,7 @@ def deliver_template(org: Org, intent: Intent) -> Delivery:
         return cadence_step(org, intent, rid, payload)
     except SalesforceError as exc:
         return Delivery(intent.id, ok=False, error=str(exc), retry_after=exc.retry_after,
-                        permanent=exc.permanent and exc.status != 403)
+                        permanent=exc.permanent)
 
 
 def _template_by(org: Org, variant: str) -> dict[str, Any] | None:

@@ -14,7 +14,6 @@ from connectors.salesforce.client import (
     CREATE,
     WRITE,
     Org,
-    QuotaPaused,
     SalesforceError,
     quote,
     soql,
@@ -42,9 +41,9 @@ MISSING_FIELD = {"INVALID_FIELD", "INVALID_FIELD_FOR_INSERT_UPDATE"}
 NO_ACCESS = ("INSUFFICIENT_ACCESS", "INSUFFICIENT_ACCESS_OR_READONLY", "API_DISABLED_FOR_ORG")
 
 
-def written_fields() -> dict[str, tuple[str, str, str, dict[str, Any]]]:
-    """The fields learnloop writes: those whose payload value core's FieldsPayload has."""
-    return {k: v for k, v in FIELDS.items() if k in FIELD_TYPES}
+WRITTEN: dict[str, tuple[str, str, str, dict[str, Any]]] = {
+    k: v for k, v in FIELDS.items() if k in FIELD_TYPES}
+"""The fields learnloop writes: those whose payload value core's FieldsPayload has."""
 
 
 def split_target(target: str) -> tuple[str, str]:
@@ -110,10 +109,9 @@ def install(org: Org, username: str) -> tuple[list[str], list[str], list[str]]:
             created += missing
         # readMetadata of a permission set that does not exist answers nothing at all
         # (simple-salesforce then fails on it): ask SOQL first.
-        exists = org.call("find learnloop's permission set", lambda sf: sf.query(soql(
-            ["Id"], "PermissionSet", f"Name = {quote(PERMISSION_SET)}")))["totalSize"]
+        ps_ids = _permission_set_ids(org)
         ps = _listed(org.call("read learnloop's permission set", lambda sf: org.mdapi(
-            sf).PermissionSet.read([PERMISSION_SET]))) if exists else []
+            sf).PermissionSet.read([PERMISSION_SET]))) if ps_ids else []
         granted = {p.field for p in (ps[0].fieldPermissions or []) if p.editable} if ps else set()
         if set(names) - granted:
             def grant(sf: Any) -> None:
@@ -127,7 +125,7 @@ def install(org: Org, username: str) -> tuple[list[str], list[str], list[str]]:
             created.append(f"permission set {PERMISSION_SET}")
         else:
             existing.append(f"permission set {PERMISSION_SET}")
-        assigned = assign(org, username)
+        assigned = assign(org, username, ps_ids)  # made just now: asked again
         if assigned is None:
             problems.append(f"assign the permission set {PERMISSION_SET} to the connected "
                             "app's Run As user (Setup > Permission Sets), or give username")
@@ -139,17 +137,25 @@ def install(org: Org, username: str) -> tuple[list[str], list[str], list[str]]:
     return created, existing, problems
 
 
-def assign(org: Org, username: str) -> bool | None:
-    """Assign the permission set to the user; True when made now, None without a user."""
+def _permission_set_ids(org: Org) -> list[str]:
+    """The Id of learnloop's permission set ([] before it is made)."""
+    return [str(r["Id"]) for r in org.call("find learnloop's permission set", lambda sf: sf.query(
+        soql(["Id"], "PermissionSet", f"Name = {quote(PERMISSION_SET)}")))["records"]]
+
+
+def assign(org: Org, username: str, sets: list[str] | None = None) -> bool | None:
+    """Assign the permission set to the user; True when made now, None without a user.
+
+    `sets`: the permission set's Id as the caller already found it ([] or None: asked).
+    """
     if not username:
         return None
     users = org.call("find the integration user", lambda sf: sf.query(soql(
         ["Id"], "User", f"Username = {quote(username)}")))["records"]
-    sets = org.call("find learnloop's permission set", lambda sf: sf.query(soql(
-        ["Id"], "PermissionSet", f"Name = {quote(PERMISSION_SET)}")))["records"]
+    sets = sets or _permission_set_ids(org)
     if not users or not sets:
         return None
-    user, ps = str(users[0]["Id"]), str(sets[0]["Id"])
+    user, ps = str(users[0]["Id"]), sets[0]
     have = org.call("read the permission set assignment", lambda sf: sf.query(soql(
         ["Id"], "PermissionSetAssignment",
         f"AssigneeId = {quote(user)} AND PermissionSetId = {quote(ps)}")))["totalSize"]
@@ -164,7 +170,7 @@ def missing_fields(org: Org) -> list[str]:
     """learnloop's Opportunity fields the integration user cannot see (install makes them)."""
     described = org.call("describe Opportunity", lambda sf: sf.Opportunity.describe())
     have = {f["name"] for f in described.get("fields") or [] if f.get("updateable")}
-    return [name for name, *_ in written_fields().values() if name not in have]
+    return [name for name, *_ in WRITTEN.values() if name not in have]
 
 
 # -- fields ---------------------------------------------------------------------------------
@@ -172,7 +178,7 @@ def field_values(payload: Mapping[str, Any]) -> dict[str, Any]:
     """The custom field values a FIELDS payload sets (None clears a field)."""
     values = FieldsPayload.from_json(payload).to_json()
     out: dict[str, Any] = {}
-    for key, (name, _, typ, _) in written_fields().items():
+    for key, (name, _, typ, _) in WRITTEN.items():
         if key not in values:
             continue
         value = values[key]
@@ -225,10 +231,7 @@ def _collection(org: Org, part: list[tuple[Intent, str, str, dict[str, Any]]],
     try:
         answer = org.call("write learnloop's fields", lambda sf: sf.restful(
             "composite/sobjects", method="PATCH", json=body), kind=WRITE) or []
-    except QuotaPaused as exc:
-        return [Delivery(i.id, ok=False, error=str(exc), retry_after=exc.retry_after)
-                for i, *_ in part]
-    except SalesforceError as exc:
+    except SalesforceError as exc:  # a paused quota is not permanent: retried next slot
         return [Delivery(i.id, ok=False, error=str(exc), retry_after=exc.retry_after,
                          permanent=exc.permanent) for i, *_ in part]
     out: list[Delivery] = []
@@ -307,7 +310,7 @@ def deliver_task(org: Org, intent: Intent) -> Delivery:
         return Delivery(intent.id, ok=True, tool_ref=f"task:{made['id']}:{key}")
     except SalesforceError as exc:
         return Delivery(intent.id, ok=False, error=str(exc), retry_after=exc.retry_after,
-                        permanent=exc.permanent and not isinstance(exc, QuotaPaused))
+                        permanent=exc.permanent)
 
 
 def find_task(org: Org, sobject: str, rid: str, key: str) -> str | None:

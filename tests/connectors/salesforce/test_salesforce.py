@@ -290,6 +290,12 @@ def test_playbooks_write_email_templates_and_cadence_splits_or_checklists() -> N
     assert split.ok and split.tool_ref == f"cadence-step:{step}"
     shares = {v["Name"]: v["SplitPercentage"] for v in h.emu.records("ActionCadenceStepVariant")}
     assert shares == {"A": 10, "B": 90}
+    variants = len(h.emu.records("ActionCadenceStepVariant"))
+    again = conn.deliver([Intent(2, f"cadence-step:{step}", TEMPLATE, _template(2, "B"))])[0]
+    assert again.ok and again.tool_ref == split.tool_ref  # delivered twice: the same split
+    assert len(h.emu.records("ActionCadenceStepVariant")) == variants
+    assert {v["Name"]: v["SplitPercentage"]
+            for v in h.emu.records("ActionCadenceStepVariant")} == shares
     h.emu.variant_testing = False
     listed = conn.deliver([Intent(3, f"cadence-step:{step}", TEMPLATE, _template(3, "A"))])[0]
     assert listed.ok and listed.checklist is not None
