@@ -180,6 +180,10 @@ def test_run_worker_schedules_reloads_and_stops_on_sigterm(engine: Engine,
 def test_worker_once_cli_on_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                    capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("LEARNLOOP_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    # both runs inside one 15-minute slot, wherever the clock is (a run at 14:59:59 and
+    # the next at 15:00:01 would be two slots, both due)
+    mid_slot = dt.datetime(2026, 3, 2, 10, 7, 30, tzinfo=dt.UTC)
+    monkeypatch.setattr(worker, "utcnow", lambda: mid_slot)
     plan = tmp_path / "plan.csv"
     rows = [f"T-{i},Task {i},{'Bug' if i % 3 else 'Story'},4,{3 + i % 5},"
             f"2025-02-{1 + i % 27:02d},Done" for i in range(40)]
