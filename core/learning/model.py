@@ -51,6 +51,7 @@ MAX_SELECT = 15_000  # ... and candidates compared after fitting on at most this
 MAX_HOLDOUT = 10_000
 SIZE_BANDS = 8
 MAX_SIZE_CLASSES = 16  # up to this many common plan sizes are classes of their own
+ROUND_SHARE = 0.02  # with more, the sizes this share of items has are classes inside bands
 MIN_TIE_SHARE = 0.02  # below this share of exact ties no point mass is modelled
 MIN_CONTINUOUS = 10
 SIZE = "plan size"
@@ -122,6 +123,27 @@ class Shape:
         """How many codes each dimension has."""
         return [len(v) for v in self.dims.values()] + [len(self.size_edges) + 2]
 
+    def size_labels(self) -> list[str]:
+        """Each plan-size class in words ("2", "2 to 3.5", "under 0.5", "unknown")."""
+        bounds = [math.exp(e) for e in self.size_edges]
+
+        def num(v: float) -> str:
+            return f"{v:.3g}"
+
+        out = []
+        for i in range(len(bounds) + 1):
+            lo = bounds[i - 1] if i > 0 else None
+            hi = bounds[i] if i < len(bounds) else None
+            if lo is None:
+                out.append("any size" if hi is None else f"under {num(hi)}")
+            elif hi is None:
+                out.append(f"{num(lo)} or more")
+            elif num(lo) == num(hi):
+                out.append(num(lo))
+            else:
+                out.append(f"{num(lo)} to {num(hi)}")
+        return [*out, "unknown"]
+
     def encode(self, samples: Sequence[Sample]) -> list[IntArray]:
         """One code array per dimension (plan size last); unknown values map to OTHER."""
         out = []
@@ -163,13 +185,21 @@ class Shape:
         }
         sizes = [s.size for s in samples if s.size and s.size > 0]
         logs = np.log(sizes) if sizes else np.zeros(0)
-        common = sorted(math.log(v) for v, c in Counter(sizes).items() if c >= MIN_SEGMENT_COUNT)
+        by_size = Counter(sizes)
+        common = sorted(math.log(v) for v, c in by_size.items() if c >= MIN_SEGMENT_COUNT)
         edges: list[float] = []
         if 2 <= len(common) <= MAX_SIZE_CLASSES:
             edges = [round((a + b) / 2, 9) for a, b in itertools.pairwise(common)]
         elif len(logs) >= 2 * MIN_SEGMENT_COUNT:
             inner = np.quantile(logs, np.linspace(0, 1, SIZE_BANDS + 1)[1:-1])
-            edges = sorted({round(float(e), 9) for e in inner})
+            # The values a team uses most (the round ones: 1, 2, 7 hours; 30, 60 minutes)
+            # are classes of their own inside the bands: a round estimate is often a guess
+            # and lands differently from a worked-out 3.25 beside it.
+            least = max(MIN_SEGMENT_COUNT, ROUND_SHARE * len(sizes))
+            favourites = [math.log(v) for v, c in by_size.most_common(MAX_SIZE_CLASSES)
+                          if c >= least]
+            edges = sorted({round(float(e), 9) for e in inner}
+                           | {round(v + d, 9) for v in favourites for d in (-1e-6, 1e-6)})
         return cls(dims=dims, size_edges=edges)
 
 
@@ -458,8 +488,7 @@ class SegmentQuantileModel:
         if additive is None or q not in additive.fits:
             return {}
         _, effects = additive.fits[q]
-        labels = [*self.shape.dims.values(),
-                  [f"band {i}" for i in range(len(self.shape.size_edges) + 2)]]
+        labels = [*self.shape.dims.values(), self.shape.size_labels()]
         out: dict[str, dict[str, float]] = {}
         for name, values, eff in zip(self.shape.names(), labels, effects, strict=True):
             for value, e in zip(values, eff, strict=True):

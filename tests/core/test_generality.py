@@ -95,6 +95,21 @@ def newest_all_ties(rng: random.Random, i: int) -> tuple[float, float, dict[str,
     return planned, planned * rng.lognormvariate(-0.2, 0.5), {"type": rng.choice(["Bug", "Task"])}
 
 
+def round_estimates(rng: random.Random, i: int) -> tuple[float, float, dict[str, str]]:
+    """Hours with dozens of distinct plans: the round ones (half of all items: 1, 2, 4, 8,
+    16) are guesses that overrun 1.6x; the worked-out ones beside them (1.25, 2.75, ...)
+    land on about 1.0x."""
+    if rng.random() < 0.5:
+        planned = float(rng.choice([1, 2, 4, 8, 16]))
+        ratio = 1.6
+    else:
+        planned = round(math.exp(rng.uniform(0, math.log(16))) * 4) / 4
+        planned = planned + 0.25 if planned in (1, 2, 4, 8, 16) else planned
+        ratio = 1.0
+    return planned, planned * ratio * rng.lognormvariate(0, 0.3), \
+        {"team": rng.choice(["red", "blue"])}
+
+
 CHANGED_AT = 700  # days into a history of one item a day: a year before the backtest's cut-off
 
 
@@ -109,7 +124,7 @@ def process_changed(rng: random.Random, i: int) -> tuple[float, float, dict[str,
 
 
 SHAPES = [ties_dominating, zero_actuals, story_points, irrelevant_columns, size_only,
-          segment_only, newest_all_ties, process_changed]
+          segment_only, newest_all_ties, process_changed, round_estimates]
 
 
 def _rows(shape: Shape) -> list[Row]:
@@ -194,3 +209,13 @@ def test_recency_weighting_helps_out_of_sample_when_the_process_changed() -> Non
     assert all(g > 0.03 for g in gain.values()) and gain["0.5"] > 0.15, gain
     # P80 coverage out of sample near 0.8 once the old process stops dominating the fit.
     assert 0.72 <= weighted["quantiles"]["0.8"]["learnloop"]["coverage"] <= 0.9
+
+
+def test_round_estimates_are_classes_of_their_own_beside_worked_out_ones() -> None:
+    model, test, preds = _fit_and_predict(round_estimates)
+    labels = model.shape.size_labels()
+    assert {"1", "2", "4", "8", "16"} <= set(labels), labels
+    round_plan = np.array([s.size in (1, 2, 4, 8, 16) for s in test])
+    # Planted: round plans overrun 1.6x, the others 1.0x: the P50s must keep most of that.
+    gap = math.exp(np.median(preds[0.5][round_plan]) - np.median(preds[0.5][~round_plan]))
+    assert gap > 1.4, gap
