@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import multiprocessing as mp
 import resource
 import tempfile
@@ -71,6 +72,26 @@ def fill(engine: Engine, n: int, seed: int = 1, chunk: int = 20_000) -> None:
 
 
 
+def reference_seconds() -> float:
+    """CPU seconds of one fixed workload of the kinds a learning run does (Python loops over
+    dicts, JSON encoding, numpy sorts), to tell a slower machine from slower code: on a
+    shared host the same code's run time moves with the host's speed, and this moves with it.
+    """
+    rng = np.random.default_rng(7)
+    keys = rng.random(200_000)
+    rows: list[dict[str, Any]] = [{"id": i, "team": f"t{i % 12}", "p80": i * 0.5}
+                                  for i in range(100_000)]
+    started = time.process_time()
+    for _ in range(8):
+        np.argsort(keys)
+    counts: dict[str, float] = {}
+    for row in rows:
+        counts[row["team"]] = counts.get(row["team"], 0.0) + row["p80"]
+    for row in rows[:50_000]:
+        json.dumps(row, sort_keys=True)
+    return round(time.process_time() - started, 3)
+
+
 def _load() -> str:
     """The 1, 5 and 15 minute load averages (what else the machine was doing)."""
     try:
@@ -88,7 +109,7 @@ def _child(url: str, queue: Any) -> None:
     def progress(step: str) -> None:
         marks.append((step, time.perf_counter(), time.process_time()))
 
-    load = _load()
+    load, reference = _load(), reference_seconds()
     started, cpu = time.perf_counter(), time.process_time()
     report = run_learning(engine, {"bench": frozenset({"fields"})}, progress=progress)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -99,6 +120,7 @@ def _child(url: str, queue: Any) -> None:
              for a, b in itertools.pairwise(marks)}
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     queue.put({"seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
+               "reference_seconds": [reference, reference_seconds()],
                "peak_mb": round(peak_kb / 1024, 1), "timings": report.timings, "steps": steps,
                "load_before": load, "load_after": _load(), "findings": len(report.findings),
                "forecasts_issued": report.forecasts_issued, "writes_queued": report.writes_queued})

@@ -269,3 +269,4 @@ def test_bench_learn_breaks_the_run_down_into_wall_and_cpu_per_step(cli) -> None
     assert all(t["wall"] >= 0 and t["cpu"] >= 0 for t in steps.values())
     assert detail["writes_queued"] > 0 and detail["cpu_seconds"] > 0
     assert len(detail["load_before"].split()) == 3
+    assert len(detail["reference_seconds"]) == 2 and min(detail["reference_seconds"]) > 0

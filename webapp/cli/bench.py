@@ -29,5 +29,8 @@ def learn(
               f"{result['cpu_seconds']} s CPU, peak {result['peak_mb']} MB (fill "
               f"{result['fill_seconds']} s); load average {result['load_before']} before, "
               f"{result['load_after']} after")
+    before, after = result["reference_seconds"]
+    out.print(f"  machine speed: a fixed reference workload took {before} s of CPU before the "
+              f"run and {after} s after (slower host, longer times: compare runs by this)")
     for step, t in result["steps"].items():
         out.print(f"  {step:<22} {t['wall']:>6.2f} s wall {t['cpu']:>6.2f} s CPU")
