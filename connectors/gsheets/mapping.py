@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from connectors.gsheets.config import GSheetsConfig
 from core.contract import LessonRecord, MappingField
-from core.tabular import CORE_FIELDS, TableMapping, TableOptions
+from core.tabular import CORE_FIELDS, DateParser, TableMapping, TableOptions
+
+log = logging.getLogger(__name__)
 
 MAPPING_FIELDS = tuple(
     MappingField(name, f"Column holding {name.replace('_', ' ')}", required=name == "id")
@@ -33,18 +36,13 @@ LESSON_COLUMNS = ("words", "segment", "predicts", "behaviour", "date", "id")
 """The columns of a lessons tab (found by their header, in any order; `words` is required)."""
 
 
-def _day(text: str) -> dt.datetime | None:
-    try:
-        day = dt.date.fromisoformat(text.strip()[:10])
-    except ValueError:
-        return None
-    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
-
-
-def lesson_rows(title: str, rows: list[list[Any]]) -> list[LessonRecord]:
+def lesson_rows(title: str, rows: list[list[Any]], options: TableOptions | None = None
+                ) -> list[LessonRecord]:
     """The lessons of a tab: the first row with a `words` header names the columns; every
     non-empty row below is a lesson, identified by its `id` cell (else its row number), dated
-    by its `date` cell (YYYY-MM-DD; else when it is first read)."""
+    by its `date` cell, read as the plan tab's dates are (`dayfirst`, the time zone; a
+    column of 03/04/2026 settles its own order). A lesson whose date cell is empty, or is
+    not a date (logged with its row), is dated when it is first read."""
     at = next((i for i, row in enumerate(rows)
                if "words" in [str(c).strip().lower() for c in row]), None)
     if at is None:
@@ -56,6 +54,20 @@ def lesson_rows(title: str, rows: list[list[Any]]) -> list[LessonRecord]:
         i = cols.get(name)
         return str(row[i]).strip() if i is not None and i < len(row) else ""
 
+    options = options or TableOptions()
+    dates = DateParser(options.dayfirst, options.timezone)
+    dates.learn(cell(row, "date") for row in rows[at + 1:])
+
+    def day(n: int, text: str) -> dt.datetime | None:
+        if not text:
+            return None
+        try:
+            return dates.parse(text)
+        except ValueError:
+            log.warning("tab '%s' row %d: date %r is not a date; the lesson is dated when "
+                        "first read", title, n, text[:40])
+            return None
+
     out = []
     for n, row in enumerate(rows[at + 1:], start=at + 2):
         if not cell(row, "words"):
@@ -63,5 +75,5 @@ def lesson_rows(title: str, rows: list[list[Any]]) -> list[LessonRecord]:
         out.append(LessonRecord(
             external_id=cell(row, "id") or f"{title} row {n}", words=cell(row, "words"),
             segment=cell(row, "segment") or None, predicts=cell(row, "predicts") or None,
-            behaviour=cell(row, "behaviour") or None, created_at=_day(cell(row, "date"))))
+            behaviour=cell(row, "behaviour") or None, created_at=day(n, cell(row, "date"))))
     return out

@@ -103,7 +103,8 @@ def read_lessons(book: gspread.Spreadsheet, config: GSheetsConfig) -> list[Lesso
                              "in the spreadsheet") from None
     except Exception as exc:
         raise explain(exc, config) from exc
-    return lesson_rows(config.lessons_worksheet, rows)
+    return lesson_rows(config.lessons_worksheet, rows,
+                       table_options(config, getattr(book, "timezone", None)))
 
 
 def pull(config: GSheetsConfig, mapping: Mapping[str, Any],

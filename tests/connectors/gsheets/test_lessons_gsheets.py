@@ -68,3 +68,29 @@ def test_a_missing_lessons_tab_is_one_clear_error(engine: Engine) -> None:
         add_connection(s, GSheetsConnector, "plan", h.config(), h.mapping())
     with pytest.raises(ConnectorError, match="no tab named 'Retros' \\(lessons_worksheet\\)"):
         run_sync(engine, "plan", _connector(h, lessons_worksheet="Retros"))
+
+
+def test_lesson_dates_are_read_as_the_tab_writes_them(engine: Engine,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """Day-first dates (the column shows it: 13/03) and a cell that is not a date."""
+    h = GSheetsHarness()
+    h.book.add("Lessons", [
+        ["Date", "Words", "Predicts"],
+        ["02/03/2026", "Integration overruns", "component=integration takes 1.5x"],
+        ["13/03/2026", "Bugs slip", "type=Bug finishes late"],
+        ["soon", "Reviews wait", "type=Review takes 2x"],
+    ])
+    with unit_of_work(engine) as s:
+        add_connection(s, GSheetsConnector, "plan", {**h.config(),
+                                                     "lessons_worksheet": "Lessons"},
+                       h.mapping())
+    before = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    run_sync(engine, "plan", _connector(h, lessons_worksheet="Lessons"))
+    with unit_of_work(engine) as s:
+        rows = {x.external_id: x for x in s.scalars(select(Lesson))}
+        assert rows["Lessons row 2"].created_at == dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
+        assert rows["Lessons row 3"].created_at == dt.datetime(2026, 3, 13, tzinfo=dt.UTC)
+        undated = rows["Lessons row 4"].created_at
+        assert undated is not None and undated.replace(tzinfo=dt.UTC) >= before
+    assert "tab 'Lessons' row 4: date 'soon' is not a date" in caplog.text
+    assert h.unexpected() == []
