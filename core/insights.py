@@ -11,6 +11,7 @@ from core.learning.ledger import ForecastLike, from_days, to_days
 from core.model import Finding, Item, Rule
 from core.payloads import CommentPayload, FieldsPayload, NotePayload, Risk
 from core.policy import rule_for
+from core.segments import within
 
 COMMENT_FACTOR = 1.5  # a comment is posted only when the P80 is at least 1.5x the plan
 RISK_BANDS: tuple[tuple[float, Risk], ...] = ((COMMENT_FACTOR, "high"), (1.2, "medium"))
@@ -144,7 +145,7 @@ class VariantIndex:
     def match(self, segments: Mapping[str, Any]) -> Recommendation | None:
         """The recommendation for an item with `segments` (its own and its links'), if any."""
         for _, rec in self.entries:
-            if all(str(segments.get(k)) == v for k, v in rec.segment.items()):
+            if within(rec.segment, segments):
                 return rec
         return None
 

@@ -17,6 +17,7 @@ from core.contract import TEMPLATE, TemplatePayload
 from core.errors import ConfigError, LearnloopError, NotFoundError
 from core.model import Activity, Policy, Proposal, Rule, Template, WriteIntent, utcnow
 from core.secrets import redact, redact_value
+from core.segments import within
 
 GLOBAL_KEY = "effort:all"
 CHANGE_THRESHOLD = 0.10  # relative move of the P80 multiplier that is worth a proposal
@@ -51,7 +52,7 @@ def rule_for(rules: Mapping[str, Rule], segments: Mapping[str, Any],
         if not rule.key.startswith(kind + ":"):
             continue
         sel = rule.selector
-        if not all(str(segments.get(k)) == str(v) for k, v in sel.items()):
+        if not within(sel, segments):
             continue
         rank = (len(sel), rule.evidence.get("n", 0))
         if best is None or rank > (len(best.selector), best.evidence.get("n", 0)):

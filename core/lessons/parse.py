@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core import measures
+from core.segments import value_in
 
 EFFORT, FINISH, DURATION = "effort", "finish", "duration"
 OVER, UNDER = "over", "under"
@@ -188,10 +189,7 @@ def matches(wanted: Mapping[str, str], segments: Mapping[str, Any]) -> bool:
     case."""
     for name, value in wanted.items():
         key = key_in(segments, name)
-        if key is None:
-            return False
-        have = {v.strip().lower() for v in str(segments[key]).split(",")}
-        if str(value).strip().lower() not in have:
+        if key is None or not value_in(value, segments[key]):
             return False
     return True
 

@@ -1,7 +1,7 @@
 """Segment predicates of process experiments: `team=A`, `team=B,C;type=Bug`, as {dim: values}.
 
-An item matches when, for every dimension, its segment value is one of the values (compared
-as text, trimmed). Several dimensions are joined by `;`, several values of one by `,`.
+An item matches when, for every dimension, its segment value is one of the values (as every
+selector matches, `core.segments.value_in`: ignoring case, or one of a comma-joined value). Several dimensions are joined by `;`, several values of one by `,`.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from core.errors import ConfigError
+from core.segments import value_in
 
 Predicate = dict[str, list[str]]
 MAX_DIMS = 10
@@ -62,11 +63,8 @@ def check(pred: Mapping[str, Any], what: str = "predicate") -> Predicate:
 
 def matches(pred: Mapping[str, list[str]], segments: Mapping[str, Any]) -> bool:
     """Whether an item's segments satisfy every dimension of `pred`."""
-    for key, values in pred.items():
-        got = segments.get(key)
-        if got is None or str(got).strip() not in values:
-            return False
-    return True
+    return all(any(value_in(v, segments.get(key)) for v in values)
+               for key, values in pred.items())
 
 
 def text(pred: Mapping[str, list[str]]) -> str:

@@ -55,6 +55,16 @@ def test_a_lesson_that_keeps_failing_is_a_finding_and_a_proposed_rule(engine: En
         assert 1.3 < proposal.change["new"]["p50"] < 1.6
         new = policy.accept(s, proposal.id, "owner")
         assert new.version == 2
+        # The accepted rule applies to the items the lesson was tested on: their components
+        # are stored as Jira joins them ("api,integration"), in any case.
+        rules = policy.active_rules(s)
+        key = proposal.change["rule_key"]
+        for stored in ({"project": "P1", "components": "api,integration"},
+                       {"project": "P2", "components": "API, Integration"}):
+            got = policy.rule_for(rules, stored)
+            assert got is not None and got.key == key, stored
+        assert policy.rule_for(rules, {"project": "P1", "components": "api"}) is None \
+            or policy.rule_for(rules, {"project": "P1", "components": "api"}).key != key
     run_learning(engine)  # the rule is in the policy now: the behaviour asked for is planned
     with unit_of_work(engine) as s:
         ev = s.get_one(Lesson, lesson_id).evidence
