@@ -18,12 +18,21 @@ from core.learning import ledger
 from core.learning.gap import gap_by_cycle
 from core.learning.montecarlo import group_forecast
 from core.learning.run import queue_writeback
-from core.model import Finding, Proposal, Template
+from core.lessons.store import add as add_lesson
+from core.model import Finding, Lesson, ProcessExperiment, Proposal, Template
+from core.process.store import declare as declare_experiment
 from core.settings import get_settings
 from core.store import open_store, unit_of_work
 from webapp.cli.common import out, store_in_use, using_store
 from webapp.cli.forecasts import group_lines
-from webapp.demo_data import TEMPLATE_TASKS, generate, write_outreach, write_snapshot
+from webapp.demo_data import (
+    SPRINTS_DAYS_AGO,
+    SPRINTS_TEAM,
+    TEMPLATE_TASKS,
+    generate,
+    write_outreach,
+    write_snapshot,
+)
 
 MAPPING = {
     "id": "Key", "title": "Summary", "estimated_at": "Estimated on", "planned_due": "Due",
@@ -134,6 +143,8 @@ def _run(engine: Engine, home: Path, items: int, serve: bool) -> None:
             queued = queue_writeback(s, runtime.targets())
             out.print(f"   policy is now version {version.version}; {queued} writes queued")
 
+    _process_and_lessons(engine, first, today)
+
     _step("Write-back through the outbox")
     delivered = runtime.deliver(engine)
     copy = home / "plan.learnloop.csv"
@@ -170,6 +181,34 @@ def _run(engine: Engine, home: Path, items: int, serve: bool) -> None:
     _people(engine, shown=serve)
     if serve:
         _serve(engine)
+
+
+def _process_and_lessons(engine: Engine, first: dt.date, today: dt.date) -> None:
+    """A declared process experiment and a post-mortem lesson, judged by a learning run on
+    the plan as of `first` (the generated change began SPRINTS_DAYS_AGO before `today`)."""
+    began = today - dt.timedelta(days=SPRINTS_DAYS_AGO)
+    with unit_of_work(engine) as s:
+        exp = declare_experiment(
+            s, name="2-week sprints", hypothesis=f"team {SPRINTS_TEAM} overruns its "
+            "estimates less since it moved to 2-week sprints", treated=f"team={SPRINTS_TEAM}",
+            start=began, measures=["effort_ratio"], min_effect=5,
+            owner="demo template owner")
+        lesson = add_lesson(s, "PAY's bugs always take longer than we think",
+                            predicts="team=PAY, type=Bug takes longer than estimated",
+                            behaviour="plan more for PAY bugs", created_by="demo team lead",
+                            created_at=dt.datetime.combine(first - dt.timedelta(days=360),
+                                                           dt.time(9), tzinfo=dt.UTC))
+        exp_id, lesson_id = exp.id, lesson.id
+    _step(f"A process experiment declared (team {SPRINTS_TEAM} on 2-week sprints since "
+          f"{began}) and a post-mortem lesson entered; the next learning run judges both")
+    then = dt.datetime.combine(first, dt.time(19), tzinfo=dt.UTC)
+    runtime.learn(engine, as_of=then)
+    with unit_of_work(engine) as s:
+        judged = s.get_one(ProcessExperiment, exp_id)
+        tested = s.get_one(Lesson, lesson_id)
+        out.print(f"   experiment: {judged.statement or judged.verdict or 'not judged yet'}")
+        verdict = (tested.evidence or {}).get("verdict") or tested.reason or tested.status
+        out.print(f"   lesson: {verdict}")
 
 
 DEMO_PEOPLE = (("admin@demo.learnloop", "admin"), ("owner@demo.learnloop", "template_owner"),

@@ -52,6 +52,15 @@ def test_demo_output_numbers_its_steps_once_and_its_commands_run(
     assert pending is not None, out
     listed = len(re.findall(r"^   #\d+ ", out[pending.end():].split("\n\n")[0], re.MULTILINE))
     assert listed == int(pending.group(3) or pending.group(1)) and listed <= 5
+    # A declared process experiment and a lesson, judged with their evidence (planted: team
+    # WEB overruns a quarter less since its change, PAY's bugs run over).
+    experiment = re.search(r"^   experiment: 2-week sprints cut team WEB's effort ratio .* by "
+                           r"(\d+)% \(90% interval (\d+) to (\d+), n=\d+ vs \d+", out,
+                           re.MULTILINE)
+    assert experiment is not None, out
+    assert int(experiment.group(2)) > 0  # the interval excludes no change
+    assert re.search(r"^   lesson: holds: since \d{4}-\d\d-\d\d, team PAY and type Bug tasks "
+                     r"took a median [\d.]+x their estimate \(n=\d+", out, re.MULTILINE), out
     assert "sign in as" not in out and "learnloop-demo" not in out  # --no-serve: no sign-in
     assert "not started (--no-serve)" in out
 
