@@ -85,12 +85,20 @@ class LinkRecord:
     enrollment's contact, an issue's parent epic), both ids of items of the same connection.
 
     The target need not be pulled yet: the link waits for it. The links of one item and
-    relation travel together in one batch: they replace that item's stored links of it.
+    relation travel together in one batch: they replace that item's stored links of it. An
+    empty `to_external_id` (`LinkRecord.cleared`) says the item has none of that relation any
+    more (an issue taken out of its epic, an opportunity whose account was removed): its
+    stored links of it go.
     """
 
     from_external_id: str
     to_external_id: str
     relation: str
+
+    @classmethod
+    def cleared(cls, from_external_id: str, relation: str) -> LinkRecord:
+        """The record saying `from_external_id` has no `relation` now."""
+        return cls(from_external_id, "", relation)
 
 
 @dataclass(slots=True)

@@ -69,16 +69,20 @@ def store_links(session: Session, conn_id: int, links: Sequence[LinkRecord],
     """
     problems: list[Problem] = []
     wanted: dict[tuple[str, str, str], LinkRecord] = {}
+    cleared: set[tuple[str, str]] = set()
     for link in links:
+        if not link.to_external_id and link.from_external_id and link.relation in RELATIONS:
+            cleared.add((link.from_external_id, link.relation))  # none of it any more
+            continue
         reason = _link_problem(link)
         if reason:
             problems.append(Problem(f"link {link.from_external_id} -> {link.to_external_id}",
                                     reason, {"relation": link.relation}))
         else:
             wanted[(link.from_external_id, link.to_external_id, link.relation)] = link
-    if not wanted:
+    if not wanted and not cleared:
         return problems
-    pairs = {(f, r) for f, _, r in wanted}
+    pairs = {(f, r) for f, _, r in wanted} | cleared
     froms = sorted({f for f, _ in pairs})
     stored: dict[tuple[str, str, str], ItemLink] = {}
     for chunk in _chunks(froms):

@@ -168,8 +168,10 @@ def pull(config: JiraConfig, mapping: Mapping[str, Any], cursor: Mapping[str, An
             batch.items.append(item)
             batch.events.extend(events)
             parent = parent_key(raw)
-            if parent:  # the issue's epic (or parent issue): where its team's work is told
-                batch.links.append(LinkRecord(item.external_id, parent, "parent"))
+            # The issue's epic (or parent issue): where its team's work is told; taken out
+            # of it, the stored link goes.
+            batch.links.append(LinkRecord(item.external_id, parent, "parent") if parent
+                               else LinkRecord.cleared(item.external_id, "parent"))
             seen = _seen(raw, seen)
         token = page.get("nextPageToken")
         last = bool(page.get("isLast", True)) or not token

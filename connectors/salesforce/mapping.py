@@ -213,8 +213,8 @@ def opportunity_item(r: Mapping[str, Any], mapping: Mapping[str, Any],
         outcome=("won" if won else "lost") if closed else None,
         source_updated_at=parse_time(r.get("SystemModstamp")),
         raw={"id": rid, "stage": r.get("StageName")})
-    links = [LinkRecord(ext, f"account:{r['AccountId']}", "company")] \
-        if text(r.get("AccountId")) else []
+    links = [LinkRecord(ext, f"account:{r['AccountId']}", "company")
+             if text(r.get("AccountId")) else LinkRecord.cleared(ext, "company")]
     return item, events, links
 
 
@@ -243,8 +243,8 @@ def contact_item(r: Mapping[str, Any]) -> tuple[ItemRecord, list[LinkRecord]]:
     item = ItemRecord(external_id=ext, title=str(r.get("Name") or rid), kind="contact",
                       segments=segments, estimated_at=parse_time(r.get("CreatedDate")),
                       source_updated_at=parse_time(r.get("SystemModstamp")), raw={"id": rid})
-    links = [LinkRecord(ext, f"account:{r['AccountId']}", "company")] \
-        if text(r.get("AccountId")) else []
+    links = [LinkRecord(ext, f"account:{r['AccountId']}", "company")
+             if text(r.get("AccountId")) else LinkRecord.cleared(ext, "company")]
     return item, links
 
 

@@ -62,6 +62,13 @@ def test_links_wait_for_their_items_and_resync_changes_nothing(engine: Engine) -
     _sync(engine, Batch(items=[ItemRecord("C-2", kind="company")],
                         links=[LinkRecord("D-1", "C-2", "company")]))
     assert _links(engine) == {("D-1", "C-2", "company", True), ("D-1", "P-1", "contact", True)}
+    # the deal's company was removed in the tool: the link goes, quietly; the contact stays
+    report = _sync(engine, Batch(items=[deal], links=[LinkRecord.cleared("D-1", "company")]))
+    assert report.quarantined == 0
+    assert _links(engine) == {("D-1", "P-1", "contact", True)}
+    # said again (no company still), nothing changes
+    _sync(engine, Batch(items=[deal], links=[LinkRecord.cleared("D-1", "company")]))
+    assert _links(engine) == {("D-1", "P-1", "contact", True)}
 
 
 def test_a_bad_link_or_enrollment_is_quarantined_not_dropped(engine: Engine) -> None:

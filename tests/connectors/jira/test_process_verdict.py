@@ -110,4 +110,17 @@ def test_without_a_named_epic_the_verdict_goes_to_the_treated_issues_parent(
     assert runtime.deliver(engine).dead == 0
     (body,) = h.emu.issues[EPIC].comments.values()
     assert adf_text(body).startswith(f"learnloop process experiment #{exp_id}: 2-week sprints")
+    # An issue taken out of the epic in Jira loses its stored link on the next sync; an
+    # issue moved to another epic points there.
+    moved, other = h.emu.issues["PAY-1"], h.emu.issues["PAY-2"]
+    del moved.fields["parent"]
+    other.fields["parent"] = {"id": "10901", "key": "PAY-901", "fields": {"summary": "Other"}}
+    h.emu.touch(moved)
+    h.emu.touch(other)
+    runtime.sync(engine, "pay")
+    with unit_of_work(engine) as s:
+        now = {lk.from_external_id: lk.to_external_id
+               for lk in s.scalars(select(ItemLink).where(ItemLink.relation == "parent"))}
+    assert "PAY-1" not in now and now["PAY-2"] == "PAY-901"
+    assert len(now) == len(h.emu.issues) - 2 and now["PAY-3"] == EPIC
     assert h.unexpected() == [], h.unexpected()[:3]
