@@ -8,7 +8,7 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from connectors.hubspot.client import CREATE, READ, WRITE, Hub, HubSpotError
+from connectors.hubspot.client import CREATE, READ, TEMPLATES, WRITE, Hub, HubSpotError
 from core.contract import Delivery, FieldsPayload, Intent, NotePayload
 
 GROUP = "learnloop"
@@ -142,11 +142,37 @@ def _failure(intent: Intent, exc: HubSpotError) -> Delivery:
                     permanent=exc.permanent)
 
 
+VARIANT = DEAL_PROPERTIES["recommended_variant"][0]
+
+
+def variant_label(hub: Hub, template_id: str, seen: dict[str, str]) -> str:
+    """A recommended variant as a rep reads it: the sales template's name with its id
+    ("roi (template 90123)"), read once per delivery with a user-level token; without one
+    (a private app may not read sales templates), or when it cannot be read, "email
+    template 90123". A variant that is not a template id is written as it is."""
+    if not template_id.isdigit():
+        return template_id
+    if template_id not in seen:
+        name = None
+        if hub.config.oauth:
+            try:
+                found = hub.request(f"read sales template {template_id}", "GET",
+                                    f"{TEMPLATES}/{template_id}") or {}
+                name = str(found.get("name") or "").strip() or None
+            except HubSpotError:
+                name = None  # the label is a courtesy: the id still says which
+        seen[template_id] = (f"{name} (template {template_id})" if name
+                             else f"email template {template_id}")
+    return seen[template_id]
+
+
 def deliver_fields(hub: Hub, intents: Sequence[Intent]) -> list[Delivery]:
     """Property values in batches of 100 per object type; the records a 207 names as failed
-    are retried alone, so one bad record never fails the other 99."""
+    are retried alone, so one bad record never fails the other 99. A recommended variant is
+    written with its template's name (`variant_label`)."""
     results: list[Delivery] = []
     work: dict[str, list[tuple[Intent, str, dict[str, str]]]] = {}
+    labels: dict[str, str] = {}
     for intent in intents:
         try:
             otype, rid = split_target(intent.target)
@@ -154,6 +180,8 @@ def deliver_fields(hub: Hub, intents: Sequence[Intent]) -> list[Delivery]:
         except ValueError as exc:
             results.append(Delivery(intent.id, ok=False, permanent=True, error=str(exc)))
             continue
+        if props.get(VARIANT):
+            props[VARIANT] = variant_label(hub, props[VARIANT], labels)
         if not props:
             results.append(Delivery(intent.id, ok=True, tool_ref=intent.target))
             continue

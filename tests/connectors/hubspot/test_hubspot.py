@@ -323,15 +323,18 @@ def test_end_to_end_sync_learn_write_back(engine: Engine, learnloop_home: Any) -
     assert all("win probability " in p["learnloop_insight"] and "n=" in p["learnloop_insight"]
                for p in seen.values())
     roi = out["roi"]
-    assert all(seen[rid].get("learnloop_recommended_variant") == roi for rid in fin_deals)
-    assert all(seen[rid].get("learnloop_recommended_variant") != roi  # retail: not roi
+    # the variant as a rep reads it: the sales template's name (a user-level token may read
+    # it), with its id
+    label = f"roi (template {roi})"
+    assert all(seen[rid].get("learnloop_recommended_variant") == label for rid in fin_deals)
+    assert all(seen[rid].get("learnloop_recommended_variant") != label  # retail: not roi
                for rid in open_ids if rid not in fin_deals)
     assert f"send {roi} ('{test}', industry=financial services: {roi} beats" in \
         seen[fin_deals[0]]["learnloop_insight"]
     # ... and on a contact of a financial-services prospect.
     fin_contacts = [c for c in h.emu._links("companies", out["fin_companies"][0], "contacts")]
     assert fin_contacts and all(
-        h.emu.get("contacts", c).props.get("learnloop_recommended_variant") == roi
+        h.emu.get("contacts", c).props.get("learnloop_recommended_variant") == label
         for c in fin_contacts)
     closed = [rid for rid in h.ids["deals"] if rid not in open_ids]
     assert all(not h.emu.get("deals", rid).props.get("learnloop_win_probability")
@@ -527,3 +530,24 @@ def test_a_stalled_answer_times_out_and_is_retried_later() -> None:
     h.emu.reset_faults()
     (again,) = conn.deliver([Intent(2, f"deal:{h.ids['deals'][0]}", FIELDS, {"risk": "low"})])
     assert again.ok
+
+
+def test_a_recommended_variant_is_written_with_its_template_name(learnloop_home: Any) -> None:
+    """A rep reads the variant to send by name; without a user-level token (a private app
+    may not read sales templates) or for a template that is gone, as 'email template N'."""
+    from connectors.hubspot.writeback import variant_label
+
+    h = HubSpotHarness(n=1)
+    tpl = h.emu.add_template("roi", "A 3x return", "<p>Numbers.</p>")
+    private = Hub(HubSpotConfig(**h.config()), sleep=lambda _: None)
+    seen: dict[str, str] = {}
+    assert variant_label(private, str(tpl["id"]), seen) == f"email template {tpl['id']}"
+    assert variant_label(private, "default", seen) == "default"
+    user = Hub(HubSpotConfig(**_oauth(h)), token_dir=learnloop_home, sleep=lambda _: None)
+    seen = {}
+    assert variant_label(user, str(tpl["id"]), seen) == f"roi (template {tpl['id']})"
+    before = len(h.emu.requests)
+    assert variant_label(user, str(tpl["id"]), seen) == f"roi (template {tpl['id']})"
+    assert len(h.emu.requests) == before  # read once per delivery
+    assert variant_label(user, "999999", seen) == "email template 999999"  # 404: gone
+    assert h.unexpected() == [], h.unexpected()[:3]
