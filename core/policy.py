@@ -46,17 +46,22 @@ def active_rules(session: Session) -> dict[str, Rule]:
 
 def rule_for(rules: Mapping[str, Rule], segments: Mapping[str, Any],
              kind: str = "effort") -> Rule | None:
-    """The most specific active rule whose selector matches `segments`."""
+    """The most specific active rule whose selector matches `segments` (`core.segments.within`):
+    more dimensions first, then a selector that names the item's values exactly before one
+    that names one of a comma-joined value (a rule learned on `api,integration` items before
+    one on `integration` items), then the better evidenced."""
     best: Rule | None = None
+    best_rank: tuple[int, bool, Any] = (0, False, 0)
     for rule in rules.values():
         if not rule.key.startswith(kind + ":"):
             continue
         sel = rule.selector
         if not within(sel, segments):
             continue
-        rank = (len(sel), rule.evidence.get("n", 0))
-        if best is None or rank > (len(best.selector), best.evidence.get("n", 0)):
-            best = rule
+        exact = all(str(segments.get(k)) == str(v) for k, v in sel.items())
+        rank = (len(sel), exact, rule.evidence.get("n", 0))
+        if best is None or rank > best_rank:
+            best, best_rank = rule, rank
     return best
 
 

@@ -33,3 +33,21 @@ def test_selectors_predicates_and_lessons_agree() -> None:
     assert not predicate_matches(parse("team=growth"), item)
     assert lesson_matches({"component": "integration"}, item)  # the lesson's alias
     assert not lesson_matches({"component": "web"}, item)
+
+
+def test_a_rule_learned_on_the_exact_value_wins_over_one_on_a_part_of_it() -> None:
+    from core import policy
+    from core.model import Rule
+
+    def rule(key: str, selector: dict[str, str], n: int) -> Rule:
+        return Rule(key=key, selector=selector, params={"p80": 1.5}, evidence={"n": n})
+
+    rules = {r.key: r for r in (rule("effort:part", {"components": "integration"}, 900),
+                                rule("effort:exact", {"components": "api,integration"}, 40),
+                                rule("effort:team", {"components": "api", "team": "pay"}, 10))}
+    got = policy.rule_for(rules, {"components": "api,integration"})
+    assert got is not None and got.key == "effort:exact"
+    got = policy.rule_for(rules, {"components": "web,integration"})
+    assert got is not None and got.key == "effort:part"
+    got = policy.rule_for(rules, {"components": "API, web", "team": "PAY"})
+    assert got is not None and got.key == "effort:team"  # more dimensions first
