@@ -56,9 +56,9 @@ def rule_for(rules: Mapping[str, Rule], segments: Mapping[str, Any],
         if not rule.key.startswith(kind + ":"):
             continue
         sel = rule.selector
-        if not within(sel, segments):
-            continue
         exact = all(str(segments.get(k)) == str(v) for k, v in sel.items())
+        if not exact and not within(sel, segments):
+            continue
         rank = (len(sel), exact, rule.evidence.get("n", 0))
         if best is None or rank > best_rank:
             best, best_rank = rule, rank

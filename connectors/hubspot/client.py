@@ -282,6 +282,21 @@ class Hub:
         return redact(text, secrets)
 
     # -- api_request (sequences and sales templates: not in the generated client) --------
+    def sales_template(self, template_id: str) -> dict[str, Any] | None:
+        """A sales email template (HubSpot's `2026-09-beta` API, which answers only a
+        user-level token): None without one, for an id that is not a number, and when
+        HubSpot refuses or does not have it (401, 403, 404); other failures raise."""
+        if not self.config.oauth or not str(template_id).isdigit():
+            return None
+        try:
+            found = self.request(f"read sales template {template_id}", "GET",
+                                 f"{TEMPLATES}/{template_id}")
+        except HubSpotError as exc:
+            if exc.status in (401, 403, 404):
+                return None
+            raise
+        return dict(found) if isinstance(found, dict) else None
+
     def request(self, what: str, method: str, path: str, qs: dict[str, Any] | None = None,
                 body: Any = None, kind: str = READ) -> Any:
         """A call through `api_request` (bare `requests`: no retry, no timeout, no raise on

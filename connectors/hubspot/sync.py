@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from connectors.hubspot import mapping as m
-from connectors.hubspot.client import READ, SEARCH, SEQUENCES, TEMPLATES, Hub, HubSpotError
+from connectors.hubspot.client import READ, SEARCH, SEQUENCES, Hub, HubSpotError
 from connectors.hubspot.config import HubSpotConfig
 from connectors.hubspot.enrollments import ENROLLMENT_PROPERTIES, email_records
 from core.contract import Batch, LinkRecord, Problem
@@ -64,17 +64,9 @@ class Reader:
     def template_body(self, template_id: str) -> str | None:
         """A sales template's body, read once per pull: only a user-level (OAuth) token may
         read sales templates (HubSpot's `2026-09-beta` API); None without one."""
-        if not self.config.oauth or not template_id.isdigit():
-            return None
         if template_id not in self._templates:
-            try:
-                found = self.hub.request(f"read sales template {template_id}", "GET",
-                                         f"{TEMPLATES}/{template_id}")
-            except HubSpotError as exc:
-                if exc.status not in (403, 404):
-                    raise
-                found = None
-            self._templates[template_id] = str((found or {}).get("body") or "") or None
+            found = self.hub.sales_template(template_id) or {}
+            self._templates[template_id] = str(found.get("body") or "") or None
         return self._templates[template_id]
 
     def ab_arms(self, sequence_id: str, step: str | None) -> frozenset[str]:

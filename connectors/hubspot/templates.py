@@ -22,7 +22,6 @@ from connectors.hubspot.client import (
     CREATE,
     READ,
     SEQUENCES,
-    TEMPLATES,
     WRITE,
     Hub,
     HubSpotError,
@@ -105,15 +104,7 @@ def _template_content(hub: Hub, template_id: str, email: dict[str, Any]) -> dict
     """A sales template's subject and body as a marketing email draft's: the body goes into
     the email's primary rich-text widget (the rest of its layout is kept). Only a user-level
     token may read sales templates; nothing without one or when there is no such template."""
-    if not hub.config.oauth:
-        return {}
-    try:
-        tpl = dict(hub.request(f"read sales template {template_id}", "GET",
-                               f"{TEMPLATES}/{template_id}", kind=READ) or {})
-    except HubSpotError as exc:
-        if exc.status in (401, 403, 404):
-            return {}
-        raise
+    tpl = hub.sales_template(template_id) or {}
     out: dict[str, Any] = {}
     if tpl.get("subject"):
         out["subject"] = str(tpl["subject"])

@@ -8,7 +8,7 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from connectors.hubspot.client import CREATE, READ, TEMPLATES, WRITE, Hub, HubSpotError
+from connectors.hubspot.client import CREATE, READ, WRITE, Hub, HubSpotError
 from core.contract import Delivery, FieldsPayload, Intent, NotePayload
 
 GROUP = "learnloop"
@@ -153,14 +153,11 @@ def variant_label(hub: Hub, template_id: str, seen: dict[str, str]) -> str:
     if not template_id.isdigit():
         return template_id
     if template_id not in seen:
-        name = None
-        if hub.config.oauth:
-            try:
-                found = hub.request(f"read sales template {template_id}", "GET",
-                                    f"{TEMPLATES}/{template_id}") or {}
-                name = str(found.get("name") or "").strip() or None
-            except HubSpotError:
-                name = None  # the label is a courtesy: the id still says which
+        try:
+            found = hub.sales_template(template_id) or {}
+        except HubSpotError:  # a label is a courtesy: the id alone still says which
+            found = {}
+        name = str(found.get("name") or "").strip()
         seen[template_id] = (f"{name} (template {template_id})" if name
                              else f"email template {template_id}")
     return seen[template_id]
